@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+// RuleLens: an interpretability and probing workbench for transformers trained on rule-governed tasks.
+import PackageDescription
+
+// Language mode 5: the hot loops share raw buffers across DispatchQueue.concurrentPerform workers,
+// which Swift 6's strict Sendable checking would reject without adding any safety here.
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "RuleLens",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rulelens", targets: ["rulelens"]),
+        .library(name: "RuleLensJobs", targets: ["RuleLensJobs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, located with pkg-config (Debian: libhdf5-dev, libopenblas-dev, liblapacke-dev).
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+
+        // Numerics: buffers, BLAS/LAPACK wrappers, seeded RNG, threading, errors. Everything else builds on it.
+        .target(name: "RuleLensNumerics", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: v5),
+        // Tasks: tokenizer, examples, JSONL, the reasoning-task generators, formats and splits.
+        .target(name: "RuleLensTasks", dependencies: ["RuleLensNumerics"], resources: [], swiftSettings: v5),
+        // Model: GPT-2 forward/backward, hooks, optimiser, checkpoints (safetensors, HF names).
+        .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
+        // Store: HDF5 wrapper and the activation store.
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // Report: SVG pictures (heatmaps, scatter plots, line charts).
+        .target(name: "RuleLensReport", dependencies: [], swiftSettings: v5),
+        // Analysis: PCA/SVD, separability, probes, CKA, gradient-kernel blocks.
+        .target(name: "RuleLensAnalysis",
+                dependencies: ["RuleLensNumerics", "RuleLensStore", "RuleLensModel", "RuleLensReport"],
+                swiftSettings: v5),
+        // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe).
+        .target(name: "RuleLensJobs",
+                dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
+                               "RuleLensAnalysis", "RuleLensReport"],
+                swiftSettings: v5),
+        // The command-line tool: parses arguments and calls RuleLensJobs.
+        .executableTarget(name: "rulelens",
+                          dependencies: ["RuleLensJobs",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: v5),
+        // Benchmarks (make bench): Swift side of the side-by-side comparisons.
+        .executableTarget(name: "rulelens-bench", dependencies: ["RuleLensJobs"],
+                          path: "Benchmarks/Sources/rulelens-bench", swiftSettings: v5),
+
+        .testTarget(name: "NumericsTests", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
+        .testTarget(name: "TasksTests", dependencies: ["RuleLensTasks"], swiftSettings: v5),
+        .testTarget(name: "ModelTests", dependencies: ["RuleLensModel"], swiftSettings: v5),
+        .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
+        .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
+        .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
+    ]
+)

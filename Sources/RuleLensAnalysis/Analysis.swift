@@ -1,0 +1,2 @@
+/// Namespace for the measurements RuleLens runs on activations.
+public enum Analysis {}

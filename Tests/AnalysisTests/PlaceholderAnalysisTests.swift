@@ -1,0 +1,6 @@
+import XCTest
+@testable import RuleLensAnalysis
+
+final class AnalysisModuleTests: XCTestCase {
+    func testModuleLinks() { _ = Analysis.self }
+}
