@@ -54,7 +54,7 @@ test: deps build
 	RULELENS_BIN=$(BIN) $(PYTHON) -m pytest -q Tests/Python
 
 bench: deps build
-	RULELENS_BIN=$(BIN) $(PYTHON) Benchmarks/run.py
+	RULELENS_BIN=$(BIN) RULELENS_BENCH_BIN=.build/release/rulelens-bench $(PYTHON) Benchmarks/run.py
 
 clean:
 	rm -rf .build runs
