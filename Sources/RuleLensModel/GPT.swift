@@ -205,7 +205,7 @@ public final class GPT {
             // dresid holds d(resid_post) = d(mlp_out).
             Linear.backward(dinp: a.dfc.ptr, accumulateInput: false, dweight: gw.mlpProjWeight, dbias: gw.mlpProjBias,
                             dout: dresid, inp: fcPost, weight: w.mlpProjWeight, rows: N, inDim: dMLP, outDim: d)
-            GELU.backward(dinp: a.dfc.ptr, inp: fcPre, dout: a.dfc.ptr, count: N * dMLP)
+            GELU.backward(grad: a.dfc.ptr, inp: fcPre, count: N * dMLP)
             Linear.backward(dinp: dln, accumulateInput: false, dweight: gw.fcWeight, dbias: gw.fcBias,
                             dout: a.dfc.ptr, inp: ln2, weight: w.fcWeight, rows: N, inDim: d, outDim: dMLP)
             LayerNorm.backward(dinp: dresid, dweight: gw.ln2Weight, dbias: gw.ln2Bias, dout: dln, inp: resid(2 * l + 1),
