@@ -9,7 +9,6 @@ BLASEnvironment.ensureCoreTypeOrReexec()
 /// Each benchmark area adds its entry point here (one file per area beside this one).
 let benchmarks: [String: ([String]) throws -> Void] = [
     "sgemm": SgemmBench.run,
-    "model-step": ModelStepBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
