@@ -19,6 +19,13 @@ public final class GPT {
     private var tokens: [Int32] = []
     private var batch = 0, seqLen = 0
     private var lossReady = false
+    private var lastForwardRetained = false
+
+    /// Whether `forward` keeps every block's activations for `backward()` (default true). Set it to false for
+    /// inference-only work (evaluation, generation, activation dumps): every block then reuses one block's
+    /// buffers, so activation memory no longer grows with the number of layers, and `backward()` traps.
+    /// Outputs and hook values are bit-for-bit the same either way.
+    public var retainsActivationsForBackward = true
 
     /// Builds a model with GPT-2's initialisation: every weight matrix and embedding N(0, 0.02), the two residual
     /// projections (`attn.c_proj`, `mlp.c_proj`) N(0, 0.02/√(2·nLayer)), LayerNorm weight 1 / bias 0, biases 0.
@@ -73,8 +80,9 @@ public final class GPT {
         precondition(B > 0 && T > 0 && T <= c.nCtx, "forward: seqLen \(T) must be in 1...\(c.nCtx) and batch \(B) positive")
         precondition(tokens.count == B * T, "forward: \(tokens.count) tokens for batch \(B) × seqLen \(T)")
         precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "forward: token id outside 0..<\(c.vocabSize)")
-        acts.ensureForward(batch: B, seqLen: T)
-        self.tokens = tokens; batch = B; seqLen = T; lossReady = false
+        let retain = retainsActivationsForBackward
+        acts.ensureForward(batch: B, seqLen: T, layerSlots: retain ? c.nLayer : 1)
+        self.tokens = tokens; batch = B; seqLen = T; lossReady = false; lastForwardRetained = retain
         let plan = hooks?.plan(for: c)
         if plan != nil { acts.ensureHookScratch(batch: B, seqLen: T) }
 
@@ -83,7 +91,7 @@ public final class GPT {
         let shapes = plan.map { _ in HookShapes(config: c, batch: B, seqLen: T) }
         let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
         let a = acts
-        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + i * N * d }
+        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + Self.residSlot(i, retain: retain) * N * d }
 
         // Embedding → resid_pre of block 0.
         tokens.withUnsafeBufferPointer { tok in
@@ -101,12 +109,13 @@ public final class GPT {
         for l in 0..<L {
             let w = params.layers[l], site = siteNames[l]
             let residPre = resid(2 * l), residMid = resid(2 * l + 1), residPost = resid(2 * l + 2)
-            let ln1 = a.ln1.ptr + l * N * d, ln1Mean = a.ln1Mean.ptr + l * N, ln1Rstd = a.ln1Rstd.ptr + l * N
-            let qkv = a.qkv.ptr + l * N * 3 * d                       // [N, 3d]
-            let pattern = a.pattern.ptr + l * B * c.nHead * T * T     // [B, H, T, T]
-            let z = a.z.ptr + l * N * d                               // [N, d] = [B, T, H, dh]
-            let ln2 = a.ln2.ptr + l * N * d, ln2Mean = a.ln2Mean.ptr + l * N, ln2Rstd = a.ln2Rstd.ptr + l * N
-            let fcPre = a.fcPre.ptr + l * N * dMLP, fcPost = a.fcPost.ptr + l * N * dMLP
+            let s = retain ? l : 0                                    // this block's slot in the stacked buffers
+            let ln1 = a.ln1.ptr + s * N * d, ln1Mean = a.ln1Mean.ptr + s * N, ln1Rstd = a.ln1Rstd.ptr + s * N
+            let qkv = a.qkv.ptr + s * N * 3 * d                       // [N, 3d]
+            let pattern = a.pattern.ptr + s * B * c.nHead * T * T     // [B, H, T, T]
+            let z = a.z.ptr + s * N * d                               // [N, d] = [B, T, H, dh]
+            let ln2 = a.ln2.ptr + s * N * d, ln2Mean = a.ln2Mean.ptr + s * N, ln2Rstd = a.ln2Rstd.ptr + s * N
+            let fcPre = a.fcPre.ptr + s * N * dMLP, fcPost = a.fcPost.ptr + s * N * dMLP
 
             plan?.fire(site.residPre, residPre, shapes!.resid)
             // ln_1
@@ -202,6 +211,7 @@ public final class GPT {
     /// Backpropagates the last `loss` through the last forward, accumulating into `grads`.
     public func backward() {
         precondition(lossReady, "backward: call forward and loss first")
+        precondition(lastForwardRetained, "backward: the last forward ran with retainsActivationsForBackward = false")
         let c = config, B = batch, T = seqLen, N = B * T, d = c.dModel, L = c.nLayer, dMLP = c.dMLP, V = c.vocabSize
         let a = acts, g = grads
         let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
@@ -241,6 +251,14 @@ public final class GPT {
         tokens.withUnsafeBufferPointer { tok in
             Embedding.backward(dwte: g.wte, dwpe: g.wpe, dout: dresid, tokens: tok.baseAddress!, batch: B, seqLen: T, dModel: d)
         }
+    }
+
+    /// Index into `Activations.resid` of logical residual i (2l = resid_pre of block l, 2l+1 = its resid_mid,
+    /// 2L = the final resid_post). Inference-only passes rotate through 3 slots: pre and post alternate
+    /// between 0 and 2, mid is always 1, so block l's resid_post is block l+1's resid_pre without a copy.
+    static func residSlot(_ i: Int, retain: Bool) -> Int {
+        if retain { return i }
+        return i % 2 == 1 ? 1 : (i / 2) % 2 * 2
     }
 
     /// Sets every gradient to zero.
