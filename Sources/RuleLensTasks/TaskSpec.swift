@@ -238,3 +238,24 @@ public struct DataMeta: Codable, Equatable, Sendable {
         return d
     }
 }
+
+extension TaskSpec {
+    /// Parses "1-5" (or "7") for the option named `option`.
+    public static func parseRange(_ text: String, option: String) throws -> ClosedRange<Int> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        if parts.count == 1, let v = parts[0] { return v...v }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo <= hi else {
+            throw RuleLensError("\(option) \"\(text)\" is not a range LOW-HIGH", fix: "write it like \(option) 1-5")
+        }
+        return lo...hi
+    }
+
+    /// Parses "A,B" for the option named `option`.
+    public static func parsePair(_ text: String, option: String) throws -> (Int, Int) {
+        let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let a = parts[0], let b = parts[1] else {
+            throw RuleLensError("\(option) \"\(text)\" is not a point A,B", fix: "write it like \(option) 50,50")
+        }
+        return (a, b)
+    }
+}
