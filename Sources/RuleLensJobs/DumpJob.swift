@@ -117,7 +117,7 @@ extension Jobs {
                                    length: batchLengths[e], pick: batchPicks[e])
                 }
             }
-            var progress = ProgressLine(total: plan.count, start: firstExample, enabled: options.progress)
+            let progress = DumpProgress(total: plan.count, start: firstExample, enabled: options.progress)
             var start = firstExample
             while start < plan.count {
                 let end = min(plan.count, start + options.batch)
@@ -177,27 +177,25 @@ extension Jobs {
     }
 }
 
-/// Throttled "dump: 1200/20000 examples  312 ex/s  45.1 MB/s  ETA 1m02s" on stderr.
-struct ProgressLine {
-    let total: Int, start: Int, enabled: Bool
-    let began = Date()
-    var lastPrint = Date.distantPast
+/// "dump 1200/20000 examples | 312 ex/s | 45.1 MB/s | ETA 1m02s" on stderr (the shared ProgressLine).
+struct DumpProgress {
+    let total: Int, start: Int
+    let line: ProgressLine
+    let began = ProgressLine.now()
 
-    init(total: Int, start: Int, enabled: Bool) { self.total = total; self.start = start; self.enabled = enabled }
+    init(total: Int, start: Int, enabled: Bool) {
+        self.total = total; self.start = start
+        line = ProgressLine(enabled: enabled)
+    }
 
-    mutating func update(done: Int, bytes: Int, force: Bool = false) {
-        guard enabled, force || Date().timeIntervalSince(lastPrint) >= 0.5 else { return }
-        lastPrint = Date()
-        let elapsed = max(1e-9, Date().timeIntervalSince(began))
+    func update(done: Int, bytes: Int, final: Bool = false) {
+        let elapsed = max(1e-9, ProgressLine.now() - began)
         let rate = Double(done - start) / elapsed
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "\rdump: %d/%d examples  %.0f ex/s  %.1f MB/s  ETA %dm%02ds ",
-                          done, total, rate, Double(bytes) / elapsed / 1e6, Int(eta) / 60, Int(eta) % 60)
-        FileHandle.standardError.write(Data(line.utf8))
+        let eta = rate > 0 ? Double(total - done) / rate : .nan
+        line.update("dump \(done)/\(total) examples | \(ProgressLine.rate(rate)) ex/s | "
+                    + String(format: "%.1f MB/s", Double(bytes) / elapsed / 1e6)
+                    + (final ? " | \(ProgressLine.duration(elapsed))" : " | ETA \(ProgressLine.duration(eta))"), final: final)
     }
 
-    mutating func finish(done: Int, bytes: Int) {
-        update(done: done, bytes: bytes, force: true)
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+    func finish(done: Int, bytes: Int) { update(done: done, bytes: bytes, final: true) }
 }

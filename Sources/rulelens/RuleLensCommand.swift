@@ -11,6 +11,7 @@ struct RuleLensCommand: ParsableCommand {
         subcommands: [
             DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
+            DumpCommand.self, DumpInfoCommand.self,
         ]
     )
 
