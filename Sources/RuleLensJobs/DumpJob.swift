@@ -119,6 +119,7 @@ extension Jobs {
             }
             let progress = DumpProgress(total: plan.count, start: firstExample, enabled: options.progress)
             var start = firstExample
+            var lastFlush = -Double.infinity
             while start < plan.count {
                 let end = min(plan.count, start + options.batch)
                 let b = end - start
@@ -139,7 +140,12 @@ extension Jobs {
                     producedBytes += 4 * b * l.spec.rowElements
                 }
                 try plan.appendMeta(to: writer, range: start..<end, verdicts: verdicts)
-                try writer.endBatch(count: b)
+                // Flush after the first batch, then at most once a second: a kill loses at most ~1 s of work,
+                // and small batches do not pay a flush each.
+                let now = ProgressLine.now()
+                let flush = now - lastFlush >= 1 || end == plan.count
+                try writer.endBatch(count: b, flush: flush)
+                if flush { lastFlush = now }
                 correctCount += verdicts.filter(\.correct).count
                 start = end
                 done = end
