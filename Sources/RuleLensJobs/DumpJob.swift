@@ -133,10 +133,9 @@ extension Jobs {
                 let logits = model.forward(tokens: tokens, batch: b, seqLen: S, hooks: hooks)
                 let verdicts = (0..<b).map { plan.predict(example: start + $0, logits: logits + $0 * S * config.vocabSize,
                                                           vocabSize: config.vocabSize, tokenizer: tokenizer) }
+                try writer.appendActs(layouts.map { ($0.name, UnsafePointer(staging[$0.name]!.ptr)) }, count: b)
                 for l in layouts {
-                    let rows = staging[l.name]!
-                    try writer.appendActs(l.name, count: b, rows.ptr)
-                    npys[l.name]?.append(rows.ptr, count: b * l.spec.rowElements)
+                    npys[l.name]?.append(staging[l.name]!.ptr, count: b * l.spec.rowElements)
                     producedBytes += 4 * b * l.spec.rowElements
                 }
                 try plan.appendMeta(to: writer, range: start..<end, verdicts: verdicts)

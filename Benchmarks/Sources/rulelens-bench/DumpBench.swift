@@ -16,10 +16,11 @@ enum DumpBench {
         let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
         let sequences = try examples.map { [CharTokenizer.bos] + (try tokenizer.encode($0.prompt + $0.target)) + [CharTokenizer.eos] }
 
-        // Plain forward: the dump's batching and padding, no hooks, no file.
-        let forwardSeconds = bestTime(repeats: 1) {
+        // Plain forward: the dump's batching and padding, no hooks, no file. Each side runs once (the runs are
+        // seconds long); one batch first warms up the thread pools.
+        func forwardAll(limit: Int) {
             var start = 0
-            while start < sequences.count {
+            while start < min(limit, sequences.count) {
                 let end = min(sequences.count, start + batch)
                 let S = sequences[start..<end].map(\.count).max()!
                 var tokens = [Int32](repeating: CharTokenizer.pad, count: (end - start) * S)
@@ -28,11 +29,17 @@ enum DumpBench {
                 start = end
             }
         }
+        forwardAll(limit: batch)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        forwardAll(limit: sequences.count)
+        let forwardSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         var options = DumpOptions(checkpoint: checkpoint, examples: examples, sourceData: dataPath,
                                   hooks: hooks.split(separator: ",").map(String.init), out: out)
         options.batch = batch; options.gzip = gzip; options.force = true; options.progress = false
         var summary: DumpSummary? = nil
-        let dumpSeconds = try bestTime(repeats: 1) { summary = try Jobs.dump(model: model, vocab: vocab, options) }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        summary = try Jobs.dump(model: model, vocab: vocab, options)
+        let dumpSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         let fileBytes = (try FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)?.intValue ?? 0
         emit(["bench": "dump", "hooks": hooks, "examples": examples.count, "sites": summary!.sites.count, "batch": batch,
               "gzip": gzip, "forward_s": forwardSeconds, "dump_s": dumpSeconds,
