@@ -10,6 +10,7 @@ BLASEnvironment.ensureCoreTypeOrReexec()
 let benchmarks: [String: ([String]) throws -> Void] = [
     "sgemm": SgemmBench.run,
     "train": TrainBench.run,
+    "dump": DumpBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
