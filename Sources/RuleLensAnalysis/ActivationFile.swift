@@ -1,0 +1,306 @@
+import Foundation
+import RuleLensNumerics
+import RuleLensStore
+
+/// Which token position of a per-position site becomes the example's feature vector.
+public enum PositionSelector: Sendable, Equatable, CustomStringConvertible {
+    /// The last real token of each example (`/meta/length` − 1 when the file has it, else the last position).
+    case last
+    /// A fixed position; negative counts from the end (−1 = last stored position).
+    case index(Int)
+    /// The mean over each example's real positions (`/meta/length`, else all).
+    case mean
+
+    /// Parses "last", "mean" or an integer.
+    public init(parsing text: String) throws {
+        switch text.lowercased() {
+        case "last": self = .last
+        case "mean": self = .mean
+        default:
+            guard let k = Int(text) else {
+                throw RuleLensError("--position \(text) is not last, mean or an integer", fix: "pass --position last, --position mean or e.g. --position 3")
+            }
+            self = .index(k)
+        }
+    }
+
+    public var description: String {
+        switch self { case .last: return "last"; case .mean: return "mean"; case .index(let k): return String(k) }
+    }
+}
+
+/// Read access to activation matrices and label columns in an HDF5 file: a RuleLens activation dump
+/// (`/acts/<hook>`, `/meta/<column>`) or any file with float datasets (pass the dataset path, e.g. `/X`).
+///
+/// A site of shape [N, d] is used as is; [N, pos, …] takes one position per example (`PositionSelector`), and
+/// attention patterns [N, head, q_pos, k_pos] take one query position; the remaining axes are flattened.
+/// The position axis is found from the dataset's `dims` attribute ("example,pos,d_model", "…,q_pos,k_pos"),
+/// else assumed to be axis 1.
+public final class ActivationFile {
+    public let path: String
+    let file: HDF5File
+
+    public init(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw RuleLensError("activation file \(path) does not exist", fix: "pass the HDF5 file written by `rulelens dump` (--file)")
+        }
+        self.path = path
+        file = try HDF5File.open(path)
+    }
+
+    /// Hook sites stored under /acts (dataset names), or, for a file without /acts, the root's datasets.
+    public func siteNames() throws -> [String] {
+        if file.exists("acts") { return try file.openGroup("acts").childNames() }
+        return try file.childNames().filter { file.isDataset($0) }
+    }
+
+    /// The label columns under /meta.
+    public func labelColumns() throws -> [String] {
+        file.exists("meta") ? try file.openGroup("meta").childNames() : []
+    }
+
+    /// Expands site names and `*` patterns into stored sites, ordered by layer (`SiteOrder`). A leading "/"
+    /// names any dataset in the file directly. Unknown names are errors listing what exists and the closest match.
+    public func resolveSites(_ patterns: [String]) throws -> [String] {
+        let stored = try siteNames()
+        var out: [String] = []
+        for pattern in patterns {
+            if pattern.hasPrefix("/") {
+                guard file.isDataset(pattern) else {
+                    throw RuleLensError("\(path) has no dataset \(pattern)", fix: "list its datasets with `h5ls -r \(path)`")
+                }
+                out.append(pattern); continue
+            }
+            let matches = stored.filter { SiteOrder.glob(pattern, matches: $0) }
+            if matches.isEmpty {
+                let close = SiteOrder.closest(to: pattern, in: stored)
+                let shown = stored.sorted(by: SiteOrder.precedes).prefix(40).joined(separator: ", ")
+                throw RuleLensError("\(path) has no site matching \"\(pattern)\"" + (close.map { " (did you mean \($0)?)" } ?? ""),
+                                    fix: "pass one of the stored sites: \(shown)\(stored.count > 40 ? ", …" : "")")
+            }
+            out.append(contentsOf: matches)
+        }
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }.sorted(by: SiteOrder.precedes)
+    }
+
+    func dataset(_ site: String) throws -> HDF5Dataset {
+        let name = site.hasPrefix("/") ? String(site.dropFirst()) : (file.exists("acts") ? "acts/" + site : site)
+        guard file.isDataset(name) else {
+            throw RuleLensError("\(path) has no site \(site)", fix: "pass one of: \(try siteNames().joined(separator: ", "))")
+        }
+        let ds = try file.openDataset(name)
+        guard ds.type == .float32 || ds.type == .float64 else {
+            throw RuleLensError("\(site) in \(path) is not a float dataset (\(ds.type.rawValue))", fix: "point --site at an activation (float) dataset")
+        }
+        return ds
+    }
+
+    /// Shape of a stored site, including the example axis.
+    public func shape(of site: String) throws -> [Int] { try dataset(site).shape() }
+
+    /// Lengths of the examples (`/meta/length`), if stored.
+    func lengths() throws -> [Int]? {
+        guard file.isDataset("meta/length") else { return nil }
+        return try file.openDataset("meta/length").readAllInts()
+    }
+
+    /// The [N, features] matrix of `site` at `position`.
+    public func matrix(_ site: String, position: PositionSelector = .last) throws -> FloatMatrix {
+        let source = try rowSource(site, position: position)
+        let m = FloatMatrix(rows: source.rows, cols: source.cols)
+        let chunk = max(1, 4096)
+        var start = 0
+        while start < source.rows {
+            let end = min(source.rows, start + chunk)
+            try source.readRows(start..<end, into: m.ptr + start * source.cols)
+            start = end
+        }
+        return m
+    }
+
+    /// A streaming row source over `site` at `position` (reads the file a block of examples at a time).
+    public func rowSource(_ site: String, position: PositionSelector = .last) throws -> RowChunkSource {
+        let ds = try dataset(site)
+        let shape = try ds.shape()
+        guard shape.count >= 2, shape[0] > 0 else {
+            throw RuleLensError("\(site) in \(path) has shape \(shape); an [examples, features…] array is needed",
+                                fix: "pass a site with at least one example and one feature")
+        }
+        if shape.count == 2 { return HDF5RowSource(dataset: ds, shape: shape, positionAxis: nil, position: position, lengths: nil, site: site) }
+        var axis = 1
+        if ds.hasAttribute("dims"), let dims = try? ds.stringAttribute("dims") {
+            let names = dims.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if let a = names.firstIndex(where: { $0 == "pos" || $0 == "q_pos" }), a > 0, a < shape.count { axis = a }
+        }
+        let lengths = try self.lengths()
+        if let lengths, lengths.count != shape[0] {
+            throw RuleLensError("/meta/length has \(lengths.count) entries but \(site) has \(shape[0]) examples", fix: "the dump is inconsistent; regenerate it")
+        }
+        if case .index(let k) = position, k >= shape[axis] || k < -shape[axis] {
+            throw RuleLensError("--position \(k) is outside \(site)'s \(shape[axis]) positions", fix: "pass a position in 0..<\(shape[axis]) (or negative from the end), last or mean")
+        }
+        return HDF5RowSource(dataset: ds, shape: shape, positionAxis: axis, position: position, lengths: lengths, site: site)
+    }
+
+    /// A label column as class ids. Integer and string columns are categorical; float columns must hold whole numbers.
+    public func labels(_ column: String) throws -> Labels {
+        let name = column.hasPrefix("/") ? String(column.dropFirst()) : "meta/" + column
+        guard file.isDataset(name) else {
+            let columns = (try? labelColumns()) ?? []
+            throw RuleLensError("\(path) has no label column \(column)",
+                                fix: columns.isEmpty ? "the file has no /meta group; pass a dataset path such as --label /y"
+                                                     : "pass one of: \(columns.joined(separator: ", "))")
+        }
+        let ds = try file.openDataset(name)
+        let shape = try ds.shape()
+        guard shape.count == 1 else {
+            throw RuleLensError("label column \(column) has shape \(shape); a 1-D column is needed", fix: "pass a 1-D /meta column such as rule or rule_id")
+        }
+        switch ds.type {
+        case .string: return Labels(strings: try ds.readStrings())
+        case .int32, .int64: return Labels(try ds.readAllInts())
+        case .float32, .float64:
+            let values = try ds.readAllFloats()
+            guard values.allSatisfy({ $0.isFinite && $0 == $0.rounded() }) else {
+                throw RuleLensError("label column \(column) holds non-integer or NaN values", fix: "pass a categorical column (strings or integers)")
+            }
+            return Labels(values.map { Int($0) })
+        }
+    }
+
+    /// A column as strings (strings as stored, numbers formatted, 2-D integer rows such as tokens joined by ",").
+    public func stringColumn(_ column: String) throws -> [String] {
+        let name = column.hasPrefix("/") ? String(column.dropFirst()) : "meta/" + column
+        guard file.isDataset(name) else {
+            throw RuleLensError("\(path) has no column \(column)", fix: "pass one of: \(((try? labelColumns()) ?? []).joined(separator: ", "))")
+        }
+        let ds = try file.openDataset(name)
+        if ds.type == .string { return try ds.readStrings() }
+        let shape = try ds.shape(), width = shape.dropFirst().reduce(1, *)
+        if ds.type == .float32 || ds.type == .float64 {
+            let v = try ds.readAllFloats()
+            return (0..<shape[0]).map { i in v[(i * width)..<((i + 1) * width)].map { String($0) }.joined(separator: ",") }
+        }
+        let v = try ds.readAllInts()
+        return (0..<shape[0]).map { i in v[(i * width)..<((i + 1) * width)].map(String.init).joined(separator: ",") }
+    }
+}
+
+/// Rows of an HDF5 site, one feature vector per example, read a block of examples at a time.
+struct HDF5RowSource: RowChunkSource {
+    let dataset: HDF5Dataset
+    let shape: [Int]
+    let positionAxis: Int?
+    let position: PositionSelector
+    let lengths: [Int]?
+    let site: String
+
+    var rows: Int { shape[0] }
+    /// Features: everything except the example axis and (if any) the position axis.
+    var cols: Int {
+        var c = 1
+        for (a, s) in shape.enumerated() where a != 0 && a != positionAxis { c *= s }
+        return c
+    }
+
+    func readRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        let rowElements = shape.dropFirst().reduce(1, *)
+        guard let axis = positionAxis else {
+            try dataset.readRows(start: range.lowerBound, count: range.count, as: .float32, into: out)
+            return
+        }
+        let raw = FloatBuffer(count: range.count * rowElements)
+        try dataset.readRows(start: range.lowerBound, count: range.count, as: .float32, into: raw.ptr)
+        // Per example the stored block is [outer…, pos, inner…] with outer = axes 1..<axis.
+        let positions = shape[axis]
+        let outer = shape[1..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *)
+        let features = outer * inner
+        for (r, example) in range.enumerated() {
+            let src = raw.ptr + r * rowElements, dst = out + r * features
+            let real = min(max(lengths?[example] ?? positions, 1), positions)
+            switch position {
+            case .last, .index:
+                var p: Int
+                if case .index(let k) = position { p = k < 0 ? positions + k : k } else { p = real - 1 }
+                p = min(max(p, 0), positions - 1)
+                for o in 0..<outer { (dst + o * inner).update(from: src + (o * positions + p) * inner, count: inner) }
+            case .mean:
+                for o in 0..<outer {
+                    for i in 0..<inner {
+                        var s: Float = 0
+                        for p in 0..<real { s += src[(o * positions + p) * inner + i] }
+                        dst[o * inner + i] = s / Float(real)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Orders hook sites by layer, and within a layer in forward order (attention sites, then FFN sites), so a
+/// sweep's table puts each layer's attention and FFN rows side by side.
+public enum SiteOrder {
+    /// The layer of `blocks.{l}.…` (−1 before the blocks, Int.max after them).
+    public static func layer(of site: String) -> Int {
+        let parts = site.split(separator: ".")
+        if parts.count >= 2, parts[0] == "blocks", let l = Int(parts[1]) { return l }
+        if site.hasPrefix("hook_embed") || site.hasPrefix("hook_pos_embed") { return -1 }
+        return Int.max
+    }
+
+    /// Forward-order rank of a site within its layer.
+    static func rank(_ site: String) -> Int {
+        let order = ["hook_embed", "hook_pos_embed", "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k",
+                     "attn.hook_v", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "hook_attn_out",
+                     "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out",
+                     "hook_resid_post", "ln_final.hook_normalized", "unembed.hook_out"]
+        for (i, suffix) in order.enumerated() where site.hasSuffix(suffix) { return i }
+        return order.count
+    }
+
+    /// Whether `a` comes before `b`: by layer, then forward order, then name.
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        (layer(of: a), rank(a), a) < (layer(of: b), rank(b), b)
+    }
+
+    /// "attention", "ffn" or "residual/other" — the component a site belongs to.
+    public static func component(of site: String) -> String {
+        if site.contains(".attn.") || site.hasSuffix("hook_attn_out") || site.contains("ln1.") { return "attention" }
+        if site.contains(".mlp.") || site.hasSuffix("hook_mlp_out") || site.contains("ln2.") { return "ffn" }
+        return "residual"
+    }
+
+    /// Shell-style match where `*` matches any run of characters (including dots).
+    public static func glob(_ pattern: String, matches name: String) -> Bool {
+        let p = Array(pattern), s = Array(name)
+        var pi = 0, si = 0, star = -1, mark = 0
+        while si < s.count {
+            if pi < p.count && p[pi] != "*" && p[pi] == s[si] { pi += 1; si += 1 }
+            else if pi < p.count && p[pi] == "*" { star = pi; mark = si; pi += 1 }
+            else if star >= 0 { pi = star + 1; mark += 1; si = mark }
+            else { return false }
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+
+    /// The stored name with the smallest edit distance to `name`, if any is reasonably close.
+    public static func closest(to name: String, in names: [String]) -> String? {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var prev = Array(0...b.count)
+            for i in 1...max(a.count, 1) where !a.isEmpty {
+                var cur = [i] + [Int](repeating: 0, count: b.count)
+                for j in 1...max(b.count, 1) where !b.isEmpty {
+                    cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                }
+                prev = cur
+            }
+            return prev[b.count]
+        }
+        let target = Array(name)
+        let best = names.map { ($0, distance(target, Array($0))) }.min { $0.1 < $1.1 }
+        guard let (candidate, d) = best, d <= max(3, name.count / 2) else { return nil }
+        return candidate
+    }
+}
