@@ -53,10 +53,19 @@ public enum ProbeJob {
         return label
     }
 
+    /// On a terminal: one progress line rewritten in place. Otherwise (logs, pipes): one line per step.
     static func progress(_ message: String) {
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(message)".utf8))
+        FileHandle.standardError.write(Data((isatty(2) != 0 ? "\r\u{1B}[K\(message)" : "\(message)\n").utf8))
     }
-    static func progressDone() { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    static func progressDone() { if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+
+    /// Layer column text: "embed", a block index, "final" (ln_final, unembed), "-" for non-hook datasets.
+    static func layerText(_ site: String) -> String {
+        let layer = SiteOrder.layer(of: site)
+        if layer == -1 { return "embed" }
+        if layer != Int.max { return String(layer) }
+        return site.hasPrefix("ln_final") || site.hasPrefix("unembed") ? "final" : "-"
+    }
 
     // MARK: PCA
 
@@ -163,7 +172,7 @@ public enum ProbeJob {
             let km = try KMeans.fit(x, k: o.clusters ?? labels.classCount, seed: o.seed, name: site)
             let nmi = Analysis.normalizedMutualInformation(labels.ids, km.assignments)
             let layer = SiteOrder.layer(of: site)
-            table.add([layer == -1 ? "embed" : (layer == Int.max ? "final" : String(layer)), SiteOrder.component(of: site), site,
+            table.add([layerText(site), SiteOrder.component(of: site), site,
                        fmt(sil), fmt(db), fmt(ch, 2), fmt(fisher.value, 3), fmt(knn), fmt(nmi)])
             results.append(["site": site, "layer": layer == Int.max ? -2 : layer, "component": SiteOrder.component(of: site),
                             "n": x.rows, "d": x.cols, "silhouette": sil, "davies_bouldin": db, "calinski_harabasz": ch,
@@ -252,7 +261,7 @@ public enum ProbeJob {
             }
             let r = try Analysis.linearProbe(x, labels, C: o.C, folds: o.foldAssignment, controlLabels: control, name: site)
             let layer = SiteOrder.layer(of: site)
-            table.add([layer == -1 ? "embed" : (layer == Int.max ? "final" : String(layer)), SiteOrder.component(of: site), site,
+            table.add([layerText(site), SiteOrder.component(of: site), site,
                        fmt(r.accuracy), fmt(r.controlAccuracy), fmt(r.selectivity), fmt(r.majorityBaseline), r.converged ? "yes" : "no"])
             results.append(["site": site, "layer": layer == Int.max ? -2 : layer, "component": SiteOrder.component(of: site),
                             "n": x.rows, "d": x.cols, "accuracy": r.accuracy, "fold_accuracies": r.foldAccuracies,

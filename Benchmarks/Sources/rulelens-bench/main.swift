@@ -9,6 +9,8 @@ BLASEnvironment.ensureCoreTypeOrReexec()
 /// Each benchmark area adds its entry point here (one file per area beside this one).
 let benchmarks: [String: ([String]) throws -> Void] = [
     "sgemm": SgemmBench.run,
+    "pca": AnalysisBench.pca,
+    "silhouette": AnalysisBench.silhouette,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
