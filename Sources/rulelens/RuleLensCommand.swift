@@ -9,6 +9,7 @@ struct RuleLensCommand: ParsableCommand {
         abstract: "Train, record and probe transformers on rule-governed reasoning tasks.",
         version: RuleLensVersion.string,
         subcommands: [
+            TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             ProbeCommand.self,
         ]
     )
