@@ -7,7 +7,7 @@ struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
         abstract: "Measure where a rule lives: PCA, separability, linear probes, CKA, gradient-kernel blocks.",
-        subcommands: [ProbePCA.self, ProbeSeparability.self, ProbeLinear.self, ProbeCKA.self])
+        subcommands: [ProbePCA.self, ProbeSeparability.self, ProbeLinear.self, ProbeCKA.self, ProbeNTK.self])
 }
 
 /// Options every file-based probe takes.
@@ -107,4 +107,28 @@ struct ProbeCKA: ParsableCommand {
     @OptionGroup var common: ProbeFileOptions
 
     func run() throws { try common.emit(try ProbeJob.cka(try common.options(label: nil))) }
+}
+
+struct ProbeNTK: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ntk",
+        abstract: "Per-parameter-block cosine similarity of per-example gradients within vs between rules (study 2's NTK argument).")
+    @Option(help: "Checkpoint folder (rulelens train --out).") var checkpoint: String
+    @Option(help: "Labelled examples (JSON Lines).") var data: String
+    @Option(help: "Example field holding the rule: rule, rule_id, a or b.") var label: String = "rule"
+    @Option(help: "At most this many examples per rule (seeded draw).") var maxPerRule: Int = 32
+    @Option(help: "Loss positions: target or all.") var lossOn: LossOn = .target
+    @Option(help: "Seed of the example draw.") var seed: UInt64 = 0
+    @Flag(help: "Print machine-readable JSON instead of the table.") var json = false
+    @Option(help: "Write the result arrays to this HDF5 file.") var out: String?
+    @Option(help: "Write an SVG line chart (within − between by layer, per block) here.") var plot: String?
+    @Flag(help: "Replace existing --out / --plot files.") var force = false
+
+    func run() throws {
+        var o = NTKOptions(checkpoint: checkpoint, data: data)
+        o.label = label; o.maxPerRule = maxPerRule; o.lossOn = lossOn; o.seed = seed
+        o.out = out; o.plot = plot; o.overwrite = force
+        let report = try ProbeJob.ntk(o)
+        print(json ? try report.jsonText() : report.table)
+        for path in report.written { FileHandle.standardError.write(Data("wrote \(path)\n".utf8)) }
+    }
 }
