@@ -2,43 +2,19 @@ import Foundation
 import RuleLensNumerics
 import RuleLensStore
 
-/// Which token position of a per-position site becomes the example's feature vector.
-public enum PositionSelector: Sendable, Equatable, CustomStringConvertible {
-    /// The last real token of each example (`/meta/length` − 1 when the file has it, else the last position).
-    case last
-    /// A fixed position; negative counts from the end (−1 = last stored position).
-    case index(Int)
-    /// The mean over each example's real positions (`/meta/length`, else all).
-    case mean
-
-    /// Parses "last", "mean" or an integer.
-    public init(parsing text: String) throws {
-        switch text.lowercased() {
-        case "last": self = .last
-        case "mean": self = .mean
-        default:
-            guard let k = Int(text) else {
-                throw RuleLensError("--position \(text) is not last, mean or an integer", fix: "pass --position last, --position mean or e.g. --position 3")
-            }
-            self = .index(k)
-        }
-    }
-
-    public var description: String {
-        switch self { case .last: return "last"; case .mean: return "mean"; case .index(let k): return String(k) }
-    }
-}
-
 /// Read access to activation matrices and label columns in an HDF5 file: a RuleLens activation dump
-/// (`/acts/<hook>`, `/meta/<column>`) or any file with float datasets (pass the dataset path, e.g. `/X`).
+/// (`/acts/<hook>`, `/meta/<column>`, read through the store's `ActivationStoreReader`, which checks the format
+/// and completeness) or any other HDF5 file with float datasets (pass the dataset path, e.g. `/X`).
 ///
-/// A site of shape [N, d] is used as is; [N, pos, …] takes one position per example (`PositionSelector`), and
-/// attention patterns [N, head, q_pos, k_pos] take one query position; the remaining axes are flattened.
-/// The position axis is found from the dataset's `dims` attribute ("example,pos,d_model", "…,q_pos,k_pos"),
-/// else assumed to be axis 1.
+/// A site of shape [N, d] is used as is; [N, pos, …] takes one position per example (`PositionSelector`:
+/// last, answer, mean or an index, per example's length), and attention patterns [N, head, q_pos, k_pos] take
+/// one query position; the remaining axes are flattened. The position axis is named by the dataset's `dims`
+/// attribute ("example,pos,d_model", "…,q_pos,k_pos"); a file without `dims` is assumed to have it at axis 1.
 public final class ActivationFile {
     public let path: String
     let file: HDF5File
+    /// Set for RuleLens activation dumps.
+    let store: ActivationStoreReader?
 
     public init(_ path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
@@ -46,10 +22,13 @@ public final class ActivationFile {
         }
         self.path = path
         file = try HDF5File.open(path)
+        let isDump = file.hasAttribute("format") && (try? file.stringAttribute("format")) == ActivationStoreFormat.name
+        store = isDump ? try ActivationStoreReader(path: path) : nil
     }
 
     /// Hook sites stored under /acts (dataset names), or, for a file without /acts, the root's datasets.
     public func siteNames() throws -> [String] {
+        if let store { return store.sites.map(\.name) }
         if file.exists("acts") { return try file.openGroup("acts").childNames() }
         return try file.childNames().filter { file.isDataset($0) }
     }
@@ -121,26 +100,42 @@ public final class ActivationFile {
 
     /// A streaming row source over `site` at `position` (reads the file a block of examples at a time).
     public func rowSource(_ site: String, position: PositionSelector = .last) throws -> RowChunkSource {
+        if let store, !site.hasPrefix("/") {
+            let info = try store.site(site)
+            let rows = store.count
+            guard rows > 0 else { throw RuleLensError("\(path) holds no examples", fix: "dump at least one example") }
+            // Learn the width from one example; sites dumped with one position take no selector.
+            let selector: PositionSelector? = info.positionAxis == nil ? nil : position
+            let probe = try store.readPosition(site: site, selector, examples: 0..<1)
+            return StoreRowSource(store: store, site: site, position: selector, rows: rows, cols: probe.cols)
+        }
         let ds = try dataset(site)
         let shape = try ds.shape()
         guard shape.count >= 2, shape[0] > 0 else {
             throw RuleLensError("\(site) in \(path) has shape \(shape); an [examples, features…] array is needed",
                                 fix: "pass a site with at least one example and one feature")
         }
-        if shape.count == 2 { return HDF5RowSource(dataset: ds, shape: shape, positionAxis: nil, position: position, lengths: nil, site: site) }
-        var axis = 1
+        if shape.count == 2 { return HDF5RowSource(dataset: ds, shape: shape, positionAxis: nil, position: position, lengths: nil, answers: nil, site: site) }
+        var axis: Int? = 1
         if ds.hasAttribute("dims"), let dims = try? ds.stringAttribute("dims") {
             let names = dims.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            if let a = names.firstIndex(where: { $0 == "pos" || $0 == "q_pos" }), a > 0, a < shape.count { axis = a }
+            axis = names.firstIndex(where: { $0 == "pos" || $0 == "q_pos" }).flatMap { $0 > 0 && $0 < shape.count ? $0 : nil }
+        }
+        guard let axis else {
+            return HDF5RowSource(dataset: ds, shape: shape, positionAxis: nil, position: position, lengths: nil, answers: nil, site: site)
         }
         let lengths = try self.lengths()
         if let lengths, lengths.count != shape[0] {
             throw RuleLensError("/meta/length has \(lengths.count) entries but \(site) has \(shape[0]) examples", fix: "the dump is inconsistent; regenerate it")
         }
-        if case .index(let k) = position, k >= shape[axis] || k < -shape[axis] {
-            throw RuleLensError("--position \(k) is outside \(site)'s \(shape[axis]) positions", fix: "pass a position in 0..<\(shape[axis]) (or negative from the end), last or mean")
+        var answers: [Int]? = nil
+        if position == .answer {
+            guard file.isDataset("meta/answer_pos") else {
+                throw RuleLensError("--position answer needs a /meta/answer_pos column, which \(path) lacks", fix: "pass --position last, mean or an index")
+            }
+            answers = try file.openDataset("meta/answer_pos").readAllInts()
         }
-        return HDF5RowSource(dataset: ds, shape: shape, positionAxis: axis, position: position, lengths: lengths, site: site)
+        return HDF5RowSource(dataset: ds, shape: shape, positionAxis: axis, position: position, lengths: lengths, answers: answers, site: site)
     }
 
     /// A label column as class ids. Integer and string columns are categorical; float columns must hold whole numbers.
@@ -194,6 +189,7 @@ struct HDF5RowSource: RowChunkSource {
     let positionAxis: Int?
     let position: PositionSelector
     let lengths: [Int]?
+    let answers: [Int]?
     let site: String
 
     var rows: Int { shape[0] }
@@ -220,10 +216,18 @@ struct HDF5RowSource: RowChunkSource {
             let src = raw.ptr + r * rowElements, dst = out + r * features
             let real = min(max(lengths?[example] ?? positions, 1), positions)
             switch position {
-            case .last, .index:
-                var p: Int
-                if case .index(let k) = position { p = k < 0 ? positions + k : k } else { p = real - 1 }
-                p = min(max(p, 0), positions - 1)
+            case .last, .index, .answer:
+                // Same conventions as the store's reader: last = length − 1, negative K counts back from length.
+                let p: Int
+                switch position {
+                case .index(let k): p = k >= 0 ? k : real + k
+                case .answer: p = answers![example]
+                default: p = real - 1
+                }
+                guard p >= 0, p < real else {
+                    throw RuleLensError("position \(p) is outside example \(example) of \(site) (length \(real))",
+                                        fix: "choose a position below every example's length, or use last/mean")
+                }
                 for o in 0..<outer { (dst + o * inner).update(from: src + (o * positions + p) * inner, count: inner) }
             case .mean:
                 for o in 0..<outer {
@@ -235,6 +239,20 @@ struct HDF5RowSource: RowChunkSource {
                 }
             }
         }
+    }
+}
+
+/// Rows of a site of a RuleLens dump, read through the store's reader a block of examples at a time.
+struct StoreRowSource: RowChunkSource {
+    let store: ActivationStoreReader
+    let site: String
+    let position: PositionSelector?
+    let rows: Int
+    let cols: Int
+
+    func readRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        let m = try store.readPosition(site: site, position, examples: range)
+        out.update(from: m.values.ptr, count: range.count * cols)
     }
 }
 

@@ -96,7 +96,7 @@ public enum ProbeJob {
             fits.append((site, pca, projections))
         }
         progressDone()
-        var report = ProbeReport(table: table.render(), json: ["analysis": "pca", "file": o.file, "position": o.position.description,
+        var report = ProbeReport(table: table.render(), json: ["analysis": "pca", "file": o.file, "position": positionText(o.position),
                                                                 "method": o.method.rawValue, "sites": results])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -117,7 +117,7 @@ public enum ProbeJob {
                 let path = fits.count == 1 ? plot : suffixed(plot, site)
                 let r = pca.explainedVarianceRatio
                 let points = (0..<proj.rows).map { (Double(proj[$0, 0]), pca.componentCount > 1 ? Double(proj[$0, 1]) : 0) }
-                let chart = ScatterPlot(title: "PCA of \(site) (position \(o.position))",
+                let chart = ScatterPlot(title: "PCA of \(site) (position \(positionText(o.position)))",
                                         xLabel: String(format: "PC1 (%.1f%% of variance)", 100 * r[0]),
                                         yLabel: r.count > 1 ? String(format: "PC2 (%.1f%% of variance)", 100 * r[1]) : "PC2",
                                         points: points, categories: labels?.ids, categoryNames: labels?.names ?? [])
@@ -183,7 +183,7 @@ public enum ProbeJob {
         }
         progressDone()
         var report = ProbeReport(table: table.render(), json: ["analysis": "separability", "file": o.file, "label": labelName,
-                                                                "classes": labels.names, "position": o.position.description, "sites": results])
+                                                                "classes": labels.names, "position": positionText(o.position), "sites": results])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
                 try h5.writeStrings("sites", sites)
@@ -273,7 +273,7 @@ public enum ProbeJob {
         var report = ProbeReport(table: table.render(), json: ["analysis": "linear", "file": o.file, "label": labelName, "C": o.C,
                                                                 "folds": o.folds, "fold_mode": o.contiguousFolds ? "contiguous" : "shuffled",
                                                                 "seed": Int(o.seed), "control_type": controlColumn ?? NSNull(),
-                                                                "position": o.position.description, "sites": results])
+                                                                "position": positionText(o.position), "sites": results])
         if controlColumn == nil { report.table += "\n(no control task: the file has no prompt column; pass --control-type COLUMN)" }
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -312,7 +312,7 @@ public enum ProbeJob {
         progressDone()
         var table = TextTable(["site"] + sites.indices.map { "[\($0)]" })
         for (i, site) in sites.enumerated() { table.add(["[\(i)] " + site] + matrix[i].map { fmt($0, 3) }) }
-        var report = ProbeReport(table: table.render(), json: ["analysis": "cka", "file": o.file, "position": o.position.description,
+        var report = ProbeReport(table: table.render(), json: ["analysis": "cka", "file": o.file, "position": positionText(o.position),
                                                                 "sites": sites, "matrix": matrix])
         if sites.count == 2 { report.json["cka"] = matrix[0][1] }
         if let out = o.out {
@@ -323,7 +323,7 @@ public enum ProbeJob {
             report.written.append(out)
         }
         if let plot = o.plot {
-            let svg = MatrixHeatmap(title: "Linear CKA (position \(o.position))", rowLabels: sites, columnLabels: sites,
+            let svg = MatrixHeatmap(title: "Linear CKA (position \(positionText(o.position)))", rowLabels: sites, columnLabels: sites,
                                     values: matrix, range: (0, 1)).render()
             try writeTextAtomically(svg, to: plot, overwrite: o.overwrite)
             report.written.append(plot)

@@ -119,3 +119,13 @@ func suffixed(_ path: String, _ suffix: String) -> String {
     let safe = suffix.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" ? $0 : "_" }
     return base + "." + String(safe) + (ext.isEmpty ? "" : "." + ext)
 }
+
+/// The position as the user writes it on the command line.
+func positionText(_ p: PositionSelector) -> String {
+    switch p {
+    case .last: return "last"
+    case .answer: return "answer"
+    case .mean: return "mean"
+    case .index(let k): return String(k)
+    }
+}

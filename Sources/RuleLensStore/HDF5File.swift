@@ -150,6 +150,10 @@ public final class HDF5File: HDF5Location {
             let fid = H5Fopen(path, flags, rl_H5P_DEFAULT())
             if fid < 0 {
                 let reason = HDF5.errorStackSummary()
+                if reason.contains("already open") {
+                    throw RuleLensError("\(path) is already open in this process (HDF5: \(reason))",
+                                        fix: "close the other reader or writer of this file first")
+                }
                 throw RuleLensError("\(path) is not a readable HDF5 file: it is truncated, corrupt or not HDF5"
                                     + (reason.isEmpty ? "" : " (HDF5: \(reason))"),
                                     fix: "regenerate it (e.g. rerun `rulelens dump … --force`), or pass the right path")

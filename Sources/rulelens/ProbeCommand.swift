@@ -16,7 +16,7 @@ struct ProbeFileOptions: ParsableArguments {
     var file: String
     @Option(help: "Hook site, `*` pattern (a sweep, one row per site ordered by layer), or /dataset path. Repeatable.")
     var site: [String]
-    @Option(help: "Position of per-position sites: last (last real token), mean, or an index (negative from the end).")
+    @Option(help: "Position of per-position sites: last (the <eos>), answer (last prompt position), mean, or an index (negative: from each example's end).")
     var position: String = "last"
     @Flag(help: "Print machine-readable JSON instead of the table.")
     var json = false

@@ -9,7 +9,9 @@ struct RuleLensCommand: ParsableCommand {
         abstract: "Train, record and probe transformers on rule-governed reasoning tasks.",
         version: RuleLensVersion.string,
         subcommands: [
+            DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
+            DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self,
         ]
     )

@@ -40,7 +40,6 @@ def dump(tmp_path_factory):
     seq = rng.normal(size=(N, 6, D)).astype(np.float32)
     lengths = rng.integers(2, 7, size=N)
     with h5py.File(path, "w") as f:
-        f.attrs["format"] = "rulelens-activations"
         f["acts/blocks.0.hook_attn_out"] = x0
         f["acts/blocks.0.hook_mlp_out"] = x1
         seq_ds = f.create_dataset("acts/blocks.1.hook_resid_post", data=seq)

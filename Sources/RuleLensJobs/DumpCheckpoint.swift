@@ -1,0 +1,12 @@
+import RuleLensModel
+import RuleLensNumerics
+
+extension Jobs {
+    /// Runs `options.examples` through the checkpoint's model with observe hooks and streams the chosen sites
+    /// to an activation file. Sequences are `[bos] + prompt + target + [eos]`, teacher-forced.
+    public static func dump(_ options: DumpOptions) throws -> DumpSummary {
+        try checkOutput(options)
+        let (model, vocab) = try Checkpoint.load(options.checkpoint)
+        return try dump(model: model, vocab: vocab, options)
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
+import RuleLensTasks
+
+/// Options of `rulelens dump` (see Data/ACTIVATIONS.md for what is written).
+public struct DumpOptions {
+    /// Checkpoint directory (model.safetensors + config.json + vocab.json).
+    public var checkpoint: String
+    /// The examples to run.
+    public var examples: [Example]
+    /// Where the examples came from (a path or a task/split description), stored in `source_data`.
+    public var sourceData: String
+    /// Seed that generated the examples (0 for files).
+    public var seed: Int = 0
+    /// Hook names or glob patterns.
+    public var hooks: [String]
+    /// "all", "last", "answer" or an integer position (negative counts back from each example's end).
+    public var positions: String = "all"
+    /// Examples per forward pass (and per HDF5 chunk).
+    public var batch: Int = 32
+    /// Output HDF5 path.
+    public var out: String
+    /// Replace an existing output.
+    public var force = false
+    /// Continue an incomplete output.
+    public var resume = false
+    /// gzip level 0–9 (with shuffle); 0 stores uncompressed.
+    public var gzip = 1
+    /// Print a progress line on stderr.
+    public var progress = true
+    /// Debug/verification: also write each site's stored rows to DIR/<hook>.npy, exactly as handed to HDF5.
+    public var exportNPY: String? = nil
+
+    public init(checkpoint: String, examples: [Example], sourceData: String, hooks: [String], out: String) {
+        self.checkpoint = checkpoint; self.examples = examples; self.sourceData = sourceData
+        self.hooks = hooks; self.out = out
+    }
+}
+
+/// What a dump did.
+public struct DumpSummary {
+    public let out: String
+    public let examples: Int
+    /// Examples computed by this run (fewer than `examples` after --resume).
+    public let examplesThisRun: Int
+    public let sites: [String]
+    public let accuracy: Double
+    public let seconds: Double
+    /// Activation bytes (uncompressed float32) produced this run.
+    public let activationBytes: Int
+}
+
+extension Jobs {
+    /// Refuses contradictory or unsafe output options before any work is done.
+    static func checkOutput(_ options: DumpOptions) throws {
+        if options.force && options.resume {
+            throw RuleLensError("--force and --resume contradict each other", fix: "pass --resume to continue the file, or --force to start over")
+        }
+        guard options.batch > 0 else { throw RuleLensError("--batch must be positive (got \(options.batch))", fix: "pass e.g. --batch 32") }
+        guard (0...9).contains(options.gzip) else { throw RuleLensError("--gzip must be 0…9 (got \(options.gzip))", fix: "pass e.g. --gzip 1") }
+        let exists = FileManager.default.fileExists(atPath: options.out)
+        if exists && !options.force && !options.resume {
+            throw RuleLensError("\(options.out) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
+        }
+        guard !options.examples.isEmpty else { throw RuleLensError("there are no examples to dump", fix: "give a non-empty --data file") }
+    }
+
+    /// `dump` on a model already in memory (`vocab`: the checkpoint's token → id map, nil for the standard one).
+    public static func dump(model: GPT, vocab: [String: Int]?, _ options: DumpOptions) throws -> DumpSummary {
+        let started = Date()
+        try checkOutput(options)
+        let exists = FileManager.default.fileExists(atPath: options.out)
+        let config = model.config
+        let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
+        let hookNames = try HookSites.resolve(options.hooks, config: config)
+        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions)
+
+        let layouts = hookNames.map { DumpSiteLayout(name: $0, config: config, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
+        let header = ActivationStoreHeader(
+            modelConfigJSON: try modelConfigJSON(config), hooks: hookNames,
+            sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,
+            positions: options.positions, maxLength: plan.maxLength, nExamples: plan.count,
+            extra: ["checkpoint_fingerprint": checkpointFingerprint(model), "data_fingerprint": plan.fingerprint,
+                    "sequence": "[bos] + prompt + target + [eos], teacher-forced",
+                    "prediction": "teacher-forced argmax from answer_pos, cut at the first <eos>"])
+        let columns = plan.metaColumns
+        let writer: ActivationStoreWriter
+        if options.resume && exists {
+            writer = try ActivationStoreWriter.resume(path: options.out, header: header, sites: layouts.map(\.spec), meta: columns)
+        } else {
+            writer = try ActivationStoreWriter.create(path: options.out, header: header, sites: layouts.map(\.spec), meta: columns,
+                                                      batch: options.batch, gzip: options.gzip, overwrite: options.force)
+        }
+        let firstExample = writer.examplesWritten
+        var npys: [String: NPYWriter] = [:]
+        var correctCount = 0, done = firstExample, producedBytes = 0
+        do {
+            if let dir = options.exportNPY {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                for l in layouts {
+                    npys[l.name] = try NPYWriter(path: "\(dir)/\(l.name).npy", shape: [plan.count - firstExample] + l.spec.rowShape)
+                }
+            }
+            // Staging rows for one batch per site: [batch] + stored row shape. Reused, so memory is flat in N.
+            let staging = Dictionary(uniqueKeysWithValues: layouts.map { ($0.name, FloatBuffer(count: options.batch * $0.spec.rowElements)) })
+            let layoutByName = Dictionary(uniqueKeysWithValues: layouts.map { ($0.name, $0) })
+            var batchLengths: [Int] = [], batchPicks: [Int?] = []
+            let hooks = HookSet()
+            hooks.observe(hookNames) { name, values, shape in
+                guard let layout = layoutByName[name], let rows = staging[name] else { return }
+                let srcRow = Array(shape.dropFirst())
+                let srcElements = srcRow.reduce(1, *)
+                for e in 0..<shape[0] {
+                    layout.copyRow(from: values + e * srcElements, srcRow: srcRow, to: rows.ptr + e * layout.spec.rowElements,
+                                   length: batchLengths[e], pick: batchPicks[e])
+                }
+            }
+            let progress = DumpProgress(total: plan.count, start: firstExample, enabled: options.progress)
+            var start = firstExample
+            while start < plan.count {
+                let end = min(plan.count, start + options.batch)
+                let b = end - start
+                batchLengths = (start..<end).map { plan.sequences[$0].count }
+                batchPicks = (start..<end).map { plan.pick($0) }
+                let S = batchLengths.max()!
+                var tokens = [Int32](repeating: CharTokenizer.pad, count: b * S)
+                for (i, ex) in (start..<end).enumerated() {
+                    for (p, t) in plan.sequences[ex].enumerated() { tokens[i * S + p] = t }
+                }
+                let logits = model.forward(tokens: tokens, batch: b, seqLen: S, hooks: hooks)
+                let verdicts = (0..<b).map { plan.predict(example: start + $0, logits: logits + $0 * S * config.vocabSize,
+                                                          vocabSize: config.vocabSize, tokenizer: tokenizer) }
+                for l in layouts {
+                    let rows = staging[l.name]!
+                    try writer.appendActs(l.name, count: b, rows.ptr)
+                    npys[l.name]?.append(rows.ptr, count: b * l.spec.rowElements)
+                    producedBytes += 4 * b * l.spec.rowElements
+                }
+                try plan.appendMeta(to: writer, range: start..<end, verdicts: verdicts)
+                try writer.endBatch(count: b)
+                correctCount += verdicts.filter(\.correct).count
+                start = end
+                done = end
+                progress.update(done: done, bytes: producedBytes)
+            }
+            progress.finish(done: done, bytes: producedBytes)
+            for (_, n) in npys { try n.close() }
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            // A fresh file that failed part-way is removed (never left looking like a result); a resumed one is kept.
+            if !(options.resume && exists) { try? FileManager.default.removeItem(atPath: options.out) }
+            throw error
+        }
+        let thisRun = plan.count - firstExample
+        return DumpSummary(out: options.out, examples: plan.count, examplesThisRun: thisRun, sites: hookNames,
+                           accuracy: thisRun > 0 ? Double(correctCount) / Double(thisRun) : .nan,
+                           seconds: Date().timeIntervalSince(started), activationBytes: producedBytes)
+    }
+
+    /// The model shape as JSON with Hugging Face GPT2Config keys, sorted (stored in `model_config`; compared on --resume).
+    static func modelConfigJSON(_ config: GPTConfig) throws -> String {
+        let fields: [String: Any] = ["model_type": "gpt2", "n_layer": config.nLayer, "n_head": config.nHead,
+                                     "n_embd": config.dModel, "n_inner": config.dMLP, "n_positions": config.nCtx,
+                                     "vocab_size": config.vocabSize, "layer_norm_epsilon": Double("\(config.layerNormEps)") ?? 1e-5]
+        let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// FNV-1a over every parameter's bits: the same weights give the same fingerprint.
+    static func checkpointFingerprint(_ model: GPT) -> String {
+        var f = Fingerprint()
+        f.add(UnsafeRawBufferPointer(start: model.params.storage.ptr, count: model.params.storage.count * 4))
+        return f.hex
+    }
+}
+
+/// "dump 1200/20000 examples | 312 ex/s | 45.1 MB/s | ETA 1m02s" on stderr (the shared ProgressLine).
+struct DumpProgress {
+    let total: Int, start: Int
+    let line: ProgressLine
+    let began = ProgressLine.now()
+
+    init(total: Int, start: Int, enabled: Bool) {
+        self.total = total; self.start = start
+        line = ProgressLine(enabled: enabled)
+    }
+
+    func update(done: Int, bytes: Int, final: Bool = false) {
+        let elapsed = max(1e-9, ProgressLine.now() - began)
+        let rate = Double(done - start) / elapsed
+        let eta = rate > 0 ? Double(total - done) / rate : .nan
+        line.update("dump \(done)/\(total) examples | \(ProgressLine.rate(rate)) ex/s | "
+                    + String(format: "%.1f MB/s", Double(bytes) / elapsed / 1e6)
+                    + (final ? " | \(ProgressLine.duration(elapsed))" : " | ETA \(ProgressLine.duration(eta))"), final: final)
+    }
+
+    func finish(done: Int, bytes: Int) { update(done: done, bytes: bytes, final: true) }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import RuleLensJobs
+
+/// `rulelens dump`: record hook sites of a checkpoint on a data set into an HDF5 activation file.
+struct DumpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump",
+        abstract: "Record chosen hook sites of a model on a data set into an HDF5 activation file.",
+        discussion: """
+        Each example runs as [bos] + prompt + target + [eos] (teacher-forced). The file layout is documented in
+        Data/ACTIVATIONS.md: /meta columns (id, tokens, length, answer_pos, prompt, target, prediction, correct, …)
+        and /acts/<hook name> float32 datasets. While it runs the file has complete=0; it becomes 1 at the end.
+        Examples:
+          rulelens dump --checkpoint runs/add --data runs/add/test.jsonl --hooks 'blocks.*.hook_resid_post' --positions answer --out runs/add/resid.h5
+          rulelens dump --checkpoint runs/add --task addition --split leave-square-out --hooks '*' --out all.h5 --resume
+        """)
+
+    @Option(help: "Checkpoint directory (model.safetensors, config.json, vocab.json).")
+    var checkpoint: String
+
+    @OptionGroup(title: "Examples (--data FILE, or a generated --task)")
+    var source: DataSourceOptions
+
+    @Option(help: "Which half of a generated data set (or of a `data generate` directory) to run: train or test.")
+    var part: String = "test"
+
+    @Option(help: "Comma-separated hook names or glob patterns (TransformerLens names; '*' = every site).")
+    var hooks: String
+
+    @Option(help: "Positions to keep: all, last (the <eos>), answer (last prompt position), or an index K (negative: from the end).")
+    var positions: String = "all"
+
+    @Option(help: "Examples per forward pass.")
+    var batch: Int = 32
+
+    @Option(help: "gzip level 0-9 (with shuffle); 0 = uncompressed.")
+    var gzip: Int = 1
+
+    @Option(help: "Output HDF5 file.")
+    var out: String
+
+    @Flag(help: "Overwrite an existing output file.")
+    var force = false
+
+    @Flag(help: "Continue an incomplete output file (same checkpoint, data, hooks and positions).")
+    var resume = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
+    var exportNpy: String?
+
+    func run() throws {
+        let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !patterns.isEmpty else {
+            throw RuleLensError("--hooks is empty", fix: "pass hook names or patterns, e.g. --hooks 'blocks.*.hook_resid_post'")
+        }
+        if FileManager.default.fileExists(atPath: out) && !force && !resume {
+            throw RuleLensError("\(out) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
+        }
+        guard let which = DataPart(rawValue: part) else {
+            throw RuleLensError("--part \(part) is not train or test", fix: "pass --part train or --part test")
+        }
+        let dataSource = try source.source()
+        let loaded = try dataSource.load(which)
+        var options = DumpOptions(checkpoint: checkpoint, examples: loaded.examples,
+                                  sourceData: dataSource.file.map { _ in loaded.origin } ?? "\(loaded.origin) (\(part))",
+                                  hooks: patterns, out: out)
+        options.seed = Int(dataSource.spec?.seed ?? 0)
+        options.positions = positions
+        options.batch = batch
+        options.gzip = gzip
+        options.force = force
+        options.resume = resume
+        options.progress = !quiet
+        options.exportNPY = exportNpy
+        let summary = try Jobs.dump(options)
+        let mb = Double(summary.activationBytes) / 1e6
+        print(String(format: "wrote %@: %d examples (%d this run), %d sites, %.1f MB of activations, teacher-forced accuracy %.4f, %.2f s",
+                     summary.out, summary.examples, summary.examplesThisRun, summary.sites.count, mb, summary.accuracy, summary.seconds))
+    }
+}
+
+/// `rulelens dump-info FILE.h5`: validate an activation file and list its attributes, sites and columns.
+struct DumpInfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump-info",
+        abstract: "Check an activation file written by `rulelens dump` and list its sites, shapes and meta columns.")
+
+    @Argument(help: "The HDF5 activation file.")
+    var file: String
+
+    @Flag(help: "Open a file whose dump did not finish (complete=0).")
+    var allowIncomplete = false
+
+    func run() throws {
+        let reader = try ActivationStoreReader(path: file, allowIncomplete: allowIncomplete)
+        print("\(file): \(reader.count) examples, complete=\(reader.complete ? 1 : 0), positions=\(reader.positions)")
+        for key in ["model_config", "source_checkpoint", "source_data", "created_utc", "rulelens_version"] {
+            if let value = reader.attribute(key) { print("  \(key): \(value)") }
+        }
+        print("meta: \(reader.metaColumns.joined(separator: ", "))")
+        let width = reader.sites.map(\.name.count).max() ?? 0
+        for site in reader.sites {
+            let shape = "[" + site.shape.map(String.init).joined(separator: ", ") + "]"
+            print("  " + site.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(shape)  \(site.dims.joined(separator: ","))")
+        }
+    }
+}
