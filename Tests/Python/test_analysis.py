@@ -112,12 +112,17 @@ def test_separability_matches_sklearn(dump, tmp_path):
 
 def test_string_labels_and_position_selection(dump):
     path, _, _, seq, lengths, y = dump
-    for position, ref in [("last", seq[np.arange(N), lengths - 1]), ("2", seq[:, 2]), ("mean", None)]:
+    for position, ref in [("last", seq[np.arange(N), lengths - 1]), ("1", seq[:, 1]),
+                          ("-2", seq[np.arange(N), lengths - 2]), ("mean", None)]:
         if ref is None:
             ref = np.stack([seq[i, :lengths[i]].mean(0) for i in range(N)])
         out = probe("separability", "--file", path, "--site", "blocks.1.hook_resid_post", "--label", "rule",
-                    "--position", position)
+                    f"--position={position}")
         assert rel(out["sites"][0]["calinski_harabasz"], calinski_harabasz_score(ref.astype(np.float64), y)) < 1e-4
+    # a position past some example's length is an error, not a silently padded row
+    proc = run_rulelens("probe", "separability", "--file", path, "--site", "blocks.1.hook_resid_post", "--label", "rule",
+                        "--position", "5", check=False)
+    assert proc.returncode == 1 and "outside example" in proc.stderr
 
 
 def test_linear_probe_matches_sklearn_per_fold(dump):

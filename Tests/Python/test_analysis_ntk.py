@@ -65,3 +65,40 @@ def test_ntk_bad_input(tmp_path):
     data.write_text(json.dumps({"prompt": "1+1=", "target": "2"}) + "\n")
     proc = run_rulelens("probe", "ntk", "--checkpoint", tmp_path / "missing", "--data", data, check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_probe_sweep_on_a_real_dump(tmp_path):
+    """train → dump (all positions) → probe: the sweep reads the dump through the store's reader, takes each
+    example's last position, and its numbers equal scikit-learn's on the same rows read with h5py."""
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        rule = list(RULES)[i % 3]
+        a, b = (int(v) for v in rng.integers(0, 30, size=2))
+        prompt, target = RULES[rule](a, b)
+        rows.append({"prompt": prompt, "target": target, "rule": rule})
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ckpt, dump = tmp_path / "run", tmp_path / "acts.h5"
+    run_rulelens("train", "--data", data, "--out", ckpt, "--layers", 2, "--heads", 2, "--d-model", 32,
+                 "--ctx", 16, "--steps", 20, "--batch", 8, "--lr", 1e-2, "--warmup", 1, "--quiet")
+    run_rulelens("dump", "--checkpoint", ckpt, "--data", data, "--hooks", "blocks.*.hook_attn_out,blocks.*.hook_mlp_out",
+                 "--positions", "all", "--out", dump, "--quiet")
+    svg = tmp_path / "sep.svg"
+    out = json.loads(run_rulelens("probe", "separability", "--file", dump, "--site", "blocks.*", "--label", "rule",
+                                  "--json", "--plot", svg).stdout)
+    assert [s["site"] for s in out["sites"]] == ["blocks.0.hook_attn_out", "blocks.0.hook_mlp_out",
+                                                 "blocks.1.hook_attn_out", "blocks.1.hook_mlp_out"]
+    import h5py
+    with h5py.File(dump) as f:
+        lengths = f["meta/length"][()]
+        rules = np.array([r.decode() if isinstance(r, bytes) else r for r in f["meta/rule"][()]])
+        for s in out["sites"]:
+            acts = f["acts/" + s["site"]][()]
+            x = acts[np.arange(len(lengths)), lengths - 1].astype(np.float64)
+            assert abs(s["silhouette"] - silhouette_score(x, rules)) < 1e-4 * max(1, abs(silhouette_score(x, rules)))
+            assert abs(s["davies_bouldin"] / davies_bouldin_score(x, rules) - 1) < 1e-4
+            assert abs(s["calinski_harabasz"] / calinski_harabasz_score(x, rules) - 1) < 1e-4
+    assert "ffn" in svg.read_text()
