@@ -29,10 +29,12 @@ struct TextTable {
 
     func render() -> String {
         let widths = header.indices.map { c in ([header[c]] + rows.map { c < $0.count ? $0[c] : "" }).map(\.count).max() ?? 0 }
+        // Text columns left-aligned, numeric columns right-aligned.
+        let numeric = header.indices.map { c in rows.allSatisfy { c >= $0.count || Double($0[c]) != nil || $0[c] == "-" } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { c, s in
                 let pad = String(repeating: " ", count: max(0, widths[c] - s.count))
-                return c == 0 ? s + pad : pad + s     // first column left-aligned, numbers right-aligned
+                return numeric[c] && !rows.isEmpty ? pad + s : s + pad
             }.joined(separator: "  ")
         }
         return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
