@@ -45,7 +45,7 @@ public struct TaskSpec: Codable, Equatable, Sendable {
         switch task {
         case .syllogism: return 2400
         case .mathDerivation: return 3000
-        case .explanatory: return 2000
+        case .explanatory: return 1000
         default: return 10_000
         }
     }
