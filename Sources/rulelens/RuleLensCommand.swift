@@ -10,6 +10,7 @@ struct RuleLensCommand: ParsableCommand {
         version: RuleLensVersion.string,
         subcommands: [
             DataCommand.self,
+            TrainCommand.self, EvalCommand.self, LogitsCommand.self,
         ]
     )
 

@@ -9,6 +9,7 @@ BLASEnvironment.ensureCoreTypeOrReexec()
 /// Each benchmark area adds its entry point here (one file per area beside this one).
 let benchmarks: [String: ([String]) throws -> Void] = [
     "sgemm": SgemmBench.run,
+    "train": TrainBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -1,0 +1,144 @@
+import Foundation
+
+extension Jobs {
+    /// Loads the examples of a data file. Every job reads data through here, so new sources (generated tasks,
+    /// other formats, splits) are added in one place.
+    public static func loadExamples(path: String) throws -> [Example] {
+        try JSONL.readExamples(path: path)
+    }
+
+    /// The tokenizer a checkpoint was trained with: its vocab.json, or the standard character vocabulary.
+    public static func tokenizer(vocab: [String: Int]?, checkpoint: String) throws -> CharTokenizer {
+        guard let vocab else { return .standard }
+        do { return try CharTokenizer(vocab: vocab) } catch let error as RuleLensError {
+            throw RuleLensError("the vocab.json of \(checkpoint) is not a RuleLens character vocabulary (\(error.problem))",
+                                fix: "evaluate checkpoints trained by `rulelens train`; models with BPE vocabularies need their own tokenizer")
+        }
+    }
+}
+
+/// One evaluated example (a line of `rulelens eval --out`).
+public struct EvalPrediction: Codable, Sendable {
+    public var id: Int?
+    public var prompt: String
+    public var target: String
+    public var prediction: String
+    public var correct: Bool
+    /// Mean cross-entropy (nats) over the example's target tokens and eos.
+    public var loss: Double
+}
+
+/// Accuracy and loss of a model on a data set.
+public struct EvalResult: Sendable {
+    /// Share of examples whose greedy continuation is exactly the target followed by eos.
+    public let accuracy: Double
+    /// Mean cross-entropy over all target tokens (and eos) of all examples.
+    public let loss: Double
+    public let n: Int
+    public let predictions: [EvalPrediction]
+
+    /// `{"accuracy":…,"loss":…,"n":…}`.
+    public var jsonLine: String {
+        let data = try! JSONSerialization.data(withJSONObject: ["accuracy": accuracy, "loss": loss, "n": n], options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Greedy-decoding evaluation: exact-match accuracy of the target and teacher-forced loss on it.
+public enum EvalJob {
+    /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
+    public static func run(checkpoint: String, data: String, batchSize: Int = 64) throws -> EvalResult {
+        let (model, vocab) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize)
+    }
+
+    /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors).
+    public static func run(_ model: GPT, tokenizer: CharTokenizer = .standard, examples: [Example], source: String,
+                           batchSize: Int = 64) throws -> EvalResult {
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
+        let losses = targetLoss(model, items: items, batchSize: batchSize)
+        // Decode a little past the longest target, enough to see whether eos follows it.
+        let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
+        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: batchSize)
+        var predictions: [EvalPrediction] = []
+        var correct = 0
+        for (i, e) in examples.enumerated() {
+            let item = items[i]
+            let expected = Array(item.tokens[item.promptLength..<(item.tokens.count - 1)])
+            let ok = outputs[i] == expected
+            if ok { correct += 1 }
+            predictions.append(EvalPrediction(id: e.id, prompt: e.prompt, target: e.target, prediction: tokenizer.decode(outputs[i]),
+                                              correct: ok, loss: losses.perExample[i]))
+        }
+        return EvalResult(accuracy: Double(correct) / Double(max(1, items.count)), loss: losses.mean, n: items.count, predictions: predictions)
+    }
+
+    /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
+    /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
+    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int) -> (perExample: [Double], mean: Double) {
+        let vocab = model.config.vocabSize
+        var perExample = [Double](repeating: 0, count: items.count)
+        var total = 0.0, count = 0
+        for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
+            let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
+            let batch = Batching.makeBatch(chunk, lossOn: .target)
+            // logits: [batch, seqLen, vocab]
+            let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            for row in 0..<batch.batch {
+                var sum = 0.0, n = 0
+                for t in 0..<batch.seqLen where batch.lossMask[row * batch.seqLen + t] > 0 {
+                    let z = logits + (row * batch.seqLen + t) * vocab
+                    var maxValue = z[0]
+                    for v in 1..<vocab where z[v] > maxValue { maxValue = z[v] }
+                    var sumExp = 0.0
+                    for v in 0..<vocab { sumExp += exp(Double(z[v] - maxValue)) }
+                    let target = Int(batch.targets[row * batch.seqLen + t])
+                    sum += log(sumExp) - Double(z[target] - maxValue)
+                    n += 1
+                }
+                perExample[start + row] = sum / Double(max(1, n))
+                total += sum; count += n
+            }
+        }
+        return (perExample, total / Double(max(1, count)))
+    }
+
+    /// Writes predictions as JSONL (sorted keys) atomically.
+    public static func writePredictions(_ predictions: [EvalPrediction], to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for p in predictions { data.append(try encoder.encode(p)); data.append(0x0A) }
+        try AtomicFile.write(data, to: path)
+    }
+}
+
+/// Raw logits of a checkpoint on a data file (the `rulelens logits` helper, used to compare with `transformers`).
+public enum LogitsJob {
+    /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
+    /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab].
+    public static func run(checkpoint: String, data: String, out: String) throws {
+        let (model, vocab) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
+        let full = Batching.makeBatch(items, lossOn: .all)
+        let n = full.batch, t = full.seqLen, v = model.config.vocabSize
+        let logits = FloatBuffer(count: n * t * v)
+        for start in stride(from: 0, to: n, by: 64) {
+            let rows = min(64, n - start)
+            let tokens = Array(full.inputs[(start * t)..<((start + rows) * t)])
+            let out = model.forward(tokens: tokens, batch: rows, seqLen: t)
+            (logits.ptr + start * t * v).update(from: out, count: rows * t * v)
+        }
+        let lengths = items.map { Int32($0.inputLength) }
+        try full.inputs.withUnsafeBufferPointer { tok in
+            try lengths.withUnsafeBufferPointer { len in
+                try Safetensors.write([Safetensors.Entry(name: "tokens", shape: [n, t], int32s: tok.baseAddress!),
+                                       Safetensors.Entry(name: "lengths", shape: [n], int32s: len.baseAddress!),
+                                       Safetensors.Entry(name: "logits", shape: [n, t, v], floats: logits.ptr)],
+                                      metadata: ["checkpoint": checkpoint, "data": data], to: out)
+            }
+        }
+    }
+}

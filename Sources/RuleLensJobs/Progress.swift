@@ -1,0 +1,61 @@
+import Foundation
+
+/// A live progress line on stderr: rewritten in place (`\r`) when stderr is a terminal, otherwise printed as
+/// plain lines at most every `plainInterval` seconds (plus the last step), so logs stay readable.
+public final class ProgressLine {
+    let isTTY: Bool
+    let enabled: Bool
+    let plainInterval: Double
+    var lastPrint: Double = -.infinity
+    var lastWidth = 0
+
+    public init(enabled: Bool = true, plainInterval: Double = 2) {
+        self.enabled = enabled
+        self.isTTY = isatty(2) != 0
+        self.plainInterval = plainInterval
+    }
+
+    /// Shows `text` as the current status (`final` forces output and ends the line).
+    public func update(_ text: String, final: Bool = false) {
+        guard enabled else { return }
+        let now = ProgressLine.now()
+        if isTTY {
+            let padded = text + String(repeating: " ", count: max(0, lastWidth - text.count))
+            lastWidth = text.count
+            FileHandle.standardError.write(Data(("\r" + padded + (final ? "\n" : "")).utf8))
+            if final { lastWidth = 0 }
+        } else if final || now - lastPrint >= plainInterval {
+            lastPrint = now
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+    }
+
+    /// Prints a standalone message (e.g. an eval result) without disturbing the live line.
+    public func message(_ text: String) {
+        guard enabled else { return }
+        if isTTY && lastWidth > 0 {
+            FileHandle.standardError.write(Data(("\r" + String(repeating: " ", count: lastWidth) + "\r").utf8))
+            lastWidth = 0
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// Monotonic seconds.
+    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// "1h02m", "3m05s", "12s".
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let s = Int(seconds.rounded())
+        if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+        if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return "\(s)s"
+    }
+
+    /// "812", "45.2k", "1.3M".
+    public static func rate(_ perSecond: Double) -> String {
+        if perSecond >= 1e6 { return String(format: "%.1fM", perSecond / 1e6) }
+        if perSecond >= 1e3 { return String(format: "%.1fk", perSecond / 1e3) }
+        return String(format: "%.0f", perSecond)
+    }
+}

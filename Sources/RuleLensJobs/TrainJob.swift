@@ -1,0 +1,323 @@
+import Foundation
+
+/// Everything that determines a training run's result (saved as DIR/train_config.json so `--resume` can check it).
+public struct TrainOptions: Codable, Equatable, Sendable {
+    public var data: String
+    public var evalData: String?
+    public var layers = 2, heads = 4, dModel = 128
+    public var dMLP: Int? = nil
+    public var ctx = 32
+    public var steps = 1000, batch = 32
+    public var lr: Float = 1e-3
+    /// Final learning rate of the cosine schedule, as a fraction of `lr`.
+    public var minLRFraction: Float = 0.1
+    public var warmup = 50
+    public var weightDecay: Float = 0.01
+    /// Global gradient-norm clip (0 = off).
+    public var gradClip: Float = 1.0
+    public var seed: UInt64 = 0
+    public var lossOn: LossOn = .target
+
+    public init(data: String) { self.data = data }
+
+    /// The model shape these options ask for (the character vocabulary fixes the vocab size).
+    public func modelConfig(vocabSize: Int) -> GPTConfig {
+        GPTConfig(nLayer: layers, nHead: heads, dModel: dModel, dMLP: dMLP, nCtx: ctx, vocabSize: vocabSize)
+    }
+
+    /// Checks the numbers make sense before anything is written.
+    public func validate() throws {
+        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
+            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
+        }
+        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
+        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
+        if !(weightDecay >= 0) { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
+    }
+}
+
+/// What a finished run reports.
+public struct TrainSummary: Sendable {
+    public let steps: Int
+    public let finalLoss: Float
+    public let tokensPerSecond: Double
+    public let seconds: Double
+    public let checkpoint: String
+}
+
+/// A training run writing into one folder: checkpoint (HF GPT-2 safetensors + config), `train_state.safetensors`
+/// (AdamW moments and step, for `--resume`), `train_config.json`, `train_log.csv` (step, loss, lr, tokens/s) and,
+/// with evaluation, `eval_log.csv`.
+///
+/// Reproducible: the data order depends only on (seed, step), initialisation only on the seed, so a resumed run
+/// takes exactly the steps an uninterrupted one would (bitwise identical weights with one thread).
+public final class TrainJob {
+    public static let stateFile = "train_state.safetensors"
+    public static let configFile = "train_config.json"
+    public static let logFile = "train_log.csv"
+    public static let evalLogFile = "eval_log.csv"
+
+    public let options: TrainOptions
+    public let outDir: String
+    public let resume: Bool
+    /// Save a checkpoint every this many steps (and always after the last).
+    public var saveEvery = 100
+    /// Evaluate every this many steps (0 = never).
+    public var evalEvery = 0
+    /// Worker threads for RuleLens loops and BLAS (nil = leave as configured).
+    public var threads: Int? = nil
+    /// The progress line (disable for quiet library use).
+    public var progress = ProgressLine()
+
+    public init(options: TrainOptions, outDir: String, resume: Bool = false) {
+        self.options = options; self.outDir = outDir; self.resume = resume
+    }
+
+    var dir: String { outDir }
+    func path(_ name: String) -> String { outDir + "/" + name }
+
+    /// Runs (or resumes) training to `options.steps`; returns the summary. Throws `RuleLensError` for bad input
+    /// and for a non-finite loss (the last good checkpoint stays in place).
+    @discardableResult
+    public func run() throws -> TrainSummary {
+        if let threads { Parallel.configure(threads: threads) }
+        let tokenizer = CharTokenizer.standard
+        var options = self.options
+        let fm = FileManager.default
+
+        // Decide where we start: a fresh folder or the saved state of an earlier run.
+        var model: GPT
+        var adam = AdamW(weightDecay: options.weightDecay)
+        var startStep = 0
+        if resume {
+            let saved = try readSavedOptions()
+            try checkResumable(requested: options, saved: saved)
+            options = saved
+            (model, startStep) = try loadState(into: &adam)
+        } else {
+            try options.validate()
+            try checkFreshOutput()
+            model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed)
+        }
+
+        let examples = try Jobs.loadExamples(path: options.data)
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data)
+        var evalItems: [TokenizedExample]? = nil
+        if let evalPath = options.evalData {
+            evalItems = try Batching.tokenize(try Jobs.loadExamples(path: evalPath), tokenizer: tokenizer, nCtx: options.ctx, source: evalPath)
+        }
+
+        if !resume {
+            if !fm.fileExists(atPath: outDir) {
+                do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
+                    throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
+                }
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write(try encoder.encode(options), to: path(Self.configFile))
+        }
+        let log = try TrainLog(path: path(Self.logFile), keepingStepsThrough: resume ? startStep : nil)
+
+        let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction,
+                                      warmupSteps: options.warmup, totalSteps: options.steps)
+        var lastSaved: Int? = resume ? startStep : nil
+        var lastLoss: Float = .nan
+        var tokensDone = 0
+        let t0 = ProgressLine.now()
+        var windowStart = t0, windowTokens = 0
+        var tokensPerSecond = 0.0
+        if startStep >= options.steps {
+            progress.message("\(outDir) already finished all \(options.steps) steps; nothing to do")
+        }
+        for step in startStep..<max(startStep, options.steps) {
+            let stepStart = ProgressLine.now()
+            let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
+                                           lossOn: options.lossOn)
+            model.zeroGrads()
+            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
+            guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
+            model.backward()
+            let lr = schedule.lr(at: step)
+            if options.gradClip > 0 {
+                let norm = clipGradNorm(model.grads, maxNorm: options.gradClip)
+                guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved) }
+            }
+            adam.step(model, lr: lr)
+            lastLoss = loss
+
+            let now = ProgressLine.now()
+            let stepTokens = batch.batch * batch.seqLen
+            tokensDone += stepTokens
+            windowTokens += stepTokens
+            if now - windowStart >= 1 || step + 1 == options.steps {
+                tokensPerSecond = Double(windowTokens) / max(now - windowStart, 1e-9)
+                windowStart = now; windowTokens = 0
+            } else if tokensPerSecond == 0 {
+                tokensPerSecond = Double(stepTokens) / max(now - stepStart, 1e-9)
+            }
+            try log.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
+            let remaining = Double(options.steps - step - 1) * Double(batch.batch * batch.seqLen) / max(tokensPerSecond, 1e-9)
+            progress.update(String(format: "step %d/%d | loss %.4f | lr %.2e | ", step + 1, options.steps, loss, lr)
+                            + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
+                            final: step + 1 == options.steps)
+
+            if evalEvery > 0 && (step + 1) % evalEvery == 0 {
+                try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
+            }
+            if (step + 1) % max(1, saveEvery) == 0 || step + 1 == options.steps {
+                try saveState(model, adam: adam, step: step + 1, options: options)
+                lastSaved = step + 1
+            }
+        }
+        try log.close()
+        let seconds = ProgressLine.now() - t0
+        return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(seconds, 1e-9),
+                            seconds: seconds, checkpoint: outDir)
+    }
+
+    // MARK: - Output folder and resume
+
+    func checkFreshOutput() throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: outDir, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else {
+            throw RuleLensError("--out \(outDir) is a file, not a folder", fix: "choose a folder name for --out")
+        }
+        if Checkpoint.exists(at: outDir) || fm.fileExists(atPath: path(Self.stateFile)) {
+            throw RuleLensError("\(outDir) already holds a training run (checkpoint and state)",
+                                fix: "pass --resume to continue it, or choose another --out folder")
+        }
+        if fm.fileExists(atPath: path(Self.logFile)) || fm.fileExists(atPath: path(Self.configFile)) {
+            throw RuleLensError("\(outDir) holds the log of an earlier run that stopped before its first checkpoint",
+                                fix: "choose another --out folder, or delete \(outDir) first")
+        }
+    }
+
+    func readSavedOptions() throws -> TrainOptions {
+        let file = path(Self.configFile)
+        guard Checkpoint.exists(at: outDir), FileManager.default.fileExists(atPath: path(Self.stateFile)),
+              let data = FileManager.default.contents(atPath: file) else {
+            throw RuleLensError("--resume: \(outDir) holds no resumable run (it needs \(Checkpoint.weightsFile), \(Self.stateFile) and \(Self.configFile))",
+                                fix: "resume the --out folder of a `rulelens train` run that saved at least one checkpoint, or drop --resume to start afresh")
+        }
+        do { return try JSONDecoder().decode(TrainOptions.self, from: data) } catch {
+            throw RuleLensError("\(file) cannot be read (\(error))", fix: "it is written by `rulelens train`; restore it or start a new run in another folder")
+        }
+    }
+
+    /// On resume, the options that shape the result must equal the saved ones; the error names each difference.
+    func checkResumable(requested: TrainOptions, saved: TrainOptions) throws {
+        let a = try JSONSerialization.jsonObject(with: JSONEncoder().encode(requested)) as? [String: Any] ?? [:]
+        let b = try JSONSerialization.jsonObject(with: JSONEncoder().encode(saved)) as? [String: Any] ?? [:]
+        var differences: [String] = []
+        for key in Set(a.keys).union(b.keys).sorted() {
+            let x = a[key].map { "\($0)" } ?? "none", y = b[key].map { "\($0)" } ?? "none"
+            if x != y { differences.append("\(key): saved \(y), now \(x)") }
+        }
+        if !differences.isEmpty {
+            throw RuleLensError("--resume: the options differ from the run saved in \(outDir) (\(differences.joined(separator: "; ")))",
+                                fix: "pass the same options as the original run (see \(path(Self.configFile))), or start a new run in another --out folder")
+        }
+    }
+
+    func loadState(into adam: inout AdamW) throws -> (GPT, Int) {
+        let (model, _) = try Checkpoint.load(outDir)
+        let state = try Safetensors.read(path: path(Self.stateFile))
+        let weights = try Safetensors.read(path: path(Checkpoint.weightsFile))
+        guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),
+              let m = state.info("adam.m"), let v = state.info("adam.v"),
+              m.count == model.params.storage.count, v.count == model.params.storage.count else {
+            throw RuleLensError("\(path(Self.stateFile)) is not a RuleLens training state for this model",
+                                fix: "it is written by `rulelens train`; start a new run in another --out folder")
+        }
+        guard weights.metadata["step"] == stepText else {
+            throw RuleLensError("the checkpoint in \(outDir) is from step \(weights.metadata["step"] ?? "?") but the optimizer state from step \(step) (an interrupted save)",
+                                fix: "start a new run in another --out folder; the weights in \(outDir) still load with `rulelens eval`")
+        }
+        adam.m = FloatBuffer(count: model.params.storage.count)
+        adam.v = FloatBuffer(count: model.params.storage.count)
+        state.copyFloats(m, into: adam.m.ptr)
+        state.copyFloats(v, into: adam.v.ptr)
+        adam.t = t
+        return (model, step)
+    }
+
+    func saveState(_ model: GPT, adam: AdamW, step: Int, options: TrainOptions) throws {
+        let n = model.params.storage.count
+        let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)"]
+        // State first, weights last: a crash between the two leaves step numbers that disagree, which resume detects.
+        try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
+                               Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
+                              metadata: meta, to: path(Self.stateFile))
+        try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: outDir,
+                            extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
+                            metadata: ["step": "\(step)"], overwrite: true)
+    }
+
+    func nonFinite(_ what: String, step: Int, lastSaved: Int?) -> RuleLensError {
+        let kept = lastSaved.map { "the last good checkpoint (step \($0)) is kept in \(outDir)" }
+            ?? "no checkpoint had been saved yet, so none was written"
+        return RuleLensError("training stopped at step \(step): \(what); \(kept)",
+                             fix: "lower --lr (now \(options.lr)), lengthen --warmup, or keep --grad-clip on; then train again into a new --out folder")
+    }
+
+    // MARK: - Evaluation during training
+
+    func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
+        let line: String
+        if let evalItems {
+            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64).mean
+            line = "\(step),heldout,\(loss),"
+            progress.message(String(format: "eval step %d: held-out loss %.4f (%d examples)", step, loss, evalItems.count))
+        } else {
+            let subset = Array(trainItems.prefix(128))
+            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1)
+            let correct = zip(subset, outputs).filter { item, output in Array(item.tokens[item.promptLength..<(item.tokens.count - 1)]) == output }.count
+            let accuracy = Double(correct) / Double(max(1, subset.count))
+            line = "\(step),train_subset,,\(accuracy)"
+            progress.message(String(format: "eval step %d: train-subset accuracy %.3f (%d examples)", step, accuracy, subset.count))
+        }
+        let file = path(Self.evalLogFile)
+        if !FileManager.default.fileExists(atPath: file) { try AtomicFile.write(Data("step,split,loss,accuracy\n".utf8), to: file) }
+        guard let handle = FileHandle(forWritingAtPath: file) else {
+            throw RuleLensError("cannot append to \(file)", fix: "check the permissions of \(outDir)")
+        }
+        handle.seekToEndOfFile()
+        handle.write(Data((line + "\n").utf8))
+        handle.closeFile()
+    }
+}
+
+/// DIR/train_log.csv: `step,loss,lr,tokens_per_s`, one row per step, appended as training runs.
+final class TrainLog {
+    let handle: FileHandle
+    let path: String
+
+    /// Opens the log; with `keepingStepsThrough`, keeps only the header and rows up to that step (a resumed run
+    /// rewrites the steps after its checkpoint), otherwise starts a new file.
+    init(path: String, keepingStepsThrough: Int?) throws {
+        self.path = path
+        var text = "step,loss,lr,tokens_per_s\n"
+        if let keep = keepingStepsThrough, let old = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in old.split(separator: "\n").dropFirst() {
+                if let step = Int(line.split(separator: ",").first ?? ""), step <= keep { text += line + "\n" }
+            }
+        }
+        try AtomicFile.write(Data(text.utf8), to: path)
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw RuleLensError("cannot open \(path) for writing", fix: "check the permissions of its folder")
+        }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    func append(step: Int, loss: Float, lr: Float, tokensPerSecond: Double) throws {
+        handle.write(Data(String(format: "%d,%.6f,%.6e,%.1f\n", step, loss, lr, tokensPerSecond).utf8))
+    }
+
+    func close() throws { handle.closeFile() }
+}

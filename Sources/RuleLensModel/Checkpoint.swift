@@ -1,0 +1,236 @@
+import Foundation
+import RuleLensNumerics
+
+/// Checkpoints in Hugging Face GPT-2 form, so `transformers.GPT2LMHeadModel.from_pretrained(dir)` opens them as
+/// they are and real GPT-2 checkpoints load into RuleLens:
+///
+/// - `model.safetensors` — every parameter under its HF name and layout (Conv1D weights [in, out]); the LM head
+///   is tied to `transformer.wte.weight` and not stored;
+/// - `config.json` — an HF `GPT2Config` (gelu_new, layer_norm_epsilon, tied embeddings, bos/eos ids);
+/// - `vocab.json` — token → id (optional);
+/// - `rulelens.json` — RuleLens's own notes (version, plus the caller's `extra` fields).
+public enum Checkpoint {
+    public static let weightsFile = "model.safetensors"
+    public static let configFile = "config.json"
+    public static let vocabFile = "vocab.json"
+    public static let infoFile = "rulelens.json"
+
+    /// Whether `dir` holds a checkpoint (its weights file exists).
+    public static func exists(at dir: String) -> Bool {
+        FileManager.default.fileExists(atPath: dir + "/" + weightsFile)
+    }
+
+    /// Writes the checkpoint into `dir`.
+    ///
+    /// A new `dir` is built as a temporary sibling folder and renamed into place, so it appears complete or not at all.
+    /// Into an existing folder (e.g. a training run's output), each file is written to a temporary name and renamed,
+    /// weights last; an existing checkpoint there is replaced only when `overwrite` is true.
+    /// `metadata` goes into the safetensors header (`__metadata__`, alongside `format: pt`).
+    public static func save(_ model: GPT, vocab: [String: Int]?, to dir: String, extra: [String: String] = [:],
+                            metadata: [String: String] = [:], overwrite: Bool = false) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
+        if dirExists && !isDir.boolValue {
+            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
+        }
+        if dirExists && exists(at: dir) && !overwrite {
+            throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
+                                fix: "choose another folder, or delete the old checkpoint first")
+        }
+        var files: [(name: String, data: Data)] = []
+        files.append((configFile, try configJSON(model.config)))
+        if let vocab { files.append((vocabFile, try sortedJSON(vocab))) }
+        var info = extra
+        info["format"] = "rulelens-checkpoint"
+        info["rulelens_version"] = RuleLensVersion.string
+        files.append((infoFile, try sortedJSON(info)))
+        var meta = metadata
+        meta["format"] = "pt"
+        files.append((weightsFile, weightsData(model.params, metadata: meta)))
+
+        if dirExists {
+            for file in files { try AtomicFile.write(file.data, to: dir + "/" + file.name) }
+            return
+        }
+        let url = URL(fileURLWithPath: dir).standardizedFileURL
+        let parent = url.deletingLastPathComponent().path
+        guard fm.fileExists(atPath: parent) else {
+            throw RuleLensError("the parent folder \(parent) of checkpoint \(dir) does not exist", fix: "create it first, or choose another path")
+        }
+        let temp = parent + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
+        do {
+            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
+            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
+            guard rename(temp, url.path) == 0 else {
+                throw RuleLensError("cannot move the checkpoint into \(dir) (\(String(cString: strerror(errno))))",
+                                    fix: "check permissions of \(parent), or choose another folder")
+            }
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            throw error
+        }
+    }
+
+    /// Loads a checkpoint folder written by RuleLens or by `transformers` (`save_pretrained` with safetensors).
+    ///
+    /// Tensor names may carry the `transformer.` prefix or not; the attention-mask buffers (`attn.bias`,
+    /// `attn.masked_bias`) and a tied `lm_head.weight` are ignored. Missing, unexpected or misshapen tensors are
+    /// errors that name them.
+    public static func load(_ dir: String) throws -> (model: GPT, vocab: [String: Int]?) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw RuleLensError("checkpoint folder \(dir) does not exist",
+                                fix: "pass the --out folder of a finished `rulelens train` run (it holds model.safetensors and config.json)")
+        }
+        let config = try readConfig(dir + "/" + configFile)
+        guard exists(at: dir) else {
+            throw RuleLensError("\(dir) has a config.json but no \(weightsFile)",
+                                fix: "the checkpoint is incomplete; train again or re-save it with safetensors (save_pretrained(..., safe_serialization=True))")
+        }
+        let file = try Safetensors.read(path: dir + "/" + weightsFile)
+        let model = try GPT(config: config, seed: 0)
+        try assign(file, to: model.params)
+        var vocab: [String: Int]? = nil
+        let vocabPath = dir + "/" + vocabFile
+        if FileManager.default.fileExists(atPath: vocabPath) {
+            guard let data = FileManager.default.contents(atPath: vocabPath),
+                  let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+                throw RuleLensError("\(vocabPath) is not a JSON object (token → id)", fix: "re-save the checkpoint, or delete vocab.json")
+            }
+            var v: [String: Int] = [:]
+            for (token, id) in dict {
+                guard let n = (id as? NSNumber)?.intValue else {
+                    throw RuleLensError("\(vocabPath) maps \"\(token)\" to a non-integer", fix: "re-save the checkpoint, or delete vocab.json")
+                }
+                v[token] = n
+            }
+            vocab = v
+        }
+        return (model, vocab)
+    }
+
+    /// The safetensors bytes of `params`, tensors in HF state-dict order.
+    public static func weightsData(_ params: GPTParameters, metadata: [String: String]) -> Data {
+        let entries = params.tensors.map {
+            Safetensors.Entry(name: $0.name, shape: $0.shape, floats: UnsafePointer(params.storage.ptr + $0.offset))
+        }
+        return Safetensors.encode(entries, metadata: metadata)
+    }
+
+    /// Copies every parameter of `params` from `file`, matching HF names with or without `transformer.`.
+    public static func assign(_ file: Safetensors.File, to params: GPTParameters) throws {
+        var byName: [String: Safetensors.TensorInfo] = [:]
+        var ignoredHead: Safetensors.TensorInfo? = nil
+        var unexpected: [String] = []
+        for info in file.tensors {
+            let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
+            if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
+            if info.name == "lm_head.weight" { ignoredHead = info; continue }
+            if params.tensor(name) == nil { unexpected.append(info.name); continue }
+            byName[name] = info
+        }
+        let missing = params.tensors.map(\.name).filter { byName[$0] == nil }
+        if !missing.isEmpty || !unexpected.isEmpty {
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing tensors: \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? " … (\(missing.count) in all)" : "")") }
+            if !unexpected.isEmpty { parts.append("unexpected tensors: \(unexpected.prefix(8).joined(separator: ", "))\(unexpected.count > 8 ? " … (\(unexpected.count) in all)" : "")") }
+            throw RuleLensError("\(file.path) does not match the GPT-2 model its config.json describes (\(parts.joined(separator: "; ")))",
+                                fix: "make config.json (n_layer, n_embd, …) agree with the weights, or re-save the checkpoint from the model it came from")
+        }
+        for t in params.tensors {
+            let info = byName[t.name]!
+            guard info.shape == t.shape else {
+                throw RuleLensError("tensor \(info.name) in \(file.path) has shape \(info.shape), but the config needs \(t.shape)",
+                                    fix: "make config.json agree with the weights (GPT-2 Conv1D weights are stored [in, out])")
+            }
+            file.copyFloats(info, into: params.storage.ptr + t.offset)
+        }
+        if let head = ignoredHead, let wte = params.tensor("transformer.wte.weight") {
+            // RuleLens ties the LM head to the token embedding; an untied head would silently change the model.
+            guard head.shape == wte.shape else {
+                throw RuleLensError("lm_head.weight in \(file.path) has shape \(head.shape), not the embedding's \(wte.shape)",
+                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to transformer.wte.weight")
+            }
+            var values = [Float](repeating: 0, count: head.count)
+            values.withUnsafeMutableBufferPointer { file.copyFloats(head, into: $0.baseAddress!) }
+            let embedding = params.storage.ptr + wte.offset
+            for i in 0..<head.count where values[i] != embedding[i] {
+                throw RuleLensError("lm_head.weight in \(file.path) differs from transformer.wte.weight (an untied LM head)",
+                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
+            }
+        }
+    }
+
+    /// The HF GPT2Config JSON for `config`.
+    public static func configJSON(_ config: GPTConfig) throws -> Data {
+        let object: [String: Any] = [
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": config.vocabSize,
+            "n_positions": config.nCtx,
+            "n_ctx": config.nCtx,
+            "n_embd": config.dModel,
+            "n_layer": config.nLayer,
+            "n_head": config.nHead,
+            "n_inner": config.dMLP,
+            "activation_function": "gelu_new",
+            "layer_norm_epsilon": Double(config.layerNormEps),
+            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+            "initializer_range": 0.02,
+            "scale_attn_weights": true,
+            "scale_attn_by_inverse_layer_idx": false,
+            "reorder_and_upcast_attn": false,
+            "tie_word_embeddings": true,
+            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+            "use_cache": true,
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Reads an HF GPT2Config file into a `GPTConfig`, rejecting settings RuleLens's GPT-2 does not implement.
+    public static func readConfig(_ path: String) throws -> GPTConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuleLensError("\(path) does not exist", fix: "a checkpoint folder needs config.json (an HF GPT2Config); pass a folder written by `rulelens train` or save_pretrained")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+            throw RuleLensError("\(path) is not a JSON object", fix: "re-save the checkpoint; config.json must be an HF GPT2Config")
+        }
+        func int(_ key: String, _ fallback: String? = nil) throws -> Int {
+            if let v = (dict[key] as? NSNumber)?.intValue { return v }
+            if let fallback, let v = (dict[fallback] as? NSNumber)?.intValue { return v }
+            throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
+        }
+        if let type = dict["model_type"] as? String, type != "gpt2" {
+            throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "RuleLens loads GPT-2 checkpoints only")
+        }
+        let activation = dict["activation_function"] as? String ?? "gelu_new"
+        guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
+            throw RuleLensError("\(path) uses activation_function \"\(activation)\"", fix: "RuleLens's GPT-2 uses the tanh GELU (gelu_new); convert or retrain the model")
+        }
+        for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (dict[flag] as? Bool) == true {
+            throw RuleLensError("\(path) sets \(flag), which RuleLens's GPT-2 does not implement", fix: "use a checkpoint with \(flag) false")
+        }
+        if (dict["tie_word_embeddings"] as? Bool) == false {
+            throw RuleLensError("\(path) sets tie_word_embeddings false", fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
+        }
+        if (dict["scale_attn_weights"] as? Bool) == false {
+            throw RuleLensError("\(path) sets scale_attn_weights false", fix: "RuleLens's attention always scales by 1/sqrt(d_head); use a standard GPT-2 config")
+        }
+        let dModel = try int("n_embd")
+        let dMLP = (dict["n_inner"] as? NSNumber)?.intValue ?? 4 * dModel
+        let eps = (dict["layer_norm_epsilon"] as? NSNumber)?.floatValue ?? 1e-5
+        let config = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), dModel: dModel, dMLP: dMLP,
+                               nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps)
+        do { try config.validate() } catch let error as RuleLensError {
+            throw RuleLensError("\(path): \(error.problem)", fix: error.fix)
+        }
+        return config
+    }
+
+    static func sortedJSON(_ object: Any) throws -> Data {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        data.append(0x0A)
+        return data
+    }
+}

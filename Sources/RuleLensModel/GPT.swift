@@ -1,0 +1,239 @@
+import Foundation
+import RuleLensNumerics
+
+/// A GPT-2 language model with a hand-written backward pass (the llm.c way).
+///
+/// Architecture (Hugging Face GPT-2 exactly): token + learned position embedding; `nLayer` pre-LayerNorm blocks
+/// x += attn(ln_1(x)); x += mlp(ln_2(x)) with causal multi-head attention (fused QKV `c_attn`, `c_proj`) and a
+/// GELU-tanh MLP (`c_fc`, `c_proj`); final LayerNorm; LM head tied to the token embedding.
+/// Not thread-safe: one forward/backward at a time per instance.
+public final class GPT {
+    public let config: GPTConfig
+    /// Weights.
+    public let params: GPTParameters
+    /// Gradients, same layout as `params`; `backward()` accumulates into them.
+    public let grads: GPTParameters
+
+    let acts: Activations
+    private let siteNames: [BlockSiteNames]
+    private var tokens: [Int32] = []
+    private var batch = 0, seqLen = 0
+    private var lossReady = false
+
+    /// Builds a model with GPT-2's initialisation: every weight matrix and embedding N(0, 0.02), the two residual
+    /// projections (`attn.c_proj`, `mlp.c_proj`) N(0, 0.02/√(2·nLayer)), LayerNorm weight 1 / bias 0, biases 0.
+    /// Each tensor draws from its own named RNG stream, so the values depend only on (seed, name).
+    public init(config: GPTConfig, seed: UInt64) throws {
+        try config.validate()
+        self.config = config
+        params = GPTParameters(config: config)
+        grads = GPTParameters(config: config)
+        acts = Activations(config: config)
+        siteNames = (0..<config.nLayer).map(BlockSiteNames.init)
+        let residualStd = 0.02 / Float(2 * config.nLayer).squareRoot()
+        for t in params.tensors {
+            let p = params.storage.ptr + t.offset
+            if t.name.hasSuffix("ln_1.weight") || t.name.hasSuffix("ln_2.weight") || t.name.hasSuffix("ln_f.weight") {
+                p.update(repeating: 1, count: t.count)
+            } else if t.shape.count == 2 {
+                let std: Float = t.name.hasSuffix("c_proj.weight") ? residualStd : 0.02
+                var rng = SeededRNG(seed: seed, stream: t.name)
+                for i in 0..<t.count { p[i] = std * rng.normal() }
+            }
+        }
+    }
+
+    /// Runs the model. tokens: [batch·seqLen] row-major, seqLen ≤ nCtx, every id < vocabSize.
+    /// Returns logits [batch, seqLen, vocab], valid until the next forward.
+    ///
+    /// Right-padded batches need no mask: attention is causal, so padding never affects earlier positions.
+    /// `hooks` observe or edit sites during this pass; hooks are for inference: `backward()` after a pass whose
+    /// values a hook edited computes the gradient of the unedited graph at the edited activations, which is
+    /// not a true gradient (observing is harmless).
+    public func forward(tokens: [Int32], batch B: Int, seqLen T: Int, hooks: HookSet? = nil) -> UnsafeMutablePointer<Float> {
+        let c = config
+        precondition(B > 0 && T > 0 && T <= c.nCtx, "forward: seqLen \(T) must be in 1...\(c.nCtx) and batch \(B) positive")
+        precondition(tokens.count == B * T, "forward: \(tokens.count) tokens for batch \(B) × seqLen \(T)")
+        precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "forward: token id outside 0..<\(c.vocabSize)")
+        acts.ensureForward(batch: B, seqLen: T)
+        self.tokens = tokens; batch = B; seqLen = T; lossReady = false
+        let plan = hooks?.plan(for: c)
+        if plan != nil { acts.ensureHookScratch(batch: B, seqLen: T) }
+
+        let N = B * T, d = c.dModel, L = c.nLayer, dMLP = c.dMLP, V = c.vocabSize
+        let shapeD = [B, T, d], shapeHeads = [B, T, c.nHead, c.dHead], shapeAttn = [B, c.nHead, T, T], shapeMLP = [B, T, dMLP]
+        let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
+        let a = acts
+        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + i * N * d }
+
+        // Embedding → resid_pre of block 0.
+        tokens.withUnsafeBufferPointer { tok in
+            if let plan, plan.wants("hook_embed") || plan.wants("hook_pos_embed") {
+                Embedding.lookup(tokenEmbed: a.hookScratchA.ptr, posEmbed: a.hookScratchB.ptr, tokens: tok.baseAddress!,
+                                 wte: params.wte, wpe: params.wpe, batch: B, seqLen: T, dModel: d)
+                plan.fire("hook_embed", a.hookScratchA.ptr, shapeD)
+                plan.fire("hook_pos_embed", a.hookScratchB.ptr, shapeD)
+                Embedding.sum(out: resid(0), tokenEmbed: a.hookScratchA.ptr, posEmbed: a.hookScratchB.ptr, count: N * d)
+            } else {
+                Embedding.forward(out: resid(0), tokens: tok.baseAddress!, wte: params.wte, wpe: params.wpe, batch: B, seqLen: T, dModel: d)
+            }
+        }
+
+        for l in 0..<L {
+            let w = params.layers[l], site = siteNames[l]
+            let residPre = resid(2 * l), residMid = resid(2 * l + 1), residPost = resid(2 * l + 2)
+            let ln1 = a.ln1.ptr + l * N * d, ln1Mean = a.ln1Mean.ptr + l * N, ln1Rstd = a.ln1Rstd.ptr + l * N
+            let qkv = a.qkv.ptr + l * N * 3 * d                       // [N, 3d]
+            let pattern = a.pattern.ptr + l * B * c.nHead * T * T     // [B, H, T, T]
+            let z = a.z.ptr + l * N * d                               // [N, d] = [B, T, H, dh]
+            let ln2 = a.ln2.ptr + l * N * d, ln2Mean = a.ln2Mean.ptr + l * N, ln2Rstd = a.ln2Rstd.ptr + l * N
+            let fcPre = a.fcPre.ptr + l * N * dMLP, fcPost = a.fcPost.ptr + l * N * dMLP
+
+            plan?.fire(site.residPre, residPre, shapeD)
+            // ln_1
+            if let plan, plan.wants(site.ln1Normalized) {
+                LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, rows: N, cols: d, eps: c.layerNormEps)
+                plan.fire(site.ln1Normalized, a.hookScratchA.ptr, shapeD)
+                LayerNorm.affine(out: ln1, normalized: a.hookScratchA.ptr, weight: w.ln1Weight, bias: w.ln1Bias, rows: N, cols: d)
+            } else {
+                LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, weight: w.ln1Weight, bias: w.ln1Bias,
+                                  rows: N, cols: d, eps: c.layerNormEps)
+            }
+            // c_attn: qkv[N, 3d] = ln1[N, d] · W[d, 3d] + b
+            Linear.forward(out: qkv, inp: ln1, weight: w.qkvWeight, bias: w.qkvBias, rows: N, inDim: d, outDim: 3 * d)
+            if let plan {
+                for (part, name) in [site.q, site.k, site.v].enumerated() where plan.wants(name) {
+                    copyStrided(a.hookScratchA.ptr, ld: d, qkv + part * d, ld: 3 * d, rows: N, cols: d)
+                    plan.fire(name, a.hookScratchA.ptr, shapeHeads)
+                    copyStrided(qkv + part * d, ld: 3 * d, a.hookScratchA.ptr, ld: d, rows: N, cols: d)
+                }
+            }
+            // attention core: z[N, d]
+            if let plan, plan.wants(site.attnScores) || plan.wants(site.pattern) {
+                Attention.scoresPhase(pattern: pattern, qkv: qkv, dims: dims)
+                plan.fire(site.attnScores, pattern, shapeAttn)
+                Attention.softmaxPhase(pattern: pattern, dims: dims)
+                plan.fire(site.pattern, pattern, shapeAttn)
+                Attention.valuesPhase(z: z, pattern: pattern, qkv: qkv, dims: dims)
+            } else {
+                Attention.forward(z: z, pattern: pattern, qkv: qkv, dims: dims)
+            }
+            plan?.fire(site.z, z, shapeHeads)
+            // attn c_proj, then resid_mid = resid_pre + attn_out (exactly this Float sum)
+            Linear.forward(out: a.attnOut.ptr, inp: z, weight: w.attnProjWeight, bias: w.attnProjBias, rows: N, inDim: d, outDim: d)
+            plan?.fire(site.attnOut, a.attnOut.ptr, shapeD)
+            addElementwise(out: residMid, residPre, a.attnOut.ptr, count: N * d)
+            plan?.fire(site.residMid, residMid, shapeD)
+            // ln_2
+            if let plan, plan.wants(site.ln2Normalized) {
+                LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, rows: N, cols: d, eps: c.layerNormEps)
+                plan.fire(site.ln2Normalized, a.hookScratchA.ptr, shapeD)
+                LayerNorm.affine(out: ln2, normalized: a.hookScratchA.ptr, weight: w.ln2Weight, bias: w.ln2Bias, rows: N, cols: d)
+            } else {
+                LayerNorm.forward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, weight: w.ln2Weight, bias: w.ln2Bias,
+                                  rows: N, cols: d, eps: c.layerNormEps)
+            }
+            // MLP: fcPre[N, dMLP] = ln2 · W_fc + b; fcPost = gelu(fcPre); mlp_out[N, d] = fcPost · W_proj + b
+            Linear.forward(out: fcPre, inp: ln2, weight: w.fcWeight, bias: w.fcBias, rows: N, inDim: d, outDim: dMLP)
+            plan?.fire(site.mlpPre, fcPre, shapeMLP)
+            GELU.forward(out: fcPost, inp: fcPre, count: N * dMLP)
+            plan?.fire(site.mlpPost, fcPost, shapeMLP)
+            Linear.forward(out: a.mlpOut.ptr, inp: fcPost, weight: w.mlpProjWeight, bias: w.mlpProjBias, rows: N, inDim: dMLP, outDim: d)
+            plan?.fire(site.mlpOut, a.mlpOut.ptr, shapeD)
+            addElementwise(out: residPost, residMid, a.mlpOut.ptr, count: N * d)
+            plan?.fire(site.residPost, residPost, shapeD)
+        }
+
+        // ln_f and the tied LM head: logits[N, V] = lnf[N, d] · wte[V, d]ᵀ
+        let finalResid = resid(2 * L)
+        if let plan, plan.wants("ln_final.hook_normalized") {
+            LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, rows: N, cols: d, eps: c.layerNormEps)
+            plan.fire("ln_final.hook_normalized", a.hookScratchA.ptr, shapeD)
+            LayerNorm.affine(out: a.lnf.ptr, normalized: a.hookScratchA.ptr, weight: params.lnfWeight, bias: params.lnfBias, rows: N, cols: d)
+        } else {
+            LayerNorm.forward(out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, weight: params.lnfWeight,
+                              bias: params.lnfBias, rows: N, cols: d, eps: c.layerNormEps)
+        }
+        BLAS.sgemm(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
+        plan?.fire("unembed.hook_out", a.logits.ptr, [B, T, V])
+        return a.logits.ptr
+    }
+
+    /// Mean cross-entropy of the last forward's logits over positions with lossMask > 0, weighted by the mask:
+    /// Σ wₙ·CE(n) / Σ wₙ (0 when no position is selected). targets, lossMask: [batch·seqLen]. Stores dlogits
+    /// for `backward()`.
+    public func loss(targets: [Int32], lossMask: [Float]) -> Float {
+        let N = batch * seqLen, V = config.vocabSize
+        precondition(N > 0, "loss: call forward first")
+        precondition(targets.count == N && lossMask.count == N, "loss: targets and lossMask need \(N) entries")
+        for n in 0..<N where lossMask[n] > 0 {
+            precondition(targets[n] >= 0 && Int(targets[n]) < V, "loss: target id \(targets[n]) at position \(n) outside 0..<\(V)")
+        }
+        acts.ensureBackward(batch: batch, seqLen: seqLen)
+        let value = targets.withUnsafeBufferPointer { t in
+            lossMask.withUnsafeBufferPointer { m in
+                CrossEntropy.forwardBackward(dlogits: acts.dlogits.ptr, logits: acts.logits.ptr, targets: t.baseAddress!,
+                                             weights: m.baseAddress!, rows: N, vocab: V)
+            }
+        }
+        lossReady = true
+        return value
+    }
+
+    /// Backpropagates the last `loss` through the last forward, accumulating into `grads`.
+    public func backward() {
+        precondition(lossReady, "backward: call forward and loss first")
+        let c = config, B = batch, T = seqLen, N = B * T, d = c.dModel, L = c.nLayer, dMLP = c.dMLP, V = c.vocabSize
+        let a = acts, g = grads
+        let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
+        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + i * N * d }
+        let dresid = a.dresid.ptr, dln = a.dln.ptr
+
+        // LM head (tied): dlnf[N, d] = dlogits[N, V] · wte[V, d]; dwte[V, d] += dlogitsᵀ · lnf
+        BLAS.sgemm(.none, .none, m: N, n: d, k: V, a.dlogits.ptr, params.wte, dln)
+        BLAS.sgemm(.transposed, .none, m: V, n: d, k: N, a.dlogits.ptr, a.lnf.ptr, beta: 1, g.wte)
+        dresid.update(repeating: 0, count: N * d)
+        LayerNorm.backward(dinp: dresid, dweight: g.lnfWeight, dbias: g.lnfBias, dout: dln, inp: resid(2 * L), weight: params.lnfWeight,
+                           mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, rows: N, cols: d)
+
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let w = params.layers[l], gw = g.layers[l]
+            let ln1 = a.ln1.ptr + l * N * d, qkv = a.qkv.ptr + l * N * 3 * d
+            let pattern = a.pattern.ptr + l * B * c.nHead * T * T, z = a.z.ptr + l * N * d
+            let ln2 = a.ln2.ptr + l * N * d
+            let fcPre = a.fcPre.ptr + l * N * dMLP, fcPost = a.fcPost.ptr + l * N * dMLP
+            // dresid holds d(resid_post) = d(mlp_out).
+            Linear.backward(dinp: a.dfc.ptr, accumulateInput: false, dweight: gw.mlpProjWeight, dbias: gw.mlpProjBias,
+                            dout: dresid, inp: fcPost, weight: w.mlpProjWeight, rows: N, inDim: dMLP, outDim: d)
+            GELU.backward(dinp: a.dfc.ptr, inp: fcPre, dout: a.dfc.ptr, count: N * dMLP)
+            Linear.backward(dinp: dln, accumulateInput: false, dweight: gw.fcWeight, dbias: gw.fcBias,
+                            dout: a.dfc.ptr, inp: ln2, weight: w.fcWeight, rows: N, inDim: d, outDim: dMLP)
+            LayerNorm.backward(dinp: dresid, dweight: gw.ln2Weight, dbias: gw.ln2Bias, dout: dln, inp: resid(2 * l + 1),
+                               weight: w.ln2Weight, mean: a.ln2Mean.ptr + l * N, rstd: a.ln2Rstd.ptr + l * N, rows: N, cols: d)
+            // dresid now holds d(resid_mid) = d(attn_out).
+            Linear.backward(dinp: a.dz.ptr, accumulateInput: false, dweight: gw.attnProjWeight, dbias: gw.attnProjBias,
+                            dout: dresid, inp: z, weight: w.attnProjWeight, rows: N, inDim: d, outDim: d)
+            Attention.backward(dqkv: a.dqkv.ptr, dpattern: a.dpattern.ptr, dz: a.dz.ptr, qkv: qkv, pattern: pattern, dims: dims)
+            Linear.backward(dinp: dln, accumulateInput: false, dweight: gw.qkvWeight, dbias: gw.qkvBias,
+                            dout: a.dqkv.ptr, inp: ln1, weight: w.qkvWeight, rows: N, inDim: d, outDim: 3 * d)
+            LayerNorm.backward(dinp: dresid, dweight: gw.ln1Weight, dbias: gw.ln1Bias, dout: dln, inp: resid(2 * l),
+                               weight: w.ln1Weight, mean: a.ln1Mean.ptr + l * N, rstd: a.ln1Rstd.ptr + l * N, rows: N, cols: d)
+        }
+        tokens.withUnsafeBufferPointer { tok in
+            Embedding.backward(dwte: g.wte, dwpe: g.wpe, dout: dresid, tokens: tok.baseAddress!, batch: B, seqLen: T, dModel: d)
+        }
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGrads() { grads.storage.zero() }
+
+    /// Number of parameters (the tied LM head counted once).
+    public var parameterCount: Int { params.storage.count }
+}
+
+/// dst[r, 0..<cols] = src[r, 0..<cols] for strided row-major matrices.
+func copyStrided(_ dst: UnsafeMutablePointer<Float>, ld dstLD: Int, _ src: UnsafePointer<Float>, ld srcLD: Int, rows: Int, cols: Int) {
+    Parallel.forRanges(rows, minPerThread: 64) { r0, r1 in
+        for r in r0..<r1 { (dst + r * dstLD).update(from: src + r * srcLD, count: cols) }
+    }
+}
