@@ -185,3 +185,17 @@ extension PlaneAccuracy {
         return out
     }
 }
+
+extension PlaneAccuracy {
+    /// Per-example answer correctness: the final answer of the prediction (`Answer.extract`) equals the example's
+    /// answer. For direct formats this is exact match; for scratchpad and rule formats only the last line counts.
+    public static func answerCorrect(predictions: [String], examples: [Example]) -> [Bool] {
+        zip(predictions, examples).map { p, e in Answer.extract(p) == (e.answer ?? Answer.extract(e.target)) }
+    }
+
+    /// The plane report's file prefix beside an eval predictions file: `runs/x/pred.jsonl` → `runs/x/pred.plane`.
+    public static func prefix(besides predictionsPath: String) -> String {
+        let ns = predictionsPath as NSString
+        return (ns.pathExtension.isEmpty ? predictionsPath : ns.deletingPathExtension) + ".plane"
+    }
+}

@@ -43,7 +43,7 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "length split: test examples per digit count.")
     var testPerDigit: Int = 100
 
-    @Option(help: "Seed: the same seed and options give byte-identical data.")
+    @Option(help: "Seed: the same seed and options give byte-identical data (train: also initialisation and data order).")
     var seed: UInt64 = 0
 
     /// The spec these options describe (nil when no --task was given).
