@@ -46,6 +46,16 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert (a / "test.jsonl").read_bytes() != (c / "test.jsonl").read_bytes()
 
 
+def test_every_task_is_reproducible_across_processes(tmp_path):
+    # Separate processes have different hash seeds: nothing may depend on Set/Dictionary order.
+    for task in ("syllogism", "math-derivation", "explanatory", "multi-digit-addition", "chickens-rabbits"):
+        args = ["--task", task, "--count", "300"] if task != "chickens-rabbits" else ["--task", task, "--split", "holes"]
+        a = generate(tmp_path, task + "-a", *args, "--seed", "9")
+        b = generate(tmp_path, task + "-b", *args, "--seed", "9")
+        for f in ("train.jsonl", "test.jsonl", "meta.json"):
+            assert (a / f).read_bytes() == (b / f).read_bytes(), (task, f)
+
+
 def test_jsonl_schema(tmp_path):
     out = generate(tmp_path, "s", "--task", "syllogism", "--count", "48")
     for e in lines(out / "train.jsonl") + lines(out / "test.jsonl"):
