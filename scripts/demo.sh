@@ -5,18 +5,21 @@
 # (With L=10, the published 9,559 / 441 split, this small model from scratch fills the square in.)
 set -euo pipefail
 BIN=${RULELENS_BIN:-.build/release/rulelens}
-DIR=${DEMO_DIR:-runs/demo}
-$BIN --version
-if [ -e "$DIR" ]; then echo "replacing the previous demo output in $DIR"; rm -rf "$DIR"; fi
+OUT=${DEMO_DIR:-runs/demo}
+STEPS=${DEMO_STEPS:-3000}
 
-$BIN data generate --task addition --split leave-square-out --center 50,50 --half 20 --seed 0 --out "$DIR/data"
-$BIN data show "$DIR/data" --examples 2
+$BIN --version
+rm -rf "$OUT"            # the demo's own output from an earlier run
+
+$BIN data generate --task addition --split leave-square-out --center 50,50 --half 20 --seed 0 --out "$OUT/data"
+$BIN data show "$OUT/data" --examples 2
 
 # d_model 64 matmuls are too small to gain from a second thread; one thread is faster on a busy machine.
-$BIN train --data "$DIR/data" --out "$DIR/model" --layers 2 --heads 4 --d-model 64 --ctx 16 \
-  --steps 3000 --batch 64 --lr 3e-3 --warmup 100 --eval-every 1000 --threads 1 --seed 0
+$BIN train --data "$OUT/data" --out "$OUT/model" --layers 2 --heads 4 --d-model 64 --ctx 16 \
+  --steps "$STEPS" --batch 64 --lr 3e-3 --warmup 100 --eval-every 1000 --save-every 1000 --threads 1 --seed 0
 
-echo "== held-out square (never seen in training)"
-$BIN eval --checkpoint "$DIR/model" --data "$DIR/data" --part test --out "$DIR/test_predictions.jsonl"
-echo "== whole plane (train + test): heatmap in $DIR/all_predictions.plane.svg"
-$BIN eval --checkpoint "$DIR/model" --data "$DIR/data" --part all --out "$DIR/all_predictions.jsonl"
+echo "== the held-out square (never seen in training), greedy decoding, exact match"
+$BIN eval --checkpoint "$OUT/model" --data "$OUT/data" --part test --out "$OUT/test_predictions.jsonl"
+echo "== the whole plane (train + test); heatmap: $OUT/all_predictions.plane.svg"
+$BIN eval --checkpoint "$OUT/model" --data "$OUT/data" --part all --out "$OUT/all_predictions.jsonl"
+echo "checkpoint: $OUT/model (loads with transformers.GPT2LMHeadModel.from_pretrained)"

@@ -22,6 +22,7 @@ def test_train_generates_the_same_data_as_data_generate(tmp_path):
                      "--out", tmp_path / "run", *TINY, "--resume", check=False)
     assert r.returncode != 0 and "other options" in r.stderr
     run_rulelens("train", *TASK, "--out", tmp_path / "run", *TINY, "--resume")
+    run_rulelens("train", "--out", tmp_path / "run", "--resume", "--quiet")      # data options from the saved run
 
 
 def test_eval_writes_the_plane_report(tmp_path):
