@@ -113,6 +113,8 @@ public enum PlaneAccuracy {
             (prefix + ".svg", Data(heatmap(report, title: title).utf8)),
             (prefix + ".json", try enc.encode(summary)),
         ]
+        let parent = (prefix as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
         for (path, data) in files {
             do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
                 throw RuleLensError("cannot write \(path) (\(error.localizedDescription))", fix: "check the directory and permissions")
@@ -154,5 +156,46 @@ public enum NPY {
             for v in buf { var le = v.bitPattern.littleEndian; withUnsafeBytes(of: &le) { d.append(contentsOf: $0) } }
         }
         return d
+    }
+}
+
+extension PlaneAccuracy {
+    /// Reads per-example results from a predictions JSONL file: each line has integer `a` and `b` and either a
+    /// boolean `correct`, or a `prediction` string compared with `answer` through `Answer.extract`.
+    public static func readResults(path: String) throws -> [(a: Int, b: Int, correct: Bool)] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw RuleLensError("cannot read predictions file \(path)", fix: "check the path")
+        }
+        var out: [(a: Int, b: Int, correct: Bool)] = []
+        for (n, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let fix = "each line needs integer \"a\" and \"b\", and \"correct\" (true/false) or \"prediction\" and \"answer\""
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                  let a = (obj["a"] as? NSNumber)?.intValue, let b = (obj["b"] as? NSNumber)?.intValue else {
+                throw RuleLensError("line \(n + 1) of \(path) has no integer \"a\" and \"b\"", fix: fix)
+            }
+            if let c = obj["correct"] as? Bool {
+                out.append((a, b, c))
+            } else if let p = obj["prediction"] as? String, let answer = obj["answer"] as? String {
+                out.append((a, b, Answer.extract(p) == Answer.extract(answer)))
+            } else {
+                throw RuleLensError("line \(n + 1) of \(path) has neither \"correct\" nor \"prediction\" with \"answer\"", fix: fix)
+            }
+        }
+        guard !out.isEmpty else { throw RuleLensError("predictions file \(path) is empty", fix: "give one line per evaluated example") }
+        return out
+    }
+}
+
+extension PlaneAccuracy {
+    /// Per-example answer correctness: the final answer of the prediction (`Answer.extract`) equals the example's
+    /// answer. For direct formats this is exact match; for scratchpad and rule formats only the last line counts.
+    public static func answerCorrect(predictions: [String], examples: [Example]) -> [Bool] {
+        zip(predictions, examples).map { p, e in Answer.extract(p) == (e.answer ?? Answer.extract(e.target)) }
+    }
+
+    /// The plane report's file prefix beside an eval predictions file: `runs/x/pred.jsonl` → `runs/x/pred.plane`.
+    public static func prefix(besides predictionsPath: String) -> String {
+        let ns = predictionsPath as NSString
+        return (ns.pathExtension.isEmpty ? predictionsPath : ns.deletingPathExtension) + ".plane"
     }
 }

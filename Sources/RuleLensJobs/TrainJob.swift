@@ -90,11 +90,12 @@ public final class TrainJob {
         var model: GPT
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
+        var savedFingerprint: String? = nil
         if resume {
             let saved = try readSavedOptions()
             try checkResumable(requested: options, saved: saved)
             options = saved
-            (model, startStep) = try loadState(into: &adam)
+            (model, startStep, savedFingerprint) = try loadState(into: &adam)
         } else {
             try options.validate()
             try checkFreshOutput()
@@ -103,6 +104,11 @@ public final class TrainJob {
 
         let examples = try Jobs.loadExamples(path: options.data)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data)
+        let fingerprint = try Self.fingerprint(options.data)
+        if let savedFingerprint, savedFingerprint != fingerprint {
+            throw RuleLensError("--resume: \(options.data) is not the data the run in \(outDir) was trained on (its contents changed)",
+                                fix: "resume with the original data file, or start a new run in another --out folder")
+        }
         var evalItems: [TokenizedExample]? = nil
         if let evalPath = options.evalData {
             evalItems = try Batching.tokenize(try Jobs.loadExamples(path: evalPath), tokenizer: tokenizer, nCtx: options.ctx, source: evalPath)
@@ -126,7 +132,7 @@ public final class TrainJob {
         var lastLoss: Float = .nan
         var tokensDone = 0
         let t0 = ProgressLine.now()
-        var windowStart = t0, windowTokens = 0
+        var windowSeconds = 0.0, windowTokens = 0, stepSeconds = 0.0
         var tokensPerSecond = 0.0
         if startStep >= options.steps {
             progress.message("\(outDir) already finished all \(options.steps) steps; nothing to do")
@@ -151,15 +157,17 @@ public final class TrainJob {
             let now = ProgressLine.now()
             let stepTokens = batch.batch * batch.seqLen
             tokensDone += stepTokens
+            stepSeconds += now - stepStart
             windowTokens += stepTokens
-            if now - windowStart >= 1 || step + 1 == options.steps {
-                tokensPerSecond = Double(windowTokens) / max(now - windowStart, 1e-9)
-                windowStart = now; windowTokens = 0
-            } else if tokensPerSecond == 0 {
-                tokensPerSecond = Double(stepTokens) / max(now - stepStart, 1e-9)
+            windowSeconds += now - stepStart
+            if windowSeconds >= 1 || tokensPerSecond == 0 || step + 1 == options.steps {
+                // Throughput over the last second of training steps (evaluation and saving excluded).
+                tokensPerSecond = Double(windowTokens) / max(windowSeconds, 1e-9)
+                windowSeconds = 0; windowTokens = 0
             }
             try log.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
-            let remaining = Double(options.steps - step - 1) * Double(batch.batch * batch.seqLen) / max(tokensPerSecond, 1e-9)
+            // ETA from the mean wall time per step of this session (evaluation and saving included).
+            let remaining = Double(options.steps - step - 1) * (now - t0) / Double(step + 1 - startStep)
             progress.update(String(format: "step %d/%d | loss %.4f | lr %.2e | ", step + 1, options.steps, loss, lr)
                             + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
                             final: step + 1 == options.steps)
@@ -168,13 +176,13 @@ public final class TrainJob {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
             if (step + 1) % max(1, saveEvery) == 0 || step + 1 == options.steps {
-                try saveState(model, adam: adam, step: step + 1, options: options)
+                try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint)
                 lastSaved = step + 1
             }
         }
         try log.close()
         let seconds = ProgressLine.now() - t0
-        return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(seconds, 1e-9),
+        return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
                             seconds: seconds, checkpoint: outDir)
     }
 
@@ -197,7 +205,11 @@ public final class TrainJob {
         }
     }
 
-    func readSavedOptions() throws -> TrainOptions {
+    func readSavedOptions() throws -> TrainOptions { try Self.savedOptions(in: outDir) }
+
+    /// The options of the run saved in `outDir` (for `--resume`); throws if it holds no resumable run.
+    public static func savedOptions(in outDir: String) throws -> TrainOptions {
+        func path(_ name: String) -> String { outDir + "/" + name }
         let file = path(Self.configFile)
         guard Checkpoint.exists(at: outDir), FileManager.default.fileExists(atPath: path(Self.stateFile)),
               let data = FileManager.default.contents(atPath: file) else {
@@ -224,7 +236,7 @@ public final class TrainJob {
         }
     }
 
-    func loadState(into adam: inout AdamW) throws -> (GPT, Int) {
+    func loadState(into adam: inout AdamW) throws -> (GPT, Int, String?) {
         let (model, _) = try Checkpoint.load(outDir)
         let state = try Safetensors.read(path: path(Self.stateFile))
         let weights = try Safetensors.read(path: path(Checkpoint.weightsFile))
@@ -243,12 +255,13 @@ public final class TrainJob {
         state.copyFloats(m, into: adam.m.ptr)
         state.copyFloats(v, into: adam.v.ptr)
         adam.t = t
-        return (model, step)
+        return (model, step, state.metadata["data_fingerprint"])
     }
 
-    func saveState(_ model: GPT, adam: AdamW, step: Int, options: TrainOptions) throws {
+    func saveState(_ model: GPT, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String) throws {
         let n = model.params.storage.count
-        let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)"]
+        let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)",
+                    "data_fingerprint": fingerprint]
         // State first, weights last: a crash between the two leaves step numbers that disagree, which resume detects.
         try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
                                Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
@@ -256,6 +269,16 @@ public final class TrainJob {
         try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: outDir,
                             extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
                             metadata: ["step": "\(step)"], overwrite: true)
+    }
+
+    /// FNV-1a (64-bit) of a file's bytes, so a resumed run can tell that its data file changed.
+    static func fingerprint(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuleLensError("data file \(path) cannot be read", fix: "check the path and its permissions")
+        }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        data.withUnsafeBytes { raw in for byte in raw { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
+        return String(hash, radix: 16)
     }
 
     func nonFinite(_ what: String, step: Int, lastSaved: Int?) -> RuleLensError {

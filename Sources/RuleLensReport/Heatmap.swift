@@ -115,6 +115,11 @@ public struct Heatmap {
         return svg.render()
     }
 
+    /// Writes the SVG to `path` atomically.
+    public func write(to path: String) throws {
+        try Data(render().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
     private func format(_ v: Double) -> String {
         abs(v) >= 100 || v == v.rounded() ? String(Int(v.rounded())) : String(format: "%.2f", v)
     }

@@ -8,39 +8,70 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a GPT-2 on a JSONL file of prompt/target examples, with a live progress line.",
         discussion: """
+        Data: --data FILE (JSONL, or a `rulelens data generate` directory), or --task/--format/--split/--seed, \
+        generated into OUT/data/ (train.jsonl, test.jsonl, meta.json). --seed also seeds initialisation and data order. \
         Writes into --out: model.safetensors + config.json + vocab.json (a Hugging Face GPT-2 checkpoint), \
         train_state.safetensors and train_config.json (for --resume), train_log.csv (step, loss, lr, tokens/s) \
         and, with --eval-every, eval_log.csv.
         """)
 
-    @Option(help: "Training examples (JSON Lines with \"prompt\" and \"target\").") var data: String
+    /// `--data FILE` or `--task/--format/--split/…/--seed` (generated into OUT/data/); optional with --resume.
+    /// `--seed` also drives initialisation and data order.
+    @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
-    @Option(help: "Held-out examples for --eval-every (held-out loss); without it, train-subset accuracy is reported.") var evalData: String?
-    @Option(help: "Transformer blocks.") var layers: Int = 2
-    @Option(help: "Attention heads per block.") var heads: Int = 4
-    @Option(name: .customLong("d-model"), help: "Residual stream width.") var dModel: Int = 128
+    @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
+    @Option(help: "Transformer blocks (default 2).") var layers: Int?
+    @Option(help: "Attention heads per block (default 4).") var heads: Int?
+    @Option(name: .customLong("d-model"), help: "Residual stream width (default 128).") var dModel: Int?
     @Option(name: .customLong("d-mlp"), help: "MLP width (default 4 x d-model).") var dMLP: Int?
-    @Option(help: "Context length (positions).") var ctx: Int = 32
-    @Option(help: "Optimizer steps.") var steps: Int = 1000
-    @Option(help: "Examples per step.") var batch: Int = 32
-    @Option(help: "Peak learning rate (cosine schedule down to 10% of it).") var lr: Float = 1e-3
-    @Option(help: "Linear warm-up steps.") var warmup: Int = 50
-    @Option(help: "AdamW weight decay (weight matrices only).") var weightDecay: Float = 0.01
-    @Option(help: "Global gradient-norm clip (0 = off).") var gradClip: Float = 1.0
-    @Option(help: "Seed for initialisation and data order.") var seed: UInt64 = 0
+    @Option(help: "Context length in positions (default 32).") var ctx: Int?
+    @Option(help: "Optimizer steps (default 1000).") var steps: Int?
+    @Option(help: "Examples per step (default 32).") var batch: Int?
+    @Option(help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
+    @Option(help: "Linear warm-up steps (default 50).") var warmup: Int?
+    @Option(help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
+    @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
+    @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
     @Option(help: "Threads for RuleLens loops and BLAS (default: all cores).") var threads: Int?
     @Option(help: "Evaluate every N steps (0 = never).") var evalEvery: Int = 0
     @Option(help: "Save a resumable checkpoint every N steps (and after the last).") var saveEvery: Int = 100
-    @Option(help: "Loss positions: target (target characters and eos) or all.") var lossOn: LossOn = .target
-    @Flag(help: "Continue the run saved in --out (same options) from its last checkpoint.") var resume = false
+    @Flag(help: "Continue the run saved in --out from its last checkpoint (options default to the saved ones).") var resume = false
     @Flag(help: "No progress line.") var quiet = false
 
     func run() throws {
-        var options = TrainOptions(data: data)
-        options.evalData = evalData
-        options.layers = layers; options.heads = heads; options.dModel = dModel; options.dMLP = dMLP; options.ctx = ctx
-        options.steps = steps; options.batch = batch; options.lr = lr; options.warmup = warmup
-        options.weightDecay = weightDecay; options.gradClip = gradClip; options.seed = seed; options.lossOn = lossOn
+        // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
+        // either (on resume, an override that changes the result is refused by the job, naming it).
+        // Generated data (--task) is written into OUT/data/ (or checked against it on resume).
+        var files: (train: String, test: String?)? = nil
+        if source.data != nil || source.generated.task != nil {
+            files = try source.source().materialize(into: (out as NSString).appendingPathComponent("data"))
+        }
+        var options: TrainOptions
+        if resume {
+            options = try TrainJob.savedOptions(in: out)
+        } else {
+            guard let files else {
+                throw RuleLensError("no training data given",
+                                    fix: "pass --data FILE.jsonl or --task NAME (or --resume to continue the run in --out)")
+            }
+            options = TrainOptions(data: files.train)
+            if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
+        }
+        if let files { options.data = files.train }
+        if let evalData { options.evalData = evalData }
+        if let layers { options.layers = layers }
+        if let heads { options.heads = heads }
+        if let dModel { options.dModel = dModel }
+        if let dMLP { options.dMLP = dMLP }
+        if let ctx { options.ctx = ctx }
+        if let steps { options.steps = steps }
+        if let batch { options.batch = batch }
+        if let lr { options.lr = lr }
+        if let warmup { options.warmup = warmup }
+        if let weightDecay { options.weightDecay = weightDecay }
+        if let gradClip { options.gradClip = gradClip }
+        if let seed = source.generated.seed { options.seed = seed }
+        if let lossOn { options.lossOn = lossOn }
         let job = TrainJob(options: options, outDir: out, resume: resume)
         job.saveEvery = saveEvery; job.evalEvery = evalEvery; job.threads = threads
         job.progress = ProgressLine(enabled: !quiet)

@@ -77,7 +77,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     saved_step = int(json.loads((killed / "rulelens.json").read_text())["step"])
     assert 0 < saved_step < steps
 
-    run_rulelens(*args, "--out", killed, "--resume")
+    # Resuming needs only the folder: the options come from its train_config.json.
+    run_rulelens("train", "--out", killed, "--resume", "--threads", 1, "--quiet")
     assert (killed / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     # The log is rewound to the checkpoint and continued: the same steps with the same losses.
     whole, resumed = read_log(tmp_path / "whole" / "train_log.csv"), read_log(log)
@@ -89,4 +90,7 @@ def test_resume_refuses_changed_options(tmp_path):
     run_rulelens("train", "--data", data, "--out", tmp_path / "run", *TINY, "--steps", 4, "--quiet")
     proc = run_rulelens("train", "--data", data, "--out", tmp_path / "run", *TINY, "--steps", 4, "--lr", 0.5,
                         "--resume", check=False)
-    assert proc.returncode == 1 and "lr: saved 0.001" in proc.stderr and "--resume" in proc.stderr
+    assert proc.returncode == 1 and "lr: saved 0.001, now 0.5" in proc.stderr and "--resume" in proc.stderr
+    write_jsonl(data, MEMORISE[:-1])
+    proc = run_rulelens("train", "--out", tmp_path / "run", "--resume", check=False)
+    assert proc.returncode == 1 and "is not the data the run" in proc.stderr
