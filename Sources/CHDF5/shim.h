@@ -2,6 +2,8 @@
 // HDF5's type and property-list identifiers are macros over *_g globals that Swift cannot import
 // (and that trip Swift 6 concurrency checks). Each one is wrapped in a static inline function here.
 #include <hdf5.h>
+// zlib (a dependency of libhdf5-dev): RuleLensStore compresses chunks itself, on every core, in HDF5's deflate format.
+#include <zlib.h>
 
 static inline hid_t rl_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t rl_H5S_ALL(void) { return H5S_ALL; }

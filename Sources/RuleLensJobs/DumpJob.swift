@@ -119,6 +119,7 @@ extension Jobs {
             }
             let progress = DumpProgress(total: plan.count, start: firstExample, enabled: options.progress)
             var start = firstExample
+            var lastFlush = -Double.infinity
             while start < plan.count {
                 let end = min(plan.count, start + options.batch)
                 let b = end - start
@@ -132,14 +133,18 @@ extension Jobs {
                 let logits = model.forward(tokens: tokens, batch: b, seqLen: S, hooks: hooks)
                 let verdicts = (0..<b).map { plan.predict(example: start + $0, logits: logits + $0 * S * config.vocabSize,
                                                           vocabSize: config.vocabSize, tokenizer: tokenizer) }
+                try writer.appendActs(layouts.map { ($0.name, UnsafePointer(staging[$0.name]!.ptr)) }, count: b)
                 for l in layouts {
-                    let rows = staging[l.name]!
-                    try writer.appendActs(l.name, count: b, rows.ptr)
-                    npys[l.name]?.append(rows.ptr, count: b * l.spec.rowElements)
+                    npys[l.name]?.append(staging[l.name]!.ptr, count: b * l.spec.rowElements)
                     producedBytes += 4 * b * l.spec.rowElements
                 }
                 try plan.appendMeta(to: writer, range: start..<end, verdicts: verdicts)
-                try writer.endBatch(count: b)
+                // Flush after the first batch, then at most once a second: a kill loses at most ~1 s of work,
+                // and small batches do not pay a flush each.
+                let now = ProgressLine.now()
+                let flush = now - lastFlush >= 1 || end == plan.count
+                try writer.endBatch(count: b, flush: flush)
+                if flush { lastFlush = now }
                 correctCount += verdicts.filter(\.correct).count
                 start = end
                 done = end

@@ -43,6 +43,24 @@ public final class GPT {
         }
     }
 
+    /// Checks a batch before `forward` (which traps on bad input), with errors that name the problem and the fix.
+    public func checkInput(tokens: [Int32], batch: Int, seqLen: Int) throws {
+        guard batch > 0, seqLen > 0 else {
+            throw RuleLensError("empty batch (batch \(batch), sequence length \(seqLen))", fix: "pass at least one non-empty sequence")
+        }
+        guard seqLen <= config.nCtx else {
+            throw RuleLensError("sequence length \(seqLen) exceeds the model's context of \(config.nCtx) tokens",
+                                fix: "shorten the examples or use a model with a larger context (--ctx \(seqLen) or more)")
+        }
+        guard tokens.count == batch * seqLen else {
+            throw RuleLensError("\(tokens.count) tokens given for batch \(batch) × length \(seqLen)", fix: "pad every sequence to the same length")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw RuleLensError("token id \(tokens[bad]) at position \(bad) is outside the vocabulary 0..<\(config.vocabSize)",
+                                fix: "tokenize with the model's own vocabulary")
+        }
+    }
+
     /// Runs the model. tokens: [batch·seqLen] row-major, seqLen ≤ nCtx, every id < vocabSize.
     /// Returns logits [batch, seqLen, vocab], valid until the next forward.
     ///
@@ -205,7 +223,7 @@ public final class GPT {
             // dresid holds d(resid_post) = d(mlp_out).
             Linear.backward(dinp: a.dfc.ptr, accumulateInput: false, dweight: gw.mlpProjWeight, dbias: gw.mlpProjBias,
                             dout: dresid, inp: fcPost, weight: w.mlpProjWeight, rows: N, inDim: dMLP, outDim: d)
-            GELU.backward(dinp: a.dfc.ptr, inp: fcPre, dout: a.dfc.ptr, count: N * dMLP)
+            GELU.backward(grad: a.dfc.ptr, inp: fcPre, count: N * dMLP)
             Linear.backward(dinp: dln, accumulateInput: false, dweight: gw.fcWeight, dbias: gw.fcBias,
                             dout: a.dfc.ptr, inp: ln2, weight: w.fcWeight, rows: N, inDim: d, outDim: dMLP)
             LayerNorm.backward(dinp: dresid, dweight: gw.ln2Weight, dbias: gw.ln2Bias, dout: dln, inp: resid(2 * l + 1),

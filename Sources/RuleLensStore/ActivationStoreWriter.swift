@@ -18,6 +18,9 @@ public final class ActivationStoreWriter {
 
     private let file: HDF5File
     private var acts: [String: (spec: ActivationSiteSpec, dataset: HDF5Dataset)] = [:]
+    /// Rows per chunk and gzip level of the /acts datasets this writer created (compressed here, in parallel);
+    /// absent for uncompressed or resumed datasets, which go through HDF5's own write path.
+    private var directChunks: [String: (rows: Int, level: Int)] = [:]
     private var meta: [String: (spec: MetaColumnSpec, dataset: HDF5Dataset)] = [:]
     /// Rows appended to each dataset in the current batch (all must agree at endBatch).
     private var batchRows: [String: Int] = [:]
@@ -76,6 +79,7 @@ public final class ActivationStoreWriter {
                 try ds.setAttribute("dims", (["example"] + site.rowDims).joined(separator: ","))
                 try ds.setAttribute("position", header.positions)
                 writer.acts[site.name] = (site, ds)
+                if gzip > 0 { writer.directChunks[site.name] = (rows, gzip) }
             }
             try file.flush()
         } catch {
@@ -164,6 +168,64 @@ public final class ActivationStoreWriter {
         try entry.dataset.resize(rows: start + count)
         try entry.dataset.writeRows(start: start, count: count, UnsafeRawPointer(values))
         try noteRows("acts/" + site, count)
+    }
+
+    /// Appends `count` example rows to several sites at once (each pointer: count × rowElements floats).
+    /// Whole chunks of compressed datasets are shuffled and deflated on every core (`ChunkCodec`), then written
+    /// directly; anything not chunk-aligned goes through `appendActs(_:count:_:)`.
+    public func appendActs(_ sites: [(site: String, values: UnsafePointer<Float>)], count: Int) throws {
+        guard count > 0 else { return }
+        struct Task { let site: String; let dataset: HDF5Dataset; let source: UnsafePointer<Float>; let rows: Int
+                      let chunkRows: Int; let rowElements: Int; let fileRow: Int; let rank: Int; let level: Int }
+        var tasks: [Task] = []
+        for (site, values) in sites {
+            guard let entry = acts[site] else {
+                throw RuleLensError("\(site) is not a site of \(path)", fix: "declare it when creating the writer")
+            }
+            let start = examplesWritten + (batchRows["acts/" + site] ?? 0)
+            guard let direct = directChunks[site], start % direct.rows == 0 else {
+                try appendActs(site, count: count, values)
+                continue
+            }
+            try entry.dataset.resize(rows: start + count)
+            let rowElements = entry.spec.rowElements
+            var r = 0
+            while r < count {
+                let rows = min(direct.rows, count - r)
+                tasks.append(Task(site: site, dataset: entry.dataset, source: values + r * rowElements, rows: rows,
+                                  chunkRows: direct.rows, rowElements: rowElements, fileRow: start + r,
+                                  rank: entry.spec.rowShape.count + 1, level: direct.level))
+                r += rows
+            }
+        }
+        var encoded = [[UInt8]](repeating: [], count: tasks.count)
+        var failure: Error? = nil
+        let lock = NSLock()
+        encoded.withUnsafeMutableBufferPointer { results in
+            DispatchQueue.concurrentPerform(iterations: tasks.count) { i in
+                let t = tasks[i]
+                let chunkBytes = 4 * t.chunkRows * t.rowElements
+                do {
+                    if t.rows == t.chunkRows {
+                        results[i] = try ChunkCodec.encode(UnsafeRawPointer(t.source), bytes: chunkBytes, level: t.level)
+                    } else {
+                        // The last, partial chunk: pad to the full chunk with zeros (rows past the extent are not visible).
+                        let padded = UnsafeMutablePointer<Float>.allocate(capacity: t.chunkRows * t.rowElements)
+                        defer { padded.deallocate() }
+                        padded.update(from: t.source, count: t.rows * t.rowElements)
+                        (padded + t.rows * t.rowElements).update(repeating: 0, count: (t.chunkRows - t.rows) * t.rowElements)
+                        results[i] = try ChunkCodec.encode(UnsafeRawPointer(padded), bytes: chunkBytes, level: t.level)
+                    }
+                } catch {
+                    lock.lock(); failure = error; lock.unlock()
+                }
+            }
+        }
+        if let failure { throw failure }
+        for (i, t) in tasks.enumerated() { try t.dataset.writeRawChunk(row: t.fileRow, rank: t.rank, encoded[i]) }
+        var perSite: [String: Int] = [:]
+        for t in tasks { perSite[t.site, default: 0] += t.rows }
+        for (site, rows) in perSite { try noteRows("acts/" + site, rows) }
     }
 
     /// Appends integer values to a numeric /meta column (count × width values).

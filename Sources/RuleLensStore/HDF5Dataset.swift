@@ -62,6 +62,9 @@ public final class HDF5Dataset: HDF5Object {
         return (fileSpace, memory)
     }
 
+    /// Bytes the dataset occupies in the file (after compression).
+    public func storageBytes() -> Int { HDF5.locked { Int(H5Dget_storage_size(id)) } }
+
     /// Elements in one row.
     public func rowElements() throws -> Int { try shape().dropFirst().reduce(1, *) }
 

@@ -31,14 +31,24 @@ final class ActivationStoreTests: XCTestCase {
     static func value(_ s: Int, _ e: Int, _ i: Int) -> Float { Float(s * 100_000 + e * 100 + i) * 0.25 - 3 }
     static func length(_ e: Int) -> Int { 2 + e % 4 }   // 2…5 ≤ T
 
-    func writeBatches(_ writer: ActivationStoreWriter, from: Int, to: Int, batch: Int) throws {
+    /// `together`: all sites in one call (the parallel, directly written chunk path) instead of one call per site.
+    func writeBatches(_ writer: ActivationStoreWriter, from: Int, to: Int, batch: Int, together: Bool = false) throws {
         var e0 = from
         while e0 < to {
             let n = min(batch, to - e0)
-            for (s, site) in sites.enumerated() {
-                var rows = [Float](); rows.reserveCapacity(n * site.rowElements)
-                for e in e0..<(e0 + n) { for i in 0..<site.rowElements { rows.append(Self.value(s, e, i)) } }
-                try rows.withUnsafeBufferPointer { try writer.appendActs(site.name, count: n, $0.baseAddress!) }
+            let rows: [[Float]] = sites.enumerated().map { s, site in
+                (e0..<(e0 + n)).flatMap { e in (0..<site.rowElements).map { Self.value(s, e, $0) } }
+            }
+            if together {
+                let pointers = rows.map { r -> UnsafeMutablePointer<Float> in
+                    let p = UnsafeMutablePointer<Float>.allocate(capacity: r.count); p.initialize(from: r, count: r.count); return p
+                }
+                defer { pointers.forEach { $0.deallocate() } }
+                try writer.appendActs(zip(sites, pointers).map { ($0.name, UnsafePointer($1)) }, count: n)
+            } else {
+                for (site, r) in zip(sites, rows) {
+                    try r.withUnsafeBufferPointer { try writer.appendActs(site.name, count: n, $0.baseAddress!) }
+                }
             }
             let es = Array(e0..<(e0 + n))
             try writer.appendMeta("id", ints: es)
@@ -150,6 +160,31 @@ final class ActivationStoreTests: XCTestCase {
         }
         XCTAssertThrowsError(try ActivationStoreWriter.resume(path: path, header: header(n: n), sites: sites, meta: meta)) { error in
             XCTAssertTrue((error as? RuleLensError)?.problem.contains("already complete") ?? false)
+        }
+    }
+
+    func testParallelChunksDecodeWithHDF5sFiltersAndMixWithResumedWrites() throws {
+        let path = dir.appendingPathComponent("d.h5").path
+        let n = 19
+        let writer = try ActivationStoreWriter.create(path: path, header: header(n: n), sites: sites, meta: meta, batch: 4, gzip: 6, overwrite: false)
+        // 10 rows: two full chunks and a zero-padded partial one, compressed by ChunkCodec.
+        try writeBatches(writer, from: 0, to: 10, batch: 4, together: true)
+        writer.abandon()
+        // Resumed writes go through HDF5's own filters, filling the partial chunk (decoded by HDF5's inflate + unshuffle).
+        let resumed = try ActivationStoreWriter.resume(path: path, header: header(n: n), sites: sites, meta: meta)
+        try writeBatches(resumed, from: 10, to: n, batch: 4, together: true)
+        try resumed.finish()
+        let reader = try ActivationStoreReader(path: path)
+        for (s, site) in sites.enumerated() {
+            let (_, values) = try reader.read(site: site.name)
+            for e in 0..<n { for i in 0..<site.rowElements { XCTAssertEqual(values[e * site.rowElements + i], Self.value(s, e, i), "\(site.name) \(e) \(i)") } }
+        }
+        // The chunks really are compressed: each dataset is smaller than its raw floats.
+        let file = try HDF5File.open(path)
+        for site in sites {
+            let stored = try file.openDataset("acts/\(site.name)").storageBytes()
+            XCTAssertGreaterThan(stored, 0)
+            XCTAssertLessThan(stored, 4 * n * site.rowElements, site.name)
         }
     }
 

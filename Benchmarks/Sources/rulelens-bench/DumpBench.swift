@@ -1,0 +1,52 @@
+import Foundation
+import RuleLensJobs
+
+/// `rulelens-bench dump CHECKPOINT DATA.jsonl HOOKS OUT.h5 [BATCH] [GZIP]`: the same examples through a plain
+/// forward pass (no hooks) and through `Jobs.dump` with HOOKS, timed; prints one JSON line.
+enum DumpBench {
+    static func run(_ args: [String]) throws {
+        guard args.count >= 4 else {
+            throw RuleLensError("usage: rulelens-bench dump CHECKPOINT DATA.jsonl HOOKS OUT.h5 [BATCH] [GZIP]", fix: "pass the arguments")
+        }
+        let (checkpoint, dataPath, hooks, out) = (args[0], args[1], args[2], args[3])
+        let batch = args.count > 4 ? Int(args[4]) ?? 32 : 32
+        let gzip = args.count > 5 ? Int(args[5]) ?? 1 : 1
+        let (model, vocab) = try Checkpoint.load(checkpoint)
+        let examples = try JSONL.readExamples(path: dataPath)
+        let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
+        let sequences = try examples.map { [CharTokenizer.bos] + (try tokenizer.encode($0.prompt + $0.target)) + [CharTokenizer.eos] }
+
+        // Plain forward: the dump's batching and padding, no hooks, no file. Each side runs once (the runs are
+        // seconds long); one batch first warms up the thread pools.
+        func forwardAll(limit: Int) {
+            var start = 0
+            while start < min(limit, sequences.count) {
+                let end = min(sequences.count, start + batch)
+                let S = sequences[start..<end].map(\.count).max()!
+                var tokens = [Int32](repeating: CharTokenizer.pad, count: (end - start) * S)
+                for (i, s) in sequences[start..<end].enumerated() { for (p, t) in s.enumerated() { tokens[i * S + p] = t } }
+                _ = model.forward(tokens: tokens, batch: end - start, seqLen: S)
+                start = end
+            }
+        }
+        forwardAll(limit: batch)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        forwardAll(limit: sequences.count)
+        let forwardSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        var options = DumpOptions(checkpoint: checkpoint, examples: examples, sourceData: dataPath,
+                                  hooks: hooks.split(separator: ",").map(String.init), out: out)
+        options.batch = batch; options.gzip = gzip; options.force = true; options.progress = false
+        var summary: DumpSummary? = nil
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        summary = try Jobs.dump(model: model, vocab: vocab, options)
+        let dumpSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+        let fileBytes = (try FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)?.intValue ?? 0
+        emit(["bench": "dump", "hooks": hooks, "examples": examples.count, "sites": summary!.sites.count, "batch": batch,
+              "gzip": gzip, "forward_s": forwardSeconds, "dump_s": dumpSeconds,
+              "forward_examples_per_s": Double(examples.count) / forwardSeconds,
+              "dump_examples_per_s": Double(examples.count) / dumpSeconds,
+              "activation_mb": Double(summary!.activationBytes) / 1e6,
+              "dump_mb_per_s": Double(summary!.activationBytes) / 1e6 / dumpSeconds,
+              "file_mb": Double(fileBytes) / 1e6])
+    }
+}
