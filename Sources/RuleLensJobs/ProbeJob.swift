@@ -323,8 +323,13 @@ public enum ProbeJob {
             report.written.append(out)
         }
         if let plot = o.plot {
-            let svg = MatrixHeatmap(title: "Linear CKA (position \(positionText(o.position)))", rowLabels: sites, columnLabels: sites,
-                                    values: matrix, range: (0, 1)).render()
+            var heatmap = Heatmap(values: matrix, rowLabels: sites, colLabels: sites)
+            heatmap.title = "Linear CKA (position \(positionText(o.position)))"
+            heatmap.range = 0...1
+            heatmap.colorBarLabel = "CKA"
+            heatmap.annotate = sites.count <= 12
+            heatmap.maxTicks = max(12, sites.count)
+            let svg = heatmap.render()
             try writeTextAtomically(svg, to: plot, overwrite: o.overwrite)
             report.written.append(plot)
         }
