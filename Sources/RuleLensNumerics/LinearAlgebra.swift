@@ -155,6 +155,38 @@ public enum LinearAlgebra {
         return (Array(w.reversed()), vectors)
     }
 
+    /// The `top` largest eigenpairs of a symmetric row-major `n × n` Double array (dsyevr, MRRR, upper triangle
+    /// read): eigenvalues descending, eigenvectors as the columns of the returned row-major [n, top] array.
+    /// Cheaper than the full decomposition when top ≪ n (PCA keeps a few components of a wide site).
+    public static func symmetricEigen(_ a: [Double], n: Int, top: Int) throws -> (values: [Double], vectors: [Double]) {
+        precondition(a.count == n * n && top >= 1 && top <= n, "symmetricEigen(top:) needs n*n values and 1 ≤ top ≤ n")
+        guard a.allSatisfy({ $0.isFinite }) else {
+            throw RuleLensError("eigendecomposition input contains NaN or infinite values", fix: "remove or impute non-finite values in the data")
+        }
+        var work = a
+        var w = [Double](repeating: 0, count: n)
+        var z = [Double](repeating: 0, count: n * top)
+        var support = [LapackInt](repeating: 0, count: 2 * top)
+        var found: LapackInt = 0
+        let info = work.withUnsafeMutableBufferPointer { wp in
+            w.withUnsafeMutableBufferPointer { vp in
+                z.withUnsafeMutableBufferPointer { zp in
+                    support.withUnsafeMutableBufferPointer { sp in
+                        LAPACKE_dsyevr(LAPACK_ROW_MAJOR, ascii("V"), ascii("I"), ascii("U"), LapackInt(n), wp.baseAddress, LapackInt(n),
+                                       0, 0, LapackInt(n - top + 1), LapackInt(n), 0, &found, vp.baseAddress, zp.baseAddress,
+                                       LapackInt(top), sp.baseAddress)
+                    }
+                }
+            }
+        }
+        try check(info, "dsyevr (symmetric eigendecomposition)", positive: "the eigensolver did not converge")
+        let m = Int(found)
+        // Ascending within the selected range: reverse to descending.
+        var vectors = [Double](repeating: 0, count: n * m)
+        for i in 0..<n { for j in 0..<m { vectors[i * m + j] = z[i * top + (m - 1 - j)] } }
+        return (Array(w[0..<m].reversed()), vectors)
+    }
+
     /// Solves A X = B for square A [n,n] and B [n,nrhs] by LU with partial pivoting (sgesv).
     public static func solve(_ a: FloatMatrix, _ b: FloatMatrix) throws -> FloatMatrix {
         try checkFinite(a, "linear solve"); try checkFinite(b, "linear solve")

@@ -42,6 +42,16 @@ final class LinearAlgebraTests: XCTestCase {
         // Double version agrees.
         let (dv, _) = try LinearAlgebra.symmetricEigen(a.toArray().map(Double.init), n: 8)
         for e in 0..<8 { XCTAssertEqual(dv[e], Double(values[e]), accuracy: 1e-3 * Double(values[0])) }
+        // The top-k solver (dsyevr) returns the same leading eigenpairs (vectors up to sign).
+        let full = try LinearAlgebra.symmetricEigen(a.toArray().map(Double.init), n: 8)
+        let top = try LinearAlgebra.symmetricEigen(a.toArray().map(Double.init), n: 8, top: 3)
+        XCTAssertEqual(top.values.count, 3)
+        for e in 0..<3 {
+            XCTAssertEqual(top.values[e], full.values[e], accuracy: 1e-9 * full.values[0])
+            var dot = 0.0
+            for i in 0..<8 { dot += top.vectors[i * 3 + e] * full.vectors[i * 8 + e] }
+            XCTAssertEqual(abs(dot), 1, accuracy: 1e-9)
+        }
     }
 
     func testSolvesAndLeastSquares() throws {

@@ -25,6 +25,16 @@ final class PCATests: XCTestCase {
         }
     }
 
+    func testFewComponentsOfWideDataMatchSVD() throws {
+        // 3 of 40 components: the covariance path takes the top-k eigensolver.
+        let x = data(400, 40)
+        let cov = try PCA.fit(x, components: 3), svd = try PCA.fit(x, components: 3, method: .svd)
+        for c in 0..<3 {
+            XCTAssertEqual(cov.explainedVarianceRatio[c], svd.explainedVarianceRatio[c], accuracy: 1e-5)
+            for j in 0..<40 { XCTAssertEqual(cov.components[c, j], svd.components[c, j], accuracy: 1e-3) }
+        }
+    }
+
     func testExplainedVarianceMatchesDirectComputation() throws {
         let x = data(300, 6)
         let pca = try PCA.fit(x)

@@ -71,6 +71,10 @@ def test_pca_matches_sklearn_and_streaming_equals_in_memory(dump, tmp_path):
     for c in range(5):  # equal up to sign
         sign = np.sign(comps[c] @ ref.components_[c])
         np.testing.assert_allclose(comps[c] * sign, ref.components_[c], atol=2e-3)
+    # 3 of 20 components: the covariance path uses the top-k eigensolver (dsyevr)
+    x1 = dump[2].astype(np.float64)
+    few = probe("pca", "--file", path, "--site", "blocks.0.hook_mlp_out", "--components", "3")["sites"][0]
+    np.testing.assert_allclose(few["explained_variance_ratio"], PCA(n_components=3).fit(x1).explained_variance_ratio_, rtol=1e-4)
     svd = probe("pca", "--file", path, "--site", "blocks.0.hook_attn_out", "--components", "5", "--method", "svd")
     np.testing.assert_allclose(svd["sites"][0]["explained_variance_ratio"], site["explained_variance_ratio"], rtol=1e-5)
     # --out holds the projections; --plot an SVG scatter with the variance on the axes
