@@ -1,7 +1,7 @@
 """PCA (20,000 x 512) and silhouette (10,000 x 128): RuleLens against scikit-learn on the same data, in one run.
 
 Both sides get the same float32 matrix; each side's time is the best of 3 runs after a warm-up, data loading
-excluded. Ratio = scikit-learn time / RuleLens time (> 1: RuleLens is faster). The results are also compared,
+excluded, taken twice (before and after the other side, against drift on a shared machine). Ratio = scikit-learn time / RuleLens time (> 1: RuleLens is faster). The results are also compared,
 so a fast wrong answer shows up here too.
 """
 import json
@@ -39,9 +39,12 @@ def main(rulelens_bench: str) -> str:
         x = (rng.normal(size=(20000, 512)) * np.linspace(3, 0.1, 512) + 1).astype(np.float32)
         path = os.path.join(tmp, "pca.f32")
         x.tofile(path)
+        # The machine may be shared: each side is timed twice, before and after the other, and the best is kept.
         swift = run_swift(rulelens_bench, "pca", path, 20000, 512, 10)
         ref = PCA(n_components=10)
         t_ref = best_of(lambda: ref.fit(x))
+        swift["seconds"] = min(swift["seconds"], run_swift(rulelens_bench, "pca", path, 20000, 512, 10)["seconds"])
+        t_ref = min(t_ref, best_of(lambda: ref.fit(x)))
         agree = np.max(np.abs(np.array(swift["explained_variance_ratio"]) - ref.explained_variance_ratio_) /
                        ref.explained_variance_ratio_)
         rows.append(("PCA 20000x512, 10 components", swift["seconds"], t_ref, f"max rel. diff. of variance ratio {agree:.1e}"))
@@ -56,6 +59,8 @@ def main(rulelens_bench: str) -> str:
         swift = run_swift(rulelens_bench, "silhouette", path, 10000, 128, lpath)
         score = {}
         t_ref = best_of(lambda: score.__setitem__("v", silhouette_score(x, labels)))
+        swift["seconds"] = min(swift["seconds"], run_swift(rulelens_bench, "silhouette", path, 10000, 128, lpath)["seconds"])
+        t_ref = min(t_ref, best_of(lambda: score.__setitem__("v", silhouette_score(x, labels))))
         rows.append(("silhouette 10000x128, 8 classes", swift["seconds"], t_ref,
                      f"scores {swift['score']:.6f} vs {score['v']:.6f}"))
 

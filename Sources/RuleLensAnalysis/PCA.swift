@@ -32,10 +32,12 @@ public struct PCA: Sendable {
     /// Fits on an in-memory matrix X [n, d].
     public static func fit(_ x: FloatMatrix, components k: Int? = nil, method: Method = .covariance,
                            name: String = "data") throws -> PCA {
-        try Analysis.requireFinite(x, name)
         switch method {
+        // The streaming pass checks for NaN/inf itself (they propagate into its column sums).
         case .covariance: return try fit(streaming: MatrixRowSource(x), components: k, name: name)
-        case .svd: return try fitSVD(x, components: k, name: name)
+        case .svd:
+            try Analysis.requireFinite(x, name)
+            return try fitSVD(x, components: k, name: name)
         }
     }
 
