@@ -82,7 +82,7 @@ public enum ProbeJob {
             let pca: PCA
             let source = try file.rowSource(site, position: o.position)
             if o.method == .svd {
-                pca = try PCA.fit(try file.matrix(site, position: o.position), components: o.components, method: .svd, name: site)
+                pca = try PCA.fit(try file.matrix(site, position: o.position), components: o.components ?? min(10, source.cols), method: .svd, name: site)
             } else {
                 pca = try PCA.fit(streaming: source, components: o.components ?? min(10, source.cols), chunkRows: o.chunkRows, name: site)
             }
