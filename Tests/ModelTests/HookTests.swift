@@ -282,3 +282,30 @@ final class ReadmeExampleTests: XCTestCase {
         XCTAssertThrowsError(try model.checkInput(tokens: [1, 2, 3], batch: 2, seqLen: 2))
     }
 }
+
+final class InferenceModeTests: XCTestCase {
+    /// Inference-only passes reuse one block's buffers; logits and every hook value must be bit-for-bit unchanged.
+    func testInferenceOnlyPassesMatchTrainingPassesBitForBit() throws {
+        for layers in [1, 2, 3] {
+            let model = try tinyModel(layers: layers)
+            let tokens: [Int32] = [1, 4, 2, 6, 3, 0, 5, 5, 2, 1]
+            func run() -> ([Float], ActivationCache) {
+                let hooks = HookSet()
+                let cache = hooks.cache(["*"])
+                let p = model.forward(tokens: tokens, batch: 2, seqLen: 5, hooks: hooks)
+                return (Array(UnsafeBufferPointer(start: p, count: 2 * 5 * model.config.vocabSize)), cache)
+            }
+            let (trainLogits, trainCache) = run()
+            model.retainsActivationsForBackward = false
+            let (inferLogits, inferCache) = run()
+            let plain = model.forward(tokens: tokens, batch: 2, seqLen: 5)
+            XCTAssertEqual(inferLogits, trainLogits, "\(layers) layers")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: plain, count: inferLogits.count)), trainLogits)
+            XCTAssertEqual(inferCache.names, trainCache.names)
+            for name in trainCache.names { XCTAssertEqual(inferCache[name]!.values, trainCache[name]!.values, name) }
+            // Loss still works on an inference pass.
+            let loss = model.loss(targets: tokens, lossMask: [Float](repeating: 1, count: 10))
+            XCTAssertTrue(loss.isFinite)
+        }
+    }
+}
