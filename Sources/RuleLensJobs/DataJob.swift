@@ -59,7 +59,7 @@ public struct DataSource: Sendable {
                                 fix: "change the split options so both sides are non-empty")
         }
         return LoadedData(examples: examples, meta: data.meta,
-                          origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed) (\(part.rawValue))")
+                          origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed)")
     }
 
     /// Paths of JSONL files for jobs that read files (training, with resume): a file is used as it is; a
