@@ -20,6 +20,7 @@ CONFIGS = [
     (6, 256, 8, 64, 32, 15),
 ]
 THREADS = 2
+ROUNDS = 2
 VOCAB = 99
 
 
@@ -37,20 +38,26 @@ def model_flops_per_token(layers, d, ctx, vocab=VOCAB):
 def main(rulelens_bench: str) -> str:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(THREADS))
-    peak = _json_line([rulelens_bench, "sgemm", "1024"], env)
+    peak = max((_json_line([rulelens_bench, "sgemm", "1024"], env) for _ in range(ROUNDS)), key=lambda p: p["gflops"])
     rows = []
     for layers, d, heads, ctx, batch, steps in CONFIGS:
         args = ["--layers", layers, "--d-model", d, "--heads", heads, "--ctx", ctx, "--batch", batch,
                 "--steps", steps, "--threads", THREADS]
         args = list(map(str, args))
-        ours = _json_line([rulelens_bench, "train", *args], env)
-        ref = _json_line([sys.executable, str(HERE / "reference_gpt2.py"), *args], env)
+        # Alternate the two ROUNDS times and keep each one's best run: the machine is shared, and
+        # interleaving exposes both to the same background load.
+        ours = ref = None
+        for _ in range(ROUNDS):
+            o = _json_line([rulelens_bench, "train", *args], env)
+            r = _json_line([sys.executable, str(HERE / "reference_gpt2.py"), *args], env)
+            ours = o if ours is None or o["tokens_per_s"] > ours["tokens_per_s"] else ours
+            ref = r if ref is None or r["tokens_per_s"] > ref["tokens_per_s"] else ref
         gflops = ours["tokens_per_s"] * model_flops_per_token(layers, d, ctx) / 1e9
         rows.append(f"| {layers} layers, d{d}, {heads} heads, ctx {ctx}, batch {batch} | "
                     f"{ours['tokens_per_s']:,.0f} | {ref['tokens_per_s']:,.0f} | "
                     f"{ours['tokens_per_s'] / ref['tokens_per_s']:.2f}x | {gflops:.1f} | "
                     f"{100 * gflops / peak['gflops']:.0f}% |")
-    header = (f"## Training throughput (tokens/s, {THREADS} threads; sgemm peak {peak['gflops']:.0f} GFLOP/s "
+    header = (f"## Training throughput (tokens/s, {THREADS} threads, best of {ROUNDS} alternating runs; sgemm peak {peak['gflops']:.0f} GFLOP/s "
               f"at 1024², {peak['core']} kernels)\n\n"
               "| config | RuleLens | PyTorch | RuleLens / PyTorch | RuleLens GFLOP/s | of sgemm peak |\n"
               "|---|---:|---:|---:|---:|---:|")

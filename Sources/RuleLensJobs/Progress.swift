@@ -20,6 +20,9 @@ public final class ProgressLine {
         guard enabled else { return }
         let now = ProgressLine.now()
         if isTTY {
+            // Redraw at most ten times a second: fast steps would otherwise spend time on the terminal.
+            guard final || now - lastPrint >= 0.1 else { return }
+            lastPrint = now
             let padded = text + String(repeating: " ", count: max(0, lastWidth - text.count))
             lastWidth = text.count
             FileHandle.standardError.write(Data(("\r" + padded + (final ? "\n" : "")).utf8))

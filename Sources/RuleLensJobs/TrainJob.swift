@@ -57,6 +57,7 @@ public final class TrainJob {
     public static let configFile = "train_config.json"
     public static let logFile = "train_log.csv"
     public static let evalLogFile = "eval_log.csv"
+    static let evalLogHeader = "step,split,loss,accuracy"
 
     public let options: TrainOptions
     public let outDir: String
@@ -125,6 +126,9 @@ public final class TrainJob {
             try AtomicFile.write(try encoder.encode(options), to: path(Self.configFile))
         }
         let log = try TrainLog(path: path(Self.logFile), keepingStepsThrough: resume ? startStep : nil)
+        if resume && FileManager.default.fileExists(atPath: path(Self.evalLogFile)) {
+            try TrainLog.rewind(path(Self.evalLogFile), header: Self.evalLogHeader, throughStep: startStep)
+        }
 
         let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction,
                                       warmupSteps: options.warmup, totalSteps: options.steps)
@@ -305,7 +309,7 @@ public final class TrainJob {
             progress.message(String(format: "eval step %d: train-subset accuracy %.3f (%d examples)", step, accuracy, subset.count))
         }
         let file = path(Self.evalLogFile)
-        if !FileManager.default.fileExists(atPath: file) { try AtomicFile.write(Data("step,split,loss,accuracy\n".utf8), to: file) }
+        if !FileManager.default.fileExists(atPath: file) { try AtomicFile.write(Data((Self.evalLogHeader + "\n").utf8), to: file) }
         guard let handle = FileHandle(forWritingAtPath: file) else {
             throw RuleLensError("cannot append to \(file)", fix: "check the permissions of \(outDir)")
         }
@@ -324,18 +328,28 @@ final class TrainLog {
     /// rewrites the steps after its checkpoint), otherwise starts a new file.
     init(path: String, keepingStepsThrough: Int?) throws {
         self.path = path
-        var text = "step,loss,lr,tokens_per_s\n"
-        if let keep = keepingStepsThrough, let old = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in old.split(separator: "\n").dropFirst() {
-                if let step = Int(line.split(separator: ",").first ?? ""), step <= keep { text += line + "\n" }
-            }
+        if let keep = keepingStepsThrough {
+            try TrainLog.rewind(path, header: "step,loss,lr,tokens_per_s", throughStep: keep)
+        } else {
+            try AtomicFile.write(Data("step,loss,lr,tokens_per_s\n".utf8), to: path)
         }
-        try AtomicFile.write(Data(text.utf8), to: path)
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw RuleLensError("cannot open \(path) for writing", fix: "check the permissions of its folder")
         }
         h.seekToEndOfFile()
         handle = h
+    }
+
+    /// Rewrites a CSV whose first column is the step, keeping the header and the rows up to `throughStep`
+    /// (a resumed run repeats the steps after its checkpoint). A missing file gets just the header.
+    static func rewind(_ path: String, header: String, throughStep keep: Int) throws {
+        var text = header + "\n"
+        if let old = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in old.split(separator: "\n").dropFirst() {
+                if let step = Int(line.split(separator: ",").first ?? ""), step <= keep { text += line + "\n" }
+            }
+        }
+        try AtomicFile.write(Data(text.utf8), to: path)
     }
 
     func append(step: Int, loss: Float, lr: Float, tokensPerSecond: Double) throws {

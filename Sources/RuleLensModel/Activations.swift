@@ -6,6 +6,7 @@ final class Activations {
     let config: GPTConfig
     // Saved for backward (per layer unless noted).
     var resid = FloatBuffer(count: 0)      // [2L+1, N, d]: 2l = resid_pre of l, 2l+1 = resid_mid, 2L = final resid_post
+                                           // (inference-only passes: 3 rotating slots, see GPT.residSlot)
     var ln1 = FloatBuffer(count: 0)        // [L, N, d]  ln_1 output (after affine)
     var ln1Mean = FloatBuffer(count: 0)    // [L, N]
     var ln1Rstd = FloatBuffer(count: 0)    // [L, N]
@@ -41,10 +42,11 @@ final class Activations {
         if buffer.count < count { buffer = FloatBuffer(count: count) }
     }
 
-    /// Makes every forward buffer large enough for batch × seqLen.
-    func ensureForward(batch B: Int, seqLen T: Int) {
-        let c = config, N = B * T, L = c.nLayer, d = c.dModel
-        grow(&resid, (2 * L + 1) * N * d)
+    /// Makes every forward buffer large enough for batch × seqLen, with `L` per-layer slots
+    /// (nLayer when activations are kept for backward, 1 for inference-only passes).
+    func ensureForward(batch B: Int, seqLen T: Int, layerSlots L: Int) {
+        let c = config, N = B * T, d = c.dModel
+        grow(&resid, (L == c.nLayer ? 2 * L + 1 : 3) * N * d)
         grow(&ln1, L * N * d); grow(&ln1Mean, L * N); grow(&ln1Rstd, L * N)
         grow(&qkv, L * N * 3 * d)
         grow(&pattern, L * B * c.nHead * T * T)

@@ -19,6 +19,13 @@ public final class GPT {
     private var tokens: [Int32] = []
     private var batch = 0, seqLen = 0
     private var lossReady = false
+    private var lastForwardRetained = false
+
+    /// Whether `forward` keeps every block's activations for `backward()` (default true). Set it to false for
+    /// inference-only work (evaluation, generation, activation dumps): every block then reuses one block's
+    /// buffers, so activation memory no longer grows with the number of layers, and `backward()` traps.
+    /// Outputs and hook values are bit-for-bit the same either way.
+    public var retainsActivationsForBackward = true
 
     /// Builds a model with GPT-2's initialisation: every weight matrix and embedding N(0, 0.02), the two residual
     /// projections (`attn.c_proj`, `mlp.c_proj`) N(0, 0.02/√(2·nLayer)), LayerNorm weight 1 / bias 0, biases 0.
@@ -43,6 +50,24 @@ public final class GPT {
         }
     }
 
+    /// Checks a batch before `forward` (which traps on bad input), with errors that name the problem and the fix.
+    public func checkInput(tokens: [Int32], batch: Int, seqLen: Int) throws {
+        guard batch > 0, seqLen > 0 else {
+            throw RuleLensError("empty batch (batch \(batch), sequence length \(seqLen))", fix: "pass at least one non-empty sequence")
+        }
+        guard seqLen <= config.nCtx else {
+            throw RuleLensError("sequence length \(seqLen) exceeds the model's context of \(config.nCtx) tokens",
+                                fix: "shorten the examples or use a model with a larger context (--ctx \(seqLen) or more)")
+        }
+        guard tokens.count == batch * seqLen else {
+            throw RuleLensError("\(tokens.count) tokens given for batch \(batch) × length \(seqLen)", fix: "pad every sequence to the same length")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw RuleLensError("token id \(tokens[bad]) at position \(bad) is outside the vocabulary 0..<\(config.vocabSize)",
+                                fix: "tokenize with the model's own vocabulary")
+        }
+    }
+
     /// Runs the model. tokens: [batch·seqLen] row-major, seqLen ≤ nCtx, every id < vocabSize.
     /// Returns logits [batch, seqLen, vocab], valid until the next forward.
     ///
@@ -55,24 +80,26 @@ public final class GPT {
         precondition(B > 0 && T > 0 && T <= c.nCtx, "forward: seqLen \(T) must be in 1...\(c.nCtx) and batch \(B) positive")
         precondition(tokens.count == B * T, "forward: \(tokens.count) tokens for batch \(B) × seqLen \(T)")
         precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }, "forward: token id outside 0..<\(c.vocabSize)")
-        acts.ensureForward(batch: B, seqLen: T)
-        self.tokens = tokens; batch = B; seqLen = T; lossReady = false
+        let retain = retainsActivationsForBackward
+        acts.ensureForward(batch: B, seqLen: T, layerSlots: retain ? c.nLayer : 1)
+        self.tokens = tokens; batch = B; seqLen = T; lossReady = false; lastForwardRetained = retain
         let plan = hooks?.plan(for: c)
         if plan != nil { acts.ensureHookScratch(batch: B, seqLen: T) }
 
         let N = B * T, d = c.dModel, L = c.nLayer, dMLP = c.dMLP, V = c.vocabSize
-        let shapeD = [B, T, d], shapeHeads = [B, T, c.nHead, c.dHead], shapeAttn = [B, c.nHead, T, T], shapeMLP = [B, T, dMLP]
+        // Site shapes, built only when hooks are present (optional chaining skips `shapes!` otherwise).
+        let shapes = plan.map { _ in HookShapes(config: c, batch: B, seqLen: T) }
         let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
         let a = acts
-        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + i * N * d }
+        func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + Self.residSlot(i, retain: retain) * N * d }
 
         // Embedding → resid_pre of block 0.
         tokens.withUnsafeBufferPointer { tok in
             if let plan, plan.wants("hook_embed") || plan.wants("hook_pos_embed") {
                 Embedding.lookup(tokenEmbed: a.hookScratchA.ptr, posEmbed: a.hookScratchB.ptr, tokens: tok.baseAddress!,
                                  wte: params.wte, wpe: params.wpe, batch: B, seqLen: T, dModel: d)
-                plan.fire("hook_embed", a.hookScratchA.ptr, shapeD)
-                plan.fire("hook_pos_embed", a.hookScratchB.ptr, shapeD)
+                plan.fire("hook_embed", a.hookScratchA.ptr, shapes!.resid)
+                plan.fire("hook_pos_embed", a.hookScratchB.ptr, shapes!.resid)
                 Embedding.sum(out: resid(0), tokenEmbed: a.hookScratchA.ptr, posEmbed: a.hookScratchB.ptr, count: N * d)
             } else {
                 Embedding.forward(out: resid(0), tokens: tok.baseAddress!, wte: params.wte, wpe: params.wpe, batch: B, seqLen: T, dModel: d)
@@ -82,18 +109,19 @@ public final class GPT {
         for l in 0..<L {
             let w = params.layers[l], site = siteNames[l]
             let residPre = resid(2 * l), residMid = resid(2 * l + 1), residPost = resid(2 * l + 2)
-            let ln1 = a.ln1.ptr + l * N * d, ln1Mean = a.ln1Mean.ptr + l * N, ln1Rstd = a.ln1Rstd.ptr + l * N
-            let qkv = a.qkv.ptr + l * N * 3 * d                       // [N, 3d]
-            let pattern = a.pattern.ptr + l * B * c.nHead * T * T     // [B, H, T, T]
-            let z = a.z.ptr + l * N * d                               // [N, d] = [B, T, H, dh]
-            let ln2 = a.ln2.ptr + l * N * d, ln2Mean = a.ln2Mean.ptr + l * N, ln2Rstd = a.ln2Rstd.ptr + l * N
-            let fcPre = a.fcPre.ptr + l * N * dMLP, fcPost = a.fcPost.ptr + l * N * dMLP
+            let s = retain ? l : 0                                    // this block's slot in the stacked buffers
+            let ln1 = a.ln1.ptr + s * N * d, ln1Mean = a.ln1Mean.ptr + s * N, ln1Rstd = a.ln1Rstd.ptr + s * N
+            let qkv = a.qkv.ptr + s * N * 3 * d                       // [N, 3d]
+            let pattern = a.pattern.ptr + s * B * c.nHead * T * T     // [B, H, T, T]
+            let z = a.z.ptr + s * N * d                               // [N, d] = [B, T, H, dh]
+            let ln2 = a.ln2.ptr + s * N * d, ln2Mean = a.ln2Mean.ptr + s * N, ln2Rstd = a.ln2Rstd.ptr + s * N
+            let fcPre = a.fcPre.ptr + s * N * dMLP, fcPost = a.fcPost.ptr + s * N * dMLP
 
-            plan?.fire(site.residPre, residPre, shapeD)
+            plan?.fire(site.residPre, residPre, shapes!.resid)
             // ln_1
             if let plan, plan.wants(site.ln1Normalized) {
                 LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, rows: N, cols: d, eps: c.layerNormEps)
-                plan.fire(site.ln1Normalized, a.hookScratchA.ptr, shapeD)
+                plan.fire(site.ln1Normalized, a.hookScratchA.ptr, shapes!.resid)
                 LayerNorm.affine(out: ln1, normalized: a.hookScratchA.ptr, weight: w.ln1Weight, bias: w.ln1Bias, rows: N, cols: d)
             } else {
                 LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, weight: w.ln1Weight, bias: w.ln1Bias,
@@ -104,30 +132,30 @@ public final class GPT {
             if let plan {
                 for (part, name) in [site.q, site.k, site.v].enumerated() where plan.wants(name) {
                     copyStrided(a.hookScratchA.ptr, ld: d, qkv + part * d, ld: 3 * d, rows: N, cols: d)
-                    plan.fire(name, a.hookScratchA.ptr, shapeHeads)
+                    plan.fire(name, a.hookScratchA.ptr, shapes!.heads)
                     copyStrided(qkv + part * d, ld: 3 * d, a.hookScratchA.ptr, ld: d, rows: N, cols: d)
                 }
             }
             // attention core: z[N, d]
             if let plan, plan.wants(site.attnScores) || plan.wants(site.pattern) {
                 Attention.scoresPhase(pattern: pattern, qkv: qkv, dims: dims)
-                plan.fire(site.attnScores, pattern, shapeAttn)
+                plan.fire(site.attnScores, pattern, shapes!.attention)
                 Attention.softmaxPhase(pattern: pattern, dims: dims)
-                plan.fire(site.pattern, pattern, shapeAttn)
+                plan.fire(site.pattern, pattern, shapes!.attention)
                 Attention.valuesPhase(z: z, pattern: pattern, qkv: qkv, dims: dims)
             } else {
                 Attention.forward(z: z, pattern: pattern, qkv: qkv, dims: dims)
             }
-            plan?.fire(site.z, z, shapeHeads)
+            plan?.fire(site.z, z, shapes!.heads)
             // attn c_proj, then resid_mid = resid_pre + attn_out (exactly this Float sum)
             Linear.forward(out: a.attnOut.ptr, inp: z, weight: w.attnProjWeight, bias: w.attnProjBias, rows: N, inDim: d, outDim: d)
-            plan?.fire(site.attnOut, a.attnOut.ptr, shapeD)
+            plan?.fire(site.attnOut, a.attnOut.ptr, shapes!.resid)
             addElementwise(out: residMid, residPre, a.attnOut.ptr, count: N * d)
-            plan?.fire(site.residMid, residMid, shapeD)
+            plan?.fire(site.residMid, residMid, shapes!.resid)
             // ln_2
             if let plan, plan.wants(site.ln2Normalized) {
                 LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, rows: N, cols: d, eps: c.layerNormEps)
-                plan.fire(site.ln2Normalized, a.hookScratchA.ptr, shapeD)
+                plan.fire(site.ln2Normalized, a.hookScratchA.ptr, shapes!.resid)
                 LayerNorm.affine(out: ln2, normalized: a.hookScratchA.ptr, weight: w.ln2Weight, bias: w.ln2Bias, rows: N, cols: d)
             } else {
                 LayerNorm.forward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, weight: w.ln2Weight, bias: w.ln2Bias,
@@ -135,27 +163,27 @@ public final class GPT {
             }
             // MLP: fcPre[N, dMLP] = ln2 · W_fc + b; fcPost = gelu(fcPre); mlp_out[N, d] = fcPost · W_proj + b
             Linear.forward(out: fcPre, inp: ln2, weight: w.fcWeight, bias: w.fcBias, rows: N, inDim: d, outDim: dMLP)
-            plan?.fire(site.mlpPre, fcPre, shapeMLP)
+            plan?.fire(site.mlpPre, fcPre, shapes!.mlp)
             GELU.forward(out: fcPost, inp: fcPre, count: N * dMLP)
-            plan?.fire(site.mlpPost, fcPost, shapeMLP)
+            plan?.fire(site.mlpPost, fcPost, shapes!.mlp)
             Linear.forward(out: a.mlpOut.ptr, inp: fcPost, weight: w.mlpProjWeight, bias: w.mlpProjBias, rows: N, inDim: dMLP, outDim: d)
-            plan?.fire(site.mlpOut, a.mlpOut.ptr, shapeD)
+            plan?.fire(site.mlpOut, a.mlpOut.ptr, shapes!.resid)
             addElementwise(out: residPost, residMid, a.mlpOut.ptr, count: N * d)
-            plan?.fire(site.residPost, residPost, shapeD)
+            plan?.fire(site.residPost, residPost, shapes!.resid)
         }
 
         // ln_f and the tied LM head: logits[N, V] = lnf[N, d] · wte[V, d]ᵀ
         let finalResid = resid(2 * L)
         if let plan, plan.wants("ln_final.hook_normalized") {
             LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, rows: N, cols: d, eps: c.layerNormEps)
-            plan.fire("ln_final.hook_normalized", a.hookScratchA.ptr, shapeD)
+            plan.fire("ln_final.hook_normalized", a.hookScratchA.ptr, shapes!.resid)
             LayerNorm.affine(out: a.lnf.ptr, normalized: a.hookScratchA.ptr, weight: params.lnfWeight, bias: params.lnfBias, rows: N, cols: d)
         } else {
             LayerNorm.forward(out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, weight: params.lnfWeight,
                               bias: params.lnfBias, rows: N, cols: d, eps: c.layerNormEps)
         }
         BLAS.sgemm(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
-        plan?.fire("unembed.hook_out", a.logits.ptr, [B, T, V])
+        plan?.fire("unembed.hook_out", a.logits.ptr, shapes!.logits)
         return a.logits.ptr
     }
 
@@ -183,6 +211,7 @@ public final class GPT {
     /// Backpropagates the last `loss` through the last forward, accumulating into `grads`.
     public func backward() {
         precondition(lossReady, "backward: call forward and loss first")
+        precondition(lastForwardRetained, "backward: the last forward ran with retainsActivationsForBackward = false")
         let c = config, B = batch, T = seqLen, N = B * T, d = c.dModel, L = c.nLayer, dMLP = c.dMLP, V = c.vocabSize
         let a = acts, g = grads
         let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
@@ -205,7 +234,7 @@ public final class GPT {
             // dresid holds d(resid_post) = d(mlp_out).
             Linear.backward(dinp: a.dfc.ptr, accumulateInput: false, dweight: gw.mlpProjWeight, dbias: gw.mlpProjBias,
                             dout: dresid, inp: fcPost, weight: w.mlpProjWeight, rows: N, inDim: dMLP, outDim: d)
-            GELU.backward(dinp: a.dfc.ptr, inp: fcPre, dout: a.dfc.ptr, count: N * dMLP)
+            GELU.backward(grad: a.dfc.ptr, inp: fcPre, count: N * dMLP)
             Linear.backward(dinp: dln, accumulateInput: false, dweight: gw.fcWeight, dbias: gw.fcBias,
                             dout: a.dfc.ptr, inp: ln2, weight: w.fcWeight, rows: N, inDim: d, outDim: dMLP)
             LayerNorm.backward(dinp: dresid, dweight: gw.ln2Weight, dbias: gw.ln2Bias, dout: dln, inp: resid(2 * l + 1),
@@ -224,11 +253,28 @@ public final class GPT {
         }
     }
 
+    /// Index into `Activations.resid` of logical residual i (2l = resid_pre of block l, 2l+1 = its resid_mid,
+    /// 2L = the final resid_post). Inference-only passes rotate through 3 slots: pre and post alternate
+    /// between 0 and 2, mid is always 1, so block l's resid_post is block l+1's resid_pre without a copy.
+    static func residSlot(_ i: Int, retain: Bool) -> Int {
+        if retain { return i }
+        return i % 2 == 1 ? 1 : (i / 2) % 2 * 2
+    }
+
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.storage.zero() }
 
     /// Number of parameters (the tied LM head counted once).
     public var parameterCount: Int { params.storage.count }
+}
+
+/// The shapes of the hook sites for one forward pass.
+struct HookShapes {
+    let resid: [Int], heads: [Int], attention: [Int], mlp: [Int], logits: [Int]
+    init(config c: GPTConfig, batch B: Int, seqLen T: Int) {
+        resid = [B, T, c.dModel]; heads = [B, T, c.nHead, c.dHead]; attention = [B, c.nHead, T, T]
+        mlp = [B, T, c.dMLP]; logits = [B, T, c.vocabSize]
+    }
 }
 
 /// dst[r, 0..<cols] = src[r, 0..<cols] for strided row-major matrices.

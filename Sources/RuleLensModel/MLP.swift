@@ -20,14 +20,15 @@ enum GELU {
         }
     }
 
-    /// dinp[i] = dout[i] · gelu′(inp[i]) (overwrites dinp; dinp may alias dout).
-    static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int) {
+    /// In place: grad[i] ← grad[i] · gelu′(inp[i]) (dout in, dinp out; one buffer so the loop vectorises —
+    /// separate but possibly aliasing pointers would send it down the scalar path).
+    static func backward(grad: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         Parallel.forRanges(count, minPerThread: 8192) { i0, i1 in
             for i in i0..<i1 {
                 let x = inp[i]
                 let t = FastMath.tanh(sqrt2OverPi * (x + cubic * x * x * x))
                 let dtdx = (1 - t * t) * sqrt2OverPi * (1 + 3 * cubic * x * x)
-                dinp[i] = dout[i] * (0.5 * (1 + t) + 0.5 * x * dtdx)
+                grad[i] = grad[i] * (0.5 * (1 + t) + 0.5 * x * dtdx)
             }
         }
     }

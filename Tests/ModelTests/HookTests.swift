@@ -252,3 +252,60 @@ final class HookTests: XCTestCase {
         for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-5) }
     }
 }
+
+final class ReadmeExampleTests: XCTestCase {
+    /// The README's "Model and hooks" example, verbatim apart from the token batch.
+    func testReadmeExampleRuns() throws {
+        let tokens = (0..<(4 * 32)).map { Int32($0 % 99) }
+        let model = try GPT(config: GPTConfig(nLayer: 2, nHead: 4, dModel: 128, nCtx: 32, vocabSize: 99), seed: 0)
+        let hooks = HookSet()
+        let cache = hooks.cache(["blocks.*.hook_resid_post", "blocks.0.attn.hook_pattern"])   // observe (globs ok)
+        try hooks.zero(["blocks.1.attn.hook_z"], selection: HookSelection(heads: [2]))          // ablate head 1.2
+        hooks.edit(["blocks.0.hook_mlp_out"]) { _, values, shape in                            // any in-place edit
+            for i in 0..<shape.reduce(1, *) { values[i] *= 0.5 }
+        }
+        try hooks.validate(for: model.config)          // typo → error with the closest site name
+        let logits = model.forward(tokens: tokens, batch: 4, seqLen: 32, hooks: hooks)     // [4, 32, 99]
+        let (shape, values) = cache["blocks.0.attn.hook_pattern"]!                          // [4, 4, 32, 32]
+        XCTAssertEqual(shape, [4, 4, 32, 32]); XCTAssertEqual(values.count, 4 * 4 * 32 * 32)
+        XCTAssertTrue(logits[0].isFinite)
+        XCTAssertEqual(cache.names, ["blocks.0.attn.hook_pattern", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"])
+    }
+
+    func testCheckInputErrors() throws {
+        let model = try GPT(config: GPTConfig(nLayer: 1, nHead: 1, dModel: 4, nCtx: 4, vocabSize: 5), seed: 0)
+        XCTAssertNoThrow(try model.checkInput(tokens: [1, 2, 3, 4], batch: 1, seqLen: 4))
+        XCTAssertThrowsError(try model.checkInput(tokens: [Int32](repeating: 1, count: 5), batch: 1, seqLen: 5)) {
+            XCTAssertTrue("\($0)".contains("exceeds the model's context of 4"), "\($0)")
+        }
+        XCTAssertThrowsError(try model.checkInput(tokens: [1, 9], batch: 1, seqLen: 2)) { XCTAssertTrue("\($0)".contains("token id 9")) }
+        XCTAssertThrowsError(try model.checkInput(tokens: [1, 2, 3], batch: 2, seqLen: 2))
+    }
+}
+
+final class InferenceModeTests: XCTestCase {
+    /// Inference-only passes reuse one block's buffers; logits and every hook value must be bit-for-bit unchanged.
+    func testInferenceOnlyPassesMatchTrainingPassesBitForBit() throws {
+        for layers in [1, 2, 3] {
+            let model = try tinyModel(layers: layers)
+            let tokens: [Int32] = [1, 4, 2, 6, 3, 0, 5, 5, 2, 1]
+            func run() -> ([Float], ActivationCache) {
+                let hooks = HookSet()
+                let cache = hooks.cache(["*"])
+                let p = model.forward(tokens: tokens, batch: 2, seqLen: 5, hooks: hooks)
+                return (Array(UnsafeBufferPointer(start: p, count: 2 * 5 * model.config.vocabSize)), cache)
+            }
+            let (trainLogits, trainCache) = run()
+            model.retainsActivationsForBackward = false
+            let (inferLogits, inferCache) = run()
+            let plain = model.forward(tokens: tokens, batch: 2, seqLen: 5)
+            XCTAssertEqual(inferLogits, trainLogits, "\(layers) layers")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: plain, count: inferLogits.count)), trainLogits)
+            XCTAssertEqual(inferCache.names, trainCache.names)
+            for name in trainCache.names { XCTAssertEqual(inferCache[name]!.values, trainCache[name]!.values, name) }
+            // Loss still works on an inference pass.
+            let loss = model.loss(targets: tokens, lossMask: [Float](repeating: 1, count: 10))
+            XCTAssertTrue(loss.isFinite)
+        }
+    }
+}

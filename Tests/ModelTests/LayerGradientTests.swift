@@ -83,12 +83,12 @@ final class LayerGradientTests: XCTestCase {
         func gelu(_ x: Double) -> Double { 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x))) }
         for (i, x) in xs.enumerated() { XCTAssertEqual(Double(out[i]), gelu(Double(x)), accuracy: 2e-6 * max(1, abs(Double(x)))) }
         // Backward against the Double derivative by central differences (step 1e-5 in Double: error ≲ 1e-9).
-        var dinp = [Float](repeating: 0, count: xs.count)
-        let ones = [Float](repeating: 1, count: xs.count)
-        GELU.backward(dinp: &dinp, inp: xs, dout: ones, count: xs.count)
+        let dout = randomFloats(xs.count, seed: 15)
+        var dinp = dout
+        GELU.backward(grad: &dinp, inp: xs, count: xs.count)
         for (i, x) in xs.enumerated() {
-            let numeric = (gelu(Double(x) + 1e-5) - gelu(Double(x) - 1e-5)) / 2e-5
-            XCTAssertEqual(Double(dinp[i]), numeric, accuracy: 2e-6 * max(1, abs(Double(x))), "gelu'(\(x))")
+            let numeric = Double(dout[i]) * (gelu(Double(x) + 1e-5) - gelu(Double(x) - 1e-5)) / 2e-5
+            XCTAssertEqual(Double(dinp[i]), numeric, accuracy: 2e-6 * max(1, abs(Double(x))) * max(1, abs(Double(dout[i]))), "gelu'(\(x))")
         }
         // tanh itself, including large arguments and the sign.
         for u in stride(from: -50.0, through: 50.0, by: 0.003) {

@@ -78,11 +78,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert 0 < saved_step < steps
 
     # Resuming needs only the folder: the options come from its train_config.json.
-    run_rulelens("train", "--out", killed, "--resume", "--threads", 1, "--quiet")
+    run_rulelens("train", "--out", killed, "--resume", "--threads", 1, "--eval-every", 500, "--quiet")
     assert (killed / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     # The log is rewound to the checkpoint and continued: the same steps with the same losses.
     whole, resumed = read_log(tmp_path / "whole" / "train_log.csv"), read_log(log)
     assert [r[:2] for r in resumed] == [r[:2] for r in whole]
+    assert (killed / "eval_log.csv").read_text() == (tmp_path / "whole" / "eval_log.csv").read_text()
 
 
 def test_resume_refuses_changed_options(tmp_path):
