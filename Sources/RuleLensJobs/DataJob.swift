@@ -40,9 +40,13 @@ public struct DataSource: Sendable {
                 }
                 return LoadedData(examples: examples, meta: try DataSets.readMeta(dir: file), origin: "\(file) (\(part.rawValue))")
             }
+            // A file inside a `data generate` directory keeps its description (plane, squares) — when the
+            // sibling meta.json really describes it (its train or test count matches).
             let dir = (file as NSString).deletingLastPathComponent
-            let meta = try? DataSets.readMeta(dir: dir.isEmpty ? "." : dir)
-            return LoadedData(examples: try JSONL.readExamples(path: file), meta: meta ?? nil, origin: file)
+            let examples = try JSONL.readExamples(path: file)
+            let meta = (try? DataSets.readMeta(dir: dir.isEmpty ? "." : dir)) ?? nil
+            let matches = meta.map { $0.counts.values.contains(examples.count) } ?? false
+            return LoadedData(examples: examples, meta: matches ? meta : nil, origin: file)
         }
         guard let spec else {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl (or a `rulelens data generate` directory), "
@@ -55,7 +59,7 @@ public struct DataSource: Sendable {
                                 fix: "change the split options so both sides are non-empty")
         }
         return LoadedData(examples: examples, meta: data.meta,
-                          origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed) (\(part.rawValue))")
+                          origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed)")
     }
 
     /// Paths of JSONL files for jobs that read files (training, with resume): a file is used as it is; a

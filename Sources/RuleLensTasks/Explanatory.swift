@@ -82,7 +82,8 @@ public struct KnowledgeBase: Sendable {
 /// labelled by inference type. Premises are joined by "; ".
 public enum Explanatory {
     /// The inference types, in rule_id order.
-    public static let inferenceTypes = ["substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain"]
+    public static let inferenceTypes = ["substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain",
+                                        "inheritance-if-then"]
 
     static func step(type: Int, kb: KnowledgeBase, rng: inout SeededRNG) -> Example? {
         func pick<T>(_ xs: [T]) -> T? { xs.isEmpty ? nil : xs[rng.int(below: xs.count)] }
@@ -120,6 +121,15 @@ public enum Explanatory {
             guard let p2 = pick(props.filter { $0 != p1 }) else { return nil }
             premises = ["\(subject(s)) \(p1)", "\(subject(s)) \(p2)"]
             conclusion = "\(subject(s)) \(p1) and \(p2)"
+        case "inheritance-if-then":
+            // x is a kind of y; a y P; if something P then it Q ⊢ x Q   (two steps composed)
+            guard let x = pick(kb.classes) else { return nil }
+            let ups = Array(kb.ancestors(of: x).prefix(2))
+            guard let y = pick(ups) else { return nil }
+            let usable = (kb.classProperties[y] ?? []).filter { p in kb.rules.contains { $0.condition == p } }
+            guard let p = pick(usable), let r = pick(kb.rules.filter({ $0.condition == p })) else { return nil }
+            premises = ["\(subject(x)) is a kind of \(y)", "\(subject(y)) \(p)", "if something \(p) then it \(r.consequence)"]
+            conclusion = "\(subject(x)) \(r.consequence)"
         default:
             // if something A then it B; if something B then it C (; if something C then it D) ⊢ if something A then it D
             guard var rule = pick(kb.rules) else { return nil }
@@ -137,7 +147,7 @@ public enum Explanatory {
     }
 
     /// Up to `count` distinct steps, inference types in round-robin order with an equal quota each
-    /// (count / 5, rounded up), so rule classes stay balanced. A type whose distinct instances run out
+    /// (count / number of types, rounded up), so rule classes stay balanced. A type whose distinct instances run out
     /// (the knowledge base is small) stops early, so fewer may come back.
     public static func generate(count: Int, rng: inout SeededRNG, kb: KnowledgeBase = .standard) throws -> [Example] {
         let quota = (count + inferenceTypes.count - 1) / inferenceTypes.count

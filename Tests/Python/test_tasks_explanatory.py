@@ -116,4 +116,5 @@ def test_every_conclusion_follows_from_its_premises(tmp_path):
         # a single premise never suffices: every step combines its premises
         assert not any(entails(closure(*facts_of([p])), conclusion) for p in premises), e
         seen_rules.add((e["rule"], e["rule_id"]))
-    assert {r for r, _ in seen_rules} == {"substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain"}
+    assert {r for r, _ in seen_rules} == {"substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain",
+                                           "inheritance-if-then"}

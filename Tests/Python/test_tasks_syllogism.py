@@ -12,6 +12,9 @@ STATEMENT = re.compile(r"^(All|No|Some) (\w+) are (not )?(\w+)\.$")
 # The 15 forms valid without existential import (the other 9 need one term non-empty).
 UNCONDITIONAL = {"Barbara", "Celarent", "Darii", "Ferio", "Cesare", "Camestres", "Festino", "Baroco",
                  "Disamis", "Datisi", "Bocardo", "Ferison", "Camenes", "Dimaris", "Fresison"}
+# The term each of the other nine needs to be non-empty (existential import).
+NEEDS = {"Barbari": "S", "Celaront": "S", "Cesaro": "S", "Camestros": "S", "Camenos": "S",
+         "Darapti": "M", "Felapton": "M", "Fesapo": "M", "Bramantip": "P"}
 
 
 def parse(sentence):
@@ -92,5 +95,8 @@ def test_every_instance_is_valid_for_its_form(tmp_path):
         assert valid(premises, conclusion, terms, nonempty=terms), e
         # ... and the 15 unconditional forms are valid with no import at all; the 9 others are not.
         assert valid(premises, conclusion, terms, nonempty=[]) == (name in UNCONDITIONAL), e
+        if name in NEEDS:
+            needed = {"S": s, "M": m, "P": p}[NEEDS[name]]
+            assert valid(premises, conclusion, terms, nonempty=[needed]), e
     assert len(forms) == 24
     assert len(set(forms.values())) == 24  # 24 distinct mood-figure pairs

@@ -38,6 +38,12 @@ def test_eval_writes_the_plane_report(tmp_path):
     assert np.isclose(np.nanmean(grid), result["inside"])
     assert np.isclose(result["answer_accuracy"], np.mean([p["prediction"] == p["target"] for p in preds]))
     assert (tmp_path / "pred.plane.svg").read_text().startswith("<svg")
+    # `data plane` reads eval's predictions as they are (paired with the test part line by line).
+    run_rulelens("data", "plane", tmp_path / "run" / "data", "--predictions", tmp_path / "pred.jsonl", "--out", tmp_path / "again")
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npy"), grid)
+    r = run_rulelens("data", "plane", tmp_path / "run" / "data", "--predictions", tmp_path / "pred.jsonl", "--part", "train",
+                     "--out", tmp_path / "wrong", check=False)
+    assert r.returncode != 0 and "--part" in r.stderr
     # The whole plane through the generated directory, and the same numbers either way.
     proc = run_rulelens("eval", "--checkpoint", tmp_path / "run", "--data", tmp_path / "run" / "data", "--part", "all", "--json")
     assert json.loads(proc.stdout)["n"] == 10000
