@@ -68,16 +68,20 @@ struct DumpPlan {
                        MetaColumnSpec(name: "tokens", type: .int32, width: maxLength),
                        MetaColumnSpec(name: "length", type: .int32),
                        MetaColumnSpec(name: "answer_pos", type: .int32),
-                       MetaColumnSpec(name: "prompt", type: .string),
-                       MetaColumnSpec(name: "target", type: .string),
-                       MetaColumnSpec(name: "prediction", type: .string),
+                       MetaColumnSpec(name: "prompt", type: .string, width: Self.bytes(examples.map(\.prompt))),
+                       MetaColumnSpec(name: "target", type: .string, width: Self.bytes(examples.map(\.target))),
+                       // The argmax text is at most the target and one more character (it stops at <eos>).
+                       MetaColumnSpec(name: "prediction", type: .string, width: Self.bytes(examples.map(\.target)) + 1),
                        MetaColumnSpec(name: "correct", type: .int32)]
-        if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string)) }
+        if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string, width: Self.bytes(examples.map { $0.rule ?? "" }))) }
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
         if hasA { columns.append(MetaColumnSpec(name: "a", type: .int64)) }
         if hasB { columns.append(MetaColumnSpec(name: "b", type: .int64)) }
         metaColumns = columns
     }
+
+    /// Width in bytes of a fixed-length string column holding `texts` (at least 1).
+    static func bytes(_ texts: [String]) -> Int { max(1, texts.map(\.utf8.count).max() ?? 1) }
 
     /// The kept position of example i (nil for --positions all).
     func pick(_ i: Int) -> Int? {

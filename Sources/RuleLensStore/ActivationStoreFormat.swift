@@ -34,7 +34,8 @@ public struct ActivationSiteSpec: Equatable, Sendable {
     public var rowElements: Int { rowShape.reduce(1, *) }
 }
 
-/// One /meta column: `width` nil for 1-D columns, or the second dimension (e.g. tokens [N, T]).
+/// One /meta column. Numeric: `width` nil for 1-D columns, or the second dimension (e.g. tokens [N, T]).
+/// Strings: `width` is the fixed byte width (null-padded UTF-8), nil for variable-length strings.
 public struct MetaColumnSpec: Equatable, Sendable {
     public var name: String
     public var type: HDF5ElementType

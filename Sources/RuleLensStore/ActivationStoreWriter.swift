@@ -59,14 +59,15 @@ public final class ActivationStoreWriter {
             try file.createGroup(ActivationStoreFormat.metaGroup)
             try file.createGroup(ActivationStoreFormat.actsGroup)
             for column in meta {
-                let shape = [0] + (column.width.map { [$0] } ?? [])
-                let rowBytes = 4 * (column.width ?? 1)
-                let rows = column.type == .string ? 1024 : min(4096, max(256, chunkRows(rowBytes: rowBytes, batch: batch)))
-                let ds = try file.createDataset("\(ActivationStoreFormat.metaGroup)/\(column.name)", type: column.type, shape: shape,
-                                                maxDims: [nil] + (column.width.map { [$0] } ?? []),
-                                                chunk: [rows] + (column.width.map { [$0] } ?? []),
-                                                gzip: column.type == .string ? nil : gzip,
-                                                cacheBytes: 2 * rows * rowBytes + (1 << 20))
+                let isString = column.type == .string
+                let inner = isString ? [] : (column.width.map { [$0] } ?? [])
+                let rowBytes = isString ? max(8, column.width ?? 8) : 4 * (column.width ?? 1)
+                let rows = min(4096, max(256, chunkRows(rowBytes: rowBytes, batch: batch)))
+                let ds = try file.createDataset("\(ActivationStoreFormat.metaGroup)/\(column.name)", type: column.type, shape: [0] + inner,
+                                                maxDims: [nil] + inner, chunk: [rows] + inner,
+                                                gzip: isString && column.width == nil ? nil : gzip,
+                                                cacheBytes: 2 * rows * rowBytes + (1 << 20),
+                                                stringWidth: isString ? column.width : nil)
                 writer.meta[column.name] = (column, ds)
             }
             for site in sites {

@@ -107,6 +107,15 @@ final class HDF5Temp: HDF5Object {
         return try space(H5Screate_simple(Int32(d.count), &d, nil), "create a dataspace of shape \(dims)")
     }
 
+    /// A fixed-length, null-padded UTF-8 string type of `width` bytes.
+    static func fixedUTF8String(width: Int) throws -> HDF5Temp {
+        let t = try type(H5Tcopy(rl_H5T_C_S1()), "create a string type")
+        try HDF5.check(H5Tset_size(t.id, max(1, width)), "size a string type")
+        try HDF5.check(H5Tset_strpad(t.id, H5T_STR_NULLPAD), "pad a string type with nulls")
+        try HDF5.check(H5Tset_cset(t.id, H5T_CSET_UTF8), "set a string type to UTF-8")
+        return t
+    }
+
     /// The variable-length UTF-8 string type.
     static func utf8String() throws -> HDF5Temp {
         let t = try type(H5Tcopy(rl_H5T_C_S1()), "create a string type")

@@ -52,6 +52,12 @@ extension HDF5Object {
             }
             let aid = try HDF5.check(H5Aopen(id, name, rl_H5P_DEFAULT()), "open attribute \(name)")
             defer { H5Aclose(aid) }
+            // Reads below fill one value: an attribute holding more (a damaged or foreign file) must not overflow it.
+            let space = try HDF5Temp.space(H5Aget_space(aid), "read the shape of attribute \(name)")
+            guard H5Sget_simple_extent_npoints(space.id) == 1 else {
+                throw RuleLensError("attribute \"\(name)\" holds \(H5Sget_simple_extent_npoints(space.id)) values, not one",
+                                    fix: "the file is damaged or was not written by RuleLens; regenerate it")
+            }
             return try body(aid)
         }
     }
@@ -71,8 +77,7 @@ extension HDF5Object {
                 return pointer.map { String(cString: $0) } ?? ""
             }
             let width = H5Tget_size(stored.id)
-            let memType = try HDF5Temp.type(H5Tcopy(rl_H5T_C_S1()), "create a string type")
-            try HDF5.check(H5Tset_size(memType.id, width), "size a string type")
+            let memType = try HDF5Temp.fixedUTF8String(width: width)
             var bytes = [UInt8](repeating: 0, count: width + 1)
             try HDF5.check(H5Aread(aid, memType.id, &bytes), "read attribute \(name)")
             return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)

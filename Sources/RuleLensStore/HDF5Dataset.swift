@@ -96,7 +96,9 @@ public final class HDF5Dataset: HDF5Object {
         guard count > 0 else { return }
         try HDF5.locked {
             let kind = kind ?? type
-            precondition(kind != .string && type != .string, "use readStrings for string datasets")
+            guard kind != .string && type != .string else {
+                throw RuleLensError("\(name) in \(path) holds strings, not numbers", fix: "read it as a string column, or check the file is not damaged")
+            }
             let (file, memory) = try rowSpaces(start: start, count: count)
             let memType = try kind.memoryType()
             try HDF5.check(H5Dread(id, memType.id, memory.id, file.id, rl_H5P_DEFAULT(), out),
@@ -133,6 +135,24 @@ public final class HDF5Dataset: HDF5Object {
         try HDF5.locked {
             precondition(type == .string, "writeStrings needs a string dataset")
             let (file, memory) = try rowSpaces(start: start, count: strings.count)
+            let stored = try HDF5Temp.type(H5Dget_type(id), "read the type of \(name)")
+            if H5Tis_variable_str(stored.id) <= 0 {
+                // Fixed-length: pack into null-padded cells of the stored width; never truncate silently.
+                let width = H5Tget_size(stored.id)
+                var cells = [UInt8](repeating: 0, count: strings.count * width)
+                for (i, text) in strings.enumerated() {
+                    let bytes = Array(text.utf8)
+                    guard bytes.count <= width else {
+                        throw RuleLensError("the string \"\(text.prefix(40))\" is \(bytes.count) bytes, wider than \(name)'s \(width)",
+                                            fix: "report this as a RuleLens bug (column widths come from the data)")
+                    }
+                    cells.replaceSubrange((i * width)..<(i * width + bytes.count), with: bytes)
+                }
+                let memType = try HDF5Temp.fixedUTF8String(width: width)
+                try HDF5.check(H5Dwrite(id, memType.id, memory.id, file.id, rl_H5P_DEFAULT(), cells),
+                               "write strings to \(name) in \(path)")
+                return
+            }
             let memType = try HDF5ElementType.string.memoryType()
             // HDF5 copies the bytes during H5Dwrite, so the C strings only need to live for the call.
             let cStrings = strings.map { strdup($0) }
@@ -161,6 +181,9 @@ public final class HDF5Dataset: HDF5Object {
             }
             let n = try count ?? ((shape().first ?? 0) - start)
             guard n > 0 else { return [] }
+            guard try shape().count == 1 else {
+                throw RuleLensError("\(name) in \(path) is not a 1-D string column", fix: "the file is damaged or was not written by RuleLens; regenerate it")
+            }
             let (file, memory) = try rowSpaces(start: start, count: n)
             let stored = try HDF5Temp.type(H5Dget_type(id), "read the type of \(name)")
             if H5Tis_variable_str(stored.id) > 0 {
@@ -174,8 +197,7 @@ public final class HDF5Dataset: HDF5Object {
             }
             // Fixed-length strings: read into a padded byte buffer with a matching memory type.
             let width = H5Tget_size(stored.id)
-            let memType = try HDF5Temp.type(H5Tcopy(rl_H5T_C_S1()), "create a string type")
-            try HDF5.check(H5Tset_size(memType.id, width), "size a string type")
+            let memType = try HDF5Temp.fixedUTF8String(width: width)
             var bytes = [CChar](repeating: 0, count: n * width)
             try HDF5.check(H5Dread(id, memType.id, memory.id, file.id, rl_H5P_DEFAULT(), &bytes),
                            "read strings from \(name) in \(path)")

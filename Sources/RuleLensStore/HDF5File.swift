@@ -79,11 +79,14 @@ public class HDF5Location: HDF5Object {
 
     /// Creates a dataset. `maxDims` entries of nil are unlimited; `chunk` is required when any is;
     /// `gzip` (0–9) adds shuffle + deflate. `cacheBytes` sizes this dataset's chunk cache.
+    /// `stringWidth` (for `.string`) stores fixed-length UTF-8 strings of that many bytes, null-padded, instead of
+    /// variable-length ones: they compress, and they live in the chunks rather than HDF5's global heap.
     public func createDataset(_ name: String, type: HDF5ElementType, shape: [Int], maxDims: [Int?]? = nil,
-                              chunk: [Int]? = nil, gzip: Int? = nil, cacheBytes: Int? = nil) throws -> HDF5Dataset {
+                              chunk: [Int]? = nil, gzip: Int? = nil, cacheBytes: Int? = nil,
+                              stringWidth: Int? = nil) throws -> HDF5Dataset {
         try HDF5.locked {
             let space = try HDF5Temp.simpleSpace(shape, maxDims: maxDims)
-            let fileType = try type.fileType()
+            let fileType = try stringWidth.map { try HDF5Temp.fixedUTF8String(width: $0) } ?? type.fileType()
             let dcpl = try HDF5Temp.plist(H5Pcreate(rl_H5P_DATASET_CREATE()), "create a dataset property list")
             if let chunk {
                 var c = chunk.map { hsize_t(max(1, $0)) }

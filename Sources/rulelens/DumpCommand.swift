@@ -8,12 +8,11 @@ struct DumpCommand: ParsableCommand {
         commandName: "dump",
         abstract: "Record chosen hook sites of a model on a data set into an HDF5 activation file.",
         discussion: """
-        Each example runs as [bos] + prompt + target + [eos] (teacher-forced). The file layout is documented in
-        Data/ACTIVATIONS.md: /meta columns (id, tokens, length, answer_pos, prompt, target, prediction, correct, …)
-        and /acts/<hook name> float32 datasets. While it runs the file has complete=0; it becomes 1 at the end.
+        Each example runs as [bos] + prompt + target + [eos] (teacher-forced). The layout (Data/ACTIVATIONS.md): /meta columns (id, tokens, length, answer_pos, prompt, target, prediction, correct, …) and one float32 /acts/<hook name> dataset per site. The file says complete=0 until the dump finishes.
+
         Examples:
-          rulelens dump --checkpoint runs/add --data runs/add/test.jsonl --hooks 'blocks.*.hook_resid_post' --positions answer --out runs/add/resid.h5
-          rulelens dump --checkpoint runs/add --task addition --split leave-square-out --hooks '*' --out all.h5 --resume
+          rulelens dump --checkpoint runs/add --data test.jsonl --hooks 'blocks.*.hook_resid_post' --out resid.h5
+          rulelens dump --checkpoint runs/add --task addition --split leave-square-out --hooks '*' --positions answer --out all.h5
         """)
 
     @Option(help: "Checkpoint directory (model.safetensors, config.json, vocab.json).")

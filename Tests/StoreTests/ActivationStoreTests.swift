@@ -19,7 +19,7 @@ final class ActivationStoreTests: XCTestCase {
                  ActivationSiteSpec(name: "blocks.0.attn.hook_pattern", rowShape: [heads, T, T], rowDims: ["head", "q_pos", "k_pos"])]
     let meta = [MetaColumnSpec(name: "id", type: .int64), MetaColumnSpec(name: "length", type: .int32),
                 MetaColumnSpec(name: "answer_pos", type: .int32), MetaColumnSpec(name: "tokens", type: .int32, width: T),
-                MetaColumnSpec(name: "prompt", type: .string)]
+                MetaColumnSpec(name: "prompt", type: .string, width: 12)]
 
     func header(n: Int, hooks: [String]? = nil) -> ActivationStoreHeader {
         ActivationStoreHeader(modelConfigJSON: "{\"n_layer\":1}", hooks: hooks ?? sites.map(\.name), sourceCheckpoint: "ckpt",
@@ -222,6 +222,23 @@ final class ActivationStoreTests: XCTestCase {
             try damaged.write(to: URL(fileURLWithPath: bad))
             do { try readEverything(bad) } catch { XCTAssertTrue(error is RuleLensError, "\(error)") }
         }
+        // Random bytes overwritten at random places (seeded): same rule — except inside HDF5's global heap
+        // collections ("GCOL": the variable-length root attributes), where libhdf5 1.10's H5HG_read itself crashes
+        // on damage (Data/ACTIVATIONS.md says so; /meta strings are fixed-length so the heap stays tiny).
+        let heaps = globalHeapRanges(bytes)
+        XCTAssertFalse(heaps.isEmpty)
+        var rng = SeededRNG(seed: 11)
+        var tried = 0
+        while tried < 60 {
+            let at = 8 + rng.int(below: bytes.count - 72)
+            if heaps.contains(where: { $0.overlaps(at..<(at + 64)) }) { continue }
+            tried += 1
+            var damaged = bytes
+            for k in 0..<64 { damaged[at + k] = UInt8(truncatingIfNeeded: rng.int(below: 256)) }
+            let bad = dir.appendingPathComponent("flipped.h5").path
+            try damaged.write(to: URL(fileURLWithPath: bad))
+            do { try readEverything(bad) } catch { XCTAssertTrue(error is RuleLensError, "\(error)") }
+        }
         // An HDF5 file that is not an activation file.
         let plain = dir.appendingPathComponent("plain.h5").path
         let f = try HDF5File.create(plain, overwrite: false)
@@ -234,6 +251,22 @@ final class ActivationStoreTests: XCTestCase {
         }
         let m = try ActivationStoreReader.readMatrix(path: plain, dataset: "x")
         XCTAssertEqual(m.values.toArray(), xs)
+    }
+
+    /// Byte ranges of HDF5 global heap collections: "GCOL", version, 3 reserved bytes, then the 8-byte size.
+    private func globalHeapRanges(_ bytes: Data) -> [Range<Int>] {
+        let b = [UInt8](bytes)
+        var out: [Range<Int>] = []
+        var i = 0
+        while i + 16 <= b.count {
+            if b[i] == 0x47 && b[i + 1] == 0x43 && b[i + 2] == 0x4F && b[i + 3] == 0x4C {
+                var size = 0
+                for k in 0..<8 { size |= Int(b[i + 8 + k]) << (8 * k) }
+                out.append(i..<min(b.count, i + max(size, 16)))
+                i += max(size, 16)
+            } else { i += 1 }
+        }
+        return out
     }
 
     private func readEverything(_ path: String) throws {
