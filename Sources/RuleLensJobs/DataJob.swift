@@ -2,8 +2,8 @@ import Foundation
 import RuleLensNumerics
 import RuleLensTasks
 
-/// Which half of a data set.
-public enum DataPart: String, Sendable { case train, test }
+/// Which part of a data set: train, test, or both (train then test).
+public enum DataPart: String, CaseIterable, Sendable { case train, test, all }
 
 /// Examples loaded for a job, with what is known about where they came from.
 public struct LoadedData: Sendable {
@@ -25,28 +25,35 @@ public struct DataSource: Sendable {
         self.file = file; self.spec = spec
     }
 
-    /// The train or test examples.
+    /// The train or test examples (or both). A JSONL file is the same for every part; a `data generate`
+    /// directory gives its train.jsonl / test.jsonl; a spec is generated.
     public func load(_ part: DataPart) throws -> LoadedData {
         if let file {
             guard spec == nil else {
                 throw RuleLensError("both --data and --task were given", fix: "give either --data FILE or --task NAME, not both")
             }
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: file, isDirectory: &isDir), isDir.boolValue {
-                let path = (file as NSString).appendingPathComponent("\(part.rawValue).jsonl")
-                return LoadedData(examples: try JSONL.readExamples(path: path),
-                                  meta: try DataSets.readMeta(dir: file), origin: path)
+            if DataSets.isDirectory(file) {
+                let parts: [DataPart] = part == .all ? [.train, .test] : [part]
+                var examples: [Example] = []
+                for p in parts {
+                    examples += try JSONL.readExamples(path: (file as NSString).appendingPathComponent("\(p.rawValue).jsonl"))
+                }
+                return LoadedData(examples: examples, meta: try DataSets.readMeta(dir: file), origin: "\(file) (\(part.rawValue))")
             }
+            // A file inside a `data generate` directory keeps its description (plane, squares) — when the
+            // sibling meta.json really describes it (its train or test count matches).
             let dir = (file as NSString).deletingLastPathComponent
-            let meta = try? DataSets.readMeta(dir: dir.isEmpty ? "." : dir)
-            return LoadedData(examples: try JSONL.readExamples(path: file), meta: meta ?? nil, origin: file)
+            let examples = try JSONL.readExamples(path: file)
+            let meta = (try? DataSets.readMeta(dir: dir.isEmpty ? "." : dir)) ?? nil
+            let matches = meta.map { $0.counts.values.contains(examples.count) } ?? false
+            return LoadedData(examples: examples, meta: matches ? meta : nil, origin: file)
         }
         guard let spec else {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl (or a `rulelens data generate` directory), "
                                 + "or --task NAME [--format F --split S --seed N]")
         }
         let data = try spec.generate()
-        let examples = part == .train ? data.train : data.test
+        let examples = part == .train ? data.train : part == .test ? data.test : data.train + data.test
         guard !examples.isEmpty else {
             throw RuleLensError("task \(spec.task.rawValue) with split \(spec.split.rawValue) has no \(part.rawValue) examples",
                                 fix: "change the split options so both sides are non-empty")
@@ -54,11 +61,50 @@ public struct DataSource: Sendable {
         return LoadedData(examples: examples, meta: data.meta,
                           origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed)")
     }
+
+    /// Paths of JSONL files for jobs that read files (training, with resume): a file is used as it is; a
+    /// directory gives DIR/train.jsonl and DIR/test.jsonl; a spec is generated into `dir` first (kept as a
+    /// record of the run). When `dir` already holds data (a resumed run) it must be byte-identical to what
+    /// the spec generates, else the options changed and this throws.
+    public func materialize(into dir: String) throws -> (train: String, test: String?) {
+        func inDir(_ d: String, _ name: String) -> String { (d as NSString).appendingPathComponent(name) }
+        if let file {
+            guard spec == nil else {
+                throw RuleLensError("both --data and --task were given", fix: "give either --data FILE or --task NAME, not both")
+            }
+            if DataSets.isDirectory(file) {
+                let test = inDir(file, "test.jsonl")
+                return (inDir(file, "train.jsonl"), FileManager.default.fileExists(atPath: test) ? test : nil)
+            }
+            return (file, nil)
+        }
+        guard let spec else {
+            throw RuleLensError("no data given", fix: "give --data FILE.jsonl, or --task NAME [--format F --split S --seed N]")
+        }
+        let data = try spec.generate()
+        if FileManager.default.fileExists(atPath: inDir(dir, "meta.json")) {
+            let fresh = [try JSONL.encode(data.train), try JSONL.encode(data.test), try data.meta.encoded()]
+            let saved = DataSets.fileNames.map { FileManager.default.contents(atPath: inDir(dir, $0)) }
+            guard zip(fresh, saved).allSatisfy({ $0 == $1 }) else {
+                throw RuleLensError("\(dir) holds data generated with other options than --task \(spec.task.rawValue) "
+                                    + "--format \(spec.format.rawValue) --split \(spec.split.rawValue) --seed \(spec.seed)",
+                                    fix: "repeat the original run's data options (see \(inDir(dir, "meta.json"))), or choose another --out")
+            }
+        } else {
+            try DataSets.write(data, to: dir, force: false)
+        }
+        return (inDir(dir, "train.jsonl"), inDir(dir, "test.jsonl"))
+    }
 }
 
 /// Writing, reading and describing `rulelens data generate` directories.
 public enum DataSets {
     public static let fileNames = ["train.jsonl", "test.jsonl", "meta.json"]
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
 
     /// Writes train.jsonl, test.jsonl and meta.json into `dir`. Files are written into a temporary folder inside
     /// `dir` and renamed into place, meta.json last, so an interrupted run never leaves a set that looks complete.

@@ -113,6 +113,8 @@ public enum PlaneAccuracy {
             (prefix + ".svg", Data(heatmap(report, title: title).utf8)),
             (prefix + ".json", try enc.encode(summary)),
         ]
+        let parent = (prefix as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
         for (path, data) in files {
             do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
                 throw RuleLensError("cannot write \(path) (\(error.localizedDescription))", fix: "check the directory and permissions")
@@ -154,5 +156,65 @@ public enum NPY {
             for v in buf { var le = v.bitPattern.littleEndian; withUnsafeBytes(of: &le) { d.append(contentsOf: $0) } }
         }
         return d
+    }
+}
+
+extension PlaneAccuracy {
+    /// Reads per-example results from a predictions JSONL file: each line has either a boolean `correct`, or a
+    /// `prediction` string compared with `answer` through `Answer.extract`; operands come from integer `a` and
+    /// `b` on the line, or else from `examples` by position (as `rulelens eval --out` writes them: one line per
+    /// example, in order, with its `prompt`, which must match).
+    public static func readResults(path: String, examples: [Example]? = nil) throws -> [(a: Int, b: Int, correct: Bool)] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw RuleLensError("cannot read predictions file \(path)", fix: "check the path")
+        }
+        var out: [(a: Int, b: Int, correct: Bool)] = []
+        let fix = "each line needs \"correct\" (true/false) or \"prediction\" and \"answer\", and integer \"a\" and \"b\" "
+            + "unless the lines follow the data part in order (the output of `rulelens eval --out`)"
+        let lines = text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        for (n, line) in lines.enumerated() {
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                throw RuleLensError("line \(n + 1) of \(path) is not a JSON object", fix: fix)
+            }
+            var a = (obj["a"] as? NSNumber)?.intValue, b = (obj["b"] as? NSNumber)?.intValue
+            var answer = obj["answer"] as? String
+            if a == nil || b == nil, let examples {
+                guard lines.count == examples.count, let e = examples[safe: n], e.prompt == (obj["prompt"] as? String ?? e.prompt) else {
+                    throw RuleLensError("line \(n + 1) of \(path) has no \"a\" and \"b\", and the file does not follow the "
+                                        + "\(examples.count) examples of the data part line by line",
+                                        fix: "pass the --part that was evaluated (train, test or all), or add \"a\" and \"b\" to each line")
+                }
+                a = e.a; b = e.b
+                if answer == nil { answer = e.answer ?? Answer.extract(e.target) }
+            }
+            guard let a, let b else { throw RuleLensError("line \(n + 1) of \(path) has no integer \"a\" and \"b\"", fix: fix) }
+            if let p = obj["prediction"] as? String, let answer {
+                out.append((a, b, Answer.extract(p) == Answer.extract(answer)))
+            } else if let c = obj["correct"] as? Bool {
+                out.append((a, b, c))
+            } else {
+                throw RuleLensError("line \(n + 1) of \(path) has neither \"correct\" nor \"prediction\" with \"answer\"", fix: fix)
+            }
+        }
+        guard !out.isEmpty else { throw RuleLensError("predictions file \(path) is empty", fix: "give one line per evaluated example") }
+        return out
+    }
+}
+
+private extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}
+
+extension PlaneAccuracy {
+    /// Per-example answer correctness: the final answer of the prediction (`Answer.extract`) equals the example's
+    /// answer. For direct formats this is exact match; for scratchpad and rule formats only the last line counts.
+    public static func answerCorrect(predictions: [String], examples: [Example]) -> [Bool] {
+        zip(predictions, examples).map { p, e in Answer.extract(p) == (e.answer ?? Answer.extract(e.target)) }
+    }
+
+    /// The plane report's file prefix beside an eval predictions file: `runs/x/pred.jsonl` → `runs/x/pred.plane`.
+    public static func prefix(besides predictionsPath: String) -> String {
+        let ns = predictionsPath as NSString
+        return (ns.pathExtension.isEmpty ? predictionsPath : ns.deletingPathExtension) + ".plane"
     }
 }

@@ -54,7 +54,12 @@ public struct Heatmap {
         let left = 40 + rowLabelWidth, top = title.isEmpty ? 20.0 : 44.0
         let plotW = cell * Double(nCols), plotH = cell * Double(nRows)
         let barX = left + plotW + 24
-        let width = barX + 90, height = top + plotH + 70
+        // Long column labels (hook names, say) are slanted so neighbours do not overlap.
+        let colStepForWidth = max(1, Int((Double(nCols) / Double(maxTicks)).rounded(.up)))
+        let longestCol = Double(colLabels.map(\.count).max() ?? 1)
+        let slant = longestCol * 6 > cell * Double(colStepForWidth)
+        let bottom = slant ? longestCol * 4.5 + 40 : 70
+        let width = barX + 90, height = top + plotH + bottom
         var svg = SVGDocument(width: width, height: height)
         if !title.isEmpty { svg.text(title, x: left + plotW / 2, y: 24, size: 15, anchor: .middle, bold: true) }
 
@@ -83,9 +88,13 @@ public struct Heatmap {
         }
         let colStep = max(1, Int((Double(nCols) / Double(maxTicks)).rounded(.up)))
         for c in stride(from: 0, to: nCols, by: colStep) {
-            svg.text(colLabels[safe: c] ?? "", x: x(ofCol: c) + cell / 2, y: top + plotH + 14, size: 10, anchor: .middle)
+            if slant {
+                svg.text(colLabels[safe: c] ?? "", x: x(ofCol: c) + cell / 2, y: top + plotH + 10, size: 10, anchor: .end, rotate: -45)
+            } else {
+                svg.text(colLabels[safe: c] ?? "", x: x(ofCol: c) + cell / 2, y: top + plotH + 14, size: 10, anchor: .middle)
+            }
         }
-        if !xLabel.isEmpty { svg.text(xLabel, x: left + plotW / 2, y: top + plotH + 34, size: 12, anchor: .middle) }
+        if !xLabel.isEmpty { svg.text(xLabel, x: left + plotW / 2, y: top + plotH + bottom - 36, size: 12, anchor: .middle) }
         if !yLabel.isEmpty { svg.text(yLabel, x: 14, y: top + plotH / 2, size: 12, anchor: .middle, rotate: -90) }
 
         for o in outlines {
@@ -113,6 +122,11 @@ public struct Heatmap {
             svg.text(colorBarLabel, x: barX + 7, y: top + barH + 16, size: 10, anchor: .middle)
         }
         return svg.render()
+    }
+
+    /// Writes the SVG to `path` atomically.
+    public func write(to path: String) throws {
+        try Data(render().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     private func format(_ v: Double) -> String {

@@ -158,6 +158,25 @@ public enum EmbeddedData {
     kind: octopus | mollusk
     kind: spider | arachnid
     kind: scorpion | arachnid
+    kind: deer | mammal
+    kind: fox | mammal
+    kind: lion | mammal
+    kind: dolphin | mammal
+    kind: parrot | bird
+    kind: duck | bird
+    kind: gecko | reptile
+    kind: tuna | fish
+    kind: cod | fish
+    kind: newt | amphibian
+    kind: wasp | insect
+    kind: moth | insect
+    kind: slug | mollusk
+    kind: squid | mollusk
+    kind: tick | arachnid
+    kind: birch | tree
+    kind: cedar | tree
+    kind: daisy | flower
+    kind: lily | flower
     kind: tree | plant
     kind: flower | plant
     kind: oak | tree
@@ -200,21 +219,54 @@ public enum EmbeddedData {
     prop: fungus | absorbs nutrients from its surroundings
     rule: is warm-blooded => keeps a constant body temperature
     rule: keeps a constant body temperature => needs a lot of food
+    rule: needs a lot of food => spends much of its time finding food
     rule: is cold-blooded => depends on outside heat
     rule: depends on outside heat => is less active in cold weather
+    rule: is less active in cold weather => may hibernate in winter
     rule: performs photosynthesis => makes its own food
     rule: makes its own food => is a producer in a food chain
+    rule: is a producer in a food chain => provides energy to consumers
     rule: eats other organisms => is a consumer in a food chain
+    rule: is a consumer in a food chain => depends on producers for energy
     rule: needs sunlight => grows toward light
+    rule: has roots => can absorb water from the soil
+    rule: can absorb water from the soil => can survive between rains
     rule: has gills => can breathe underwater
+    rule: can breathe underwater => can live its whole life in a lake
+    rule: has feathers => keeps its body warm in cold weather
     rule: is made of metal => conducts electricity
     rule: conducts electricity => can complete an electric circuit
+    rule: can complete an electric circuit => can light a bulb in a circuit
     rule: is made of metal => conducts heat well
+    rule: conducts heat well => feels cold to the touch
     rule: is made of wood => floats on water
+    rule: floats on water => can be used to build a raft
+    rule: is made of wood => is flammable
+    rule: is flammable => can catch fire
+    rule: can catch fire => should be kept away from flames
+    rule: is made of plastic => does not conduct electricity
+    rule: does not conduct electricity => can insulate a wire
     rule: is made of glass => lets light pass through
     rule: lets light pass through => is transparent
+    rule: is transparent => can be seen through
     rule: absorbs sunlight => gets warmer in the sun
     rule: gets warmer in the sun => can melt snow on its surface
+    rule: has fur => keeps its body warm in cold weather
+    rule: keeps its body warm in cold weather => can survive in cold climates
+    rule: can survive in cold climates => can live near the poles
+    rule: lays eggs => has young that hatch from eggs
+    rule: has young that hatch from eggs => must protect its eggs from predators
+    rule: has moist skin => must stay near water
+    rule: must stay near water => lives in damp places
+    rule: has an exoskeleton => must molt to grow
+    rule: must molt to grow => is vulnerable while molting
+    rule: has a soft body => needs protection from predators
+    rule: can move on its own => can search for food
+    rule: can search for food => can find food in new places
+    rule: is made of cells => can grow
+    rule: can grow => changes size over its life
+    rule: needs energy to live => must get energy from its surroundings
+    rule: conducts electricity => can carry an electric current
     fact: an iron nail | is made of metal
     fact: a copper wire | is made of metal
     fact: a steel spoon | is made of metal
@@ -227,5 +279,9 @@ public enum EmbeddedData {
     fact: a copper wire | is flexible
     fact: an iron nail | is sharp
     fact: a glass jar | can hold water
+    fact: a plastic cup | is made of plastic
+    fact: a plastic ruler | is made of plastic
+    fact: a wooden chair | is made of wood
+    fact: an aluminum can | is made of metal
     """#
 }

@@ -82,7 +82,8 @@ public struct KnowledgeBase: Sendable {
 /// labelled by inference type. Premises are joined by "; ".
 public enum Explanatory {
     /// The inference types, in rule_id order.
-    public static let inferenceTypes = ["substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain"]
+    public static let inferenceTypes = ["substitution", "property-inheritance", "if-then", "conjunction", "if-then-chain",
+                                        "inheritance-if-then"]
 
     static func step(type: Int, kb: KnowledgeBase, rng: inout SeededRNG) -> Example? {
         func pick<T>(_ xs: [T]) -> T? { xs.isEmpty ? nil : xs[rng.int(below: xs.count)] }
@@ -120,29 +121,47 @@ public enum Explanatory {
             guard let p2 = pick(props.filter { $0 != p1 }) else { return nil }
             premises = ["\(subject(s)) \(p1)", "\(subject(s)) \(p2)"]
             conclusion = "\(subject(s)) \(p1) and \(p2)"
+        case "inheritance-if-then":
+            // x is a kind of y; a y P; if something P then it Q ⊢ x Q   (two steps composed)
+            guard let x = pick(kb.classes) else { return nil }
+            let ups = Array(kb.ancestors(of: x).prefix(2))
+            guard let y = pick(ups) else { return nil }
+            let usable = (kb.classProperties[y] ?? []).filter { p in kb.rules.contains { $0.condition == p } }
+            guard let p = pick(usable), let r = pick(kb.rules.filter({ $0.condition == p })) else { return nil }
+            premises = ["\(subject(x)) is a kind of \(y)", "\(subject(y)) \(p)", "if something \(p) then it \(r.consequence)"]
+            conclusion = "\(subject(x)) \(r.consequence)"
         default:
-            // if something A then it B; if something B then it C ⊢ if something A then it C
-            guard let r1 = pick(kb.rules), let r2 = pick(kb.rules.filter { $0.condition == r1.consequence }) else { return nil }
-            premises = ["if something \(r1.condition) then it \(r1.consequence)",
-                        "if something \(r2.condition) then it \(r2.consequence)"]
-            conclusion = "if something \(r1.condition) then it \(r2.consequence)"
+            // if something A then it B; if something B then it C (; if something C then it D) ⊢ if something A then it D
+            guard var rule = pick(kb.rules) else { return nil }
+            var chain = [rule]
+            let length = 2 + rng.int(below: 2)
+            while chain.count < length, let next = pick(kb.rules.filter({ $0.condition == rule.consequence })) {
+                chain.append(next); rule = next
+            }
+            guard chain.count >= 2, chain.last!.consequence != chain[0].condition else { return nil }
+            premises = chain.map { "if something \($0.condition) then it \($0.consequence)" }
+            conclusion = "if something \(chain[0].condition) then it \(chain.last!.consequence)"
         }
         return Example(prompt: premises.joined(separator: "; "), target: conclusion, answer: conclusion,
                        rule: inferenceTypes[type], ruleId: type)
     }
 
-    /// Up to `count` distinct steps, inference types in round-robin order. A type whose distinct instances
-    /// run out (the knowledge base is small) stops contributing, so fewer may come back.
+    /// Up to `count` distinct steps, inference types in round-robin order with an equal quota each
+    /// (count / number of types, rounded up), so rule classes stay balanced. A type whose distinct instances run out
+    /// (the knowledge base is small) stops early, so fewer may come back.
     public static func generate(count: Int, rng: inout SeededRNG, kb: KnowledgeBase = .standard) throws -> [Example] {
+        let quota = (count + inferenceTypes.count - 1) / inferenceTypes.count
         var out: [Example] = []
         var seen = Set<String>()
+        var made = [Int](repeating: 0, count: inferenceTypes.count)
         var misses = [Int](repeating: 0, count: inferenceTypes.count)
+        func open(_ t: Int) -> Bool { made[t] < quota && misses[t] < 20_000 }
         var type = inferenceTypes.count - 1
-        while out.count < count && misses.contains(where: { $0 < 2000 }) {
+        while out.count < count && (0..<inferenceTypes.count).contains(where: open) {
             type = (type + 1) % inferenceTypes.count
-            guard misses[type] < 2000 else { continue }
+            guard open(type) else { continue }
             if let e = step(type: type, kb: kb, rng: &rng), seen.insert(e.prompt).inserted {
-                out.append(e)
+                out.append(e); made[type] += 1
             } else {
                 misses[type] += 1
             }

@@ -45,7 +45,7 @@ public struct TaskSpec: Codable, Equatable, Sendable {
         switch task {
         case .syllogism: return 2400
         case .mathDerivation: return 3000
-        case .explanatory: return 2000
+        case .explanatory: return 1000
         default: return 10_000
         }
     }
@@ -198,6 +198,8 @@ public struct DataMeta: Codable, Equatable, Sendable {
     public var counts: [String: Int]
     public var plane: OperandPlane?
     public var squares: [Square]
+    /// Rule names by rule_id (study 2 tasks), for labelling probes and plots.
+    public var rules: [String]?
     public var spec: TaskSpec
 
     public init(spec: TaskSpec, trainCount: Int, testCount: Int, plane: OperandPlane?, squares: [Square]) {
@@ -206,6 +208,12 @@ public struct DataMeta: Codable, Equatable, Sendable {
         self.spec = spec
         counts = ["train": trainCount, "test": testCount]
         self.plane = plane; self.squares = squares
+        switch spec.task {
+        case .syllogism: rules = Syllogisms.forms.map(\.label)
+        case .mathDerivation: rules = MathDerivation.operators
+        case .explanatory: rules = Explanatory.inferenceTypes
+        default: rules = nil
+        }
         var o: [String: String] = [:]
         switch spec.split {
         case .random: o["train_fraction"] = String(spec.trainFraction)
@@ -224,7 +232,7 @@ public struct DataMeta: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case task, format, split, seed, options, counts, plane, squares, spec
+        case task, format, split, seed, options, counts, plane, squares, rules, spec
         case generatorVersion = "generator_version"
         case rulelensVersion = "rulelens_version"
     }

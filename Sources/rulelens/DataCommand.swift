@@ -7,7 +7,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Generate and inspect reasoning-task data (train.jsonl, test.jsonl, meta.json).",
-        subcommands: [Generate.self, Show.self])
+        subcommands: [Generate.self, Show.self, Plane.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -43,6 +43,48 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             print(try DataSets.describe(dir: dir, examples: examples), terminator: "")
+        }
+    }
+
+    struct Plane: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Accuracy over the (a, b) plane from per-example predictions: PREFIX.npy, PREFIX.svg, PREFIX.json.",
+            discussion: """
+            PREDICTIONS is JSONL with either "correct": true/false or "prediction" (compared with "answer" by the final \
+            answer) per line, and integer a and b; lines without a and b are paired in order with the examples of \
+            --part (so `rulelens eval --out` files work as they are). The held-out squares come from DIR/meta.json. \
+            `rulelens eval` writes the same report for operand tasks.
+            """)
+
+        @Argument(help: "A directory written by `rulelens data generate` (for the plane and its squares).")
+        var dir: String
+
+        @Option(help: "Predictions JSONL (see above).")
+        var predictions: String
+
+        @Option(help: "Output prefix: writes PREFIX.npy, PREFIX.svg, PREFIX.json.")
+        var out: String
+
+        @Option(help: "The data part the predictions follow when their lines carry no a and b: train, test or all.")
+        var part: String = "test"
+
+        func run() throws {
+            guard let meta = try DataSets.readMeta(dir: dir) else {
+                throw RuleLensError("\(dir) has no meta.json", fix: "point at a directory written by `rulelens data generate`")
+            }
+            guard let plane = meta.plane else {
+                throw RuleLensError("task \(meta.task) has no operand plane", fix: "use an operand task: "
+                                    + TaskName.allCases.filter(\.hasPlane).map(\.rawValue).joined(separator: ", "))
+            }
+            guard let dataPart = DataPart(rawValue: part) else {
+                throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
+            }
+            let examples = try DataSource(file: dir).load(dataPart).examples
+            let results = try PlaneAccuracy.readResults(path: predictions, examples: examples)
+            let report = PlaneAccuracy.compute(results: results, plane: plane, squares: meta.squares)
+            let files = try PlaneAccuracy.write(report, prefix: out, title: "\(meta.task) (\(meta.split), \(part)): accuracy")
+            PlaneAccuracy.summaryLines(report).forEach { print($0) }
+            print("wrote " + files.joined(separator: ", "))
         }
     }
 }

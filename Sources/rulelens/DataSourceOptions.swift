@@ -43,14 +43,14 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "length split: test examples per digit count.")
     var testPerDigit: Int = 100
 
-    @Option(help: "Seed: the same seed and options give byte-identical data.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed (default 0): the same seed and options give byte-identical data (train: also initialisation and data order).")
+    var seed: UInt64?
 
     /// The spec these options describe (nil when no --task was given).
     func spec() throws -> TaskSpec? {
         guard let task else { return nil }
         var s = TaskSpec(task: try TaskName.named(task), format: try TaskFormat.named(format),
-                         split: try SplitKind.named(split), seed: seed)
+                         split: try SplitKind.named(split), seed: seed ?? 0)
         s.trainFraction = trainFraction
         if let center {
             let (a, b) = try TaskSpec.parsePair(center, option: "--center")

@@ -9,21 +9,56 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate a checkpoint: exact-match accuracy (greedy decoding) and mean target loss.")
 
     @Option(help: "Checkpoint folder (the --out of rulelens train, or a Hugging Face GPT-2 folder).") var checkpoint: String
-    @Option(help: "Examples (JSON Lines with \"prompt\" and \"target\").") var data: String
-    @Flag(help: "Print one JSON line {\"accuracy\", \"loss\", \"n\"}.") var json = false
-    @Option(help: "Write per-example predictions here (JSON Lines).") var out: String?
+    /// `--data FILE` or `--task/--format/--split/…/--seed` (the same options as training give the same data).
+    @OptionGroup var source: DataSourceOptions
+    @Option(help: "With --task or a `data generate` directory: which part to evaluate (train, test, all).") var part: String = "test"
+    @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
+    @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
     @Option(help: "Threads (default: all cores).") var threads: Int?
 
     func run() throws {
         if let threads { Parallel.configure(threads: threads) }
-        if let out { try refuseToOverwrite(out) }
-        let result = try EvalJob.run(checkpoint: checkpoint, data: data)
+        guard let dataPart = DataPart(rawValue: part) else {
+            throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
+        }
+        let loaded = try source.source().load(dataPart)
+        let plane = loaded.meta?.plane
+        let planePrefix = out.map(PlaneAccuracy.prefix(besides:))
+        if let out {
+            try refuseToOverwrite(out)
+            if plane != nil, let planePrefix { for ext in ["npy", "svg", "json"] { try refuseToOverwrite(planePrefix + "." + ext) } }
+        }
+        let (model, vocab) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin)
         if let out { try EvalJob.writePredictions(result.predictions, to: out) }
+        let answerOK = PlaneAccuracy.answerCorrect(predictions: result.predictions.map(\.prediction), examples: loaded.examples)
+        let answerAccuracy = Double(answerOK.filter { $0 }.count) / Double(max(1, answerOK.count))
+
+        // Operand tasks: where on the (a, b) plane the model fails, and inside / centre / rim of held-out squares.
+        var planeReport: PlaneAccuracyReport? = nil
+        if let plane, loaded.examples.contains(where: { $0.a != nil && $0.b != nil }) {
+            let report = PlaneAccuracy.compute(examples: loaded.examples, correct: answerOK, plane: plane,
+                                               squares: loaded.meta?.squares ?? [])
+            if let planePrefix {
+                try PlaneAccuracy.write(report, prefix: planePrefix,
+                                        title: "\(loaded.meta?.task ?? "") (\(loaded.meta?.split ?? ""), \(part)): answer accuracy")
+            }
+            planeReport = report
+        }
         if json {
-            print(result.jsonLine)
+            var fields: [String: Any] = ["accuracy": result.accuracy, "answer_accuracy": answerAccuracy, "loss": result.loss, "n": result.n]
+            if let r = planeReport, !r.squares.isEmpty {
+                fields["inside"] = r.inside ?? NSNull(); fields["central"] = r.central ?? NSNull(); fields["rim"] = r.rim ?? NSNull()
+            }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "accuracy %.4f (%d/%d exact), loss %.4f", result.accuracy,
-                         result.predictions.filter(\.correct).count, result.n, result.loss))
+            print(String(format: "accuracy %.4f (%d/%d exact), answer accuracy %.4f, loss %.4f", result.accuracy,
+                         result.predictions.filter(\.correct).count, result.n, answerAccuracy, result.loss))
+            if let r = planeReport { PlaneAccuracy.summaryLines(r).forEach { print($0) } }
+            if planeReport != nil, let planePrefix {
+                print("wrote \(planePrefix).npy, \(planePrefix).svg, \(planePrefix).json")
+            }
         }
     }
 }

@@ -8,14 +8,18 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a GPT-2 on a JSONL file of prompt/target examples, with a live progress line.",
         discussion: """
+        Data: --data FILE (JSONL, or a `rulelens data generate` directory), or --task/--format/--split/--seed, \
+        generated into OUT/data/ (train.jsonl, test.jsonl, meta.json). --seed also seeds initialisation and data order. \
         Writes into --out: model.safetensors + config.json + vocab.json (a Hugging Face GPT-2 checkpoint), \
         train_state.safetensors and train_config.json (for --resume), train_log.csv (step, loss, lr, tokens/s) \
         and, with --eval-every, eval_log.csv.
         """)
 
-    @Option(help: "Training examples (JSON Lines with \"prompt\" and \"target\"); optional with --resume.") var data: String?
+    /// `--data FILE` or `--task/--format/--split/…/--seed` (generated into OUT/data/); optional with --resume.
+    /// `--seed` also drives initialisation and data order.
+    @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
-    @Option(help: "Held-out examples for --eval-every (held-out loss); without it, train-subset accuracy is reported.") var evalData: String?
+    @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
     @Option(help: "Transformer blocks (default 2).") var layers: Int?
     @Option(help: "Attention heads per block (default 4).") var heads: Int?
     @Option(name: .customLong("d-model"), help: "Residual stream width (default 128).") var dModel: Int?
@@ -27,7 +31,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Linear warm-up steps (default 50).") var warmup: Int?
     @Option(help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
     @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
-    @Option(help: "Seed for initialisation and data order (default 0).") var seed: UInt64?
     @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
     @Option(help: "Threads for RuleLens loops and BLAS (default: all cores).") var threads: Int?
     @Option(help: "Evaluate every N steps (0 = never).") var evalEvery: Int = 0
@@ -38,16 +41,23 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
+        // Generated data (--task) is written into OUT/data/ (or checked against it on resume).
+        var files: (train: String, test: String?)? = nil
+        if source.data != nil || source.generated.task != nil {
+            files = try source.source().materialize(into: (out as NSString).appendingPathComponent("data"))
+        }
         var options: TrainOptions
         if resume {
             options = try TrainJob.savedOptions(in: out)
         } else {
-            guard let data else {
-                throw RuleLensError("no training data given", fix: "pass --data FILE.jsonl (or --resume to continue the run in --out)")
+            guard let files else {
+                throw RuleLensError("no training data given",
+                                    fix: "pass --data FILE.jsonl or --task NAME (or --resume to continue the run in --out)")
             }
-            options = TrainOptions(data: data)
+            options = TrainOptions(data: files.train)
+            if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
         }
-        if let data { options.data = data }
+        if let files { options.data = files.train }
         if let evalData { options.evalData = evalData }
         if let layers { options.layers = layers }
         if let heads { options.heads = heads }
@@ -60,7 +70,7 @@ struct TrainCommand: ParsableCommand {
         if let warmup { options.warmup = warmup }
         if let weightDecay { options.weightDecay = weightDecay }
         if let gradClip { options.gradClip = gradClip }
-        if let seed { options.seed = seed }
+        if let seed = source.generated.seed { options.seed = seed }
         if let lossOn { options.lossOn = lossOn }
         let job = TrainJob(options: options, outDir: out, resume: resume)
         job.saveEvery = saveEvery; job.evalEvery = evalEvery; job.threads = threads

@@ -109,6 +109,22 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(value, e.a! + e.b!, e.prompt)
     }
 
+    /// Every task and format tokenizes with the standard character vocabulary (no unknown characters).
+    func testEveryTaskFitsTheCharacterVocabulary() throws {
+        let tok = CharTokenizer.standard
+        for task in TaskName.allCases {
+            for format in TaskFormat.allCases where format == .direct || task.hasDigitTrace {
+                var s = TaskSpec(task: task, format: format)
+                if !task.hasPlane { s.count = 600 }
+                let d = try s.generate()
+                for e in d.train + d.test {
+                    _ = try tok.encode(e.prompt, context: "\(task.rawValue) prompt")
+                    _ = try tok.encode(e.target, context: "\(task.rawValue) target")
+                }
+            }
+        }
+    }
+
     func testAnswerExtraction() {
         XCTAssertEqual(Answer.extract("87"), "87")
         XCTAssertEqual(Answer.extract("98+7,,C:0\n+,105,C:0\n105\n"), "105")

@@ -57,6 +57,18 @@ final class SplitTests: XCTestCase {
         }
     }
 
+    func testChickensRabbitsHolesStayOnRealFarms() throws {
+        let d = try spec(.chickensRabbits, .holes, seed: 2).generate()
+        XCTAssertEqual(d.meta.squares.count, 3)
+        for sq in d.meta.squares {
+            for a in (sq.centerA - sq.half)...(sq.centerA + sq.half) {
+                for b in (sq.centerB - sq.half)...(sq.centerB + sq.half) { XCTAssertTrue(b <= a && a <= 2 * b && b <= 99) }
+            }
+        }
+        XCTAssertEqual(d.train.count + d.test.count, 5_050)
+        XCTAssertEqual(d.test.count, d.meta.squares.reduce(0) { $0 + (2 * $1.half + 1) * (2 * $1.half + 1) })
+    }
+
     func testImpossibleHolesAndOversizedSquaresAreClearErrors() {
         var s = spec(.addition, .holes)
         s.holes = 30

@@ -10,6 +10,8 @@ BLASEnvironment.ensureCoreTypeOrReexec()
 let benchmarks: [String: ([String]) throws -> Void] = [
     "sgemm": SgemmBench.run,
     "train": TrainBench.run,
+    "pca": AnalysisBench.pca,
+    "silhouette": AnalysisBench.silhouette,
     "dump": DumpBench.run,
 ]
 

@@ -1,0 +1,56 @@
+import RuleLensNumerics
+
+/// Euclidean distances between all rows of a matrix, produced a block of rows at a time through BLAS:
+/// ‖xᵢ − xⱼ‖² = ‖xᵢ‖² + ‖xⱼ‖² − 2 xᵢ·xⱼ with the dot products from one sgemm per block.
+///
+/// The data are centred first (distances do not change) so the norms are small and the subtraction loses
+/// little precision; self-distances are set to exactly 0.
+struct PairwiseDistances {
+    let x: FloatMatrix          // centred copy [n, d]
+    let norms: [Float]          // ‖xᵢ‖² [n]
+    let blockRows: Int
+
+    init(_ data: FloatMatrix, blockRows: Int = 256) {
+        let n = data.rows, d = data.cols
+        var mean = [Double](repeating: 0, count: d)
+        for i in 0..<n { for j in 0..<d { mean[j] += Double(data.ptr[i * d + j]) } }
+        let m = mean.map { Float($0 / Double(max(n, 1))) }
+        let centred = data.copy()
+        var norms = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            var s: Float = 0
+            for j in 0..<d { let v = centred.ptr[i * d + j] - m[j]; centred.ptr[i * d + j] = v; s += v * v }
+            norms[i] = s
+        }
+        x = centred; self.norms = norms; self.blockRows = blockRows
+    }
+
+    var n: Int { x.rows }
+
+    /// Calls `body(rowStart, rowEnd, block)` for consecutive row blocks; `block` is [(rowEnd−rowStart), n] and
+    /// holds distances (squared when `squared`). Rows inside `body` may be processed in parallel by the caller.
+    func forEachBlock(squared: Bool = false, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let n = self.n, d = x.cols
+        let block = FloatBuffer(count: min(blockRows, n) * n)
+        var start = 0
+        norms.withUnsafeBufferPointer { np in
+            while start < n {
+                let end = min(n, start + blockRows), m = end - start
+                // block = −2 · X[start..<end] · Xᵀ
+                BLAS.sgemm(.none, .transposed, m: m, n: n, k: d, alpha: -2, x.ptr + start * d, x.ptr, block.ptr)
+                Parallel.forRanges(m, minPerThread: 8) { lo, hi in
+                    for r in lo..<hi {
+                        let row = block.ptr + r * n, ni = np[start + r]
+                        for j in 0..<n {
+                            let v = max(row[j] + ni + np[j], 0)
+                            row[j] = squared ? v : v.squareRoot()
+                        }
+                        row[start + r] = 0
+                    }
+                }
+                body(start, end, block.ptr)
+                start = end
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import RuleLensModel
+import RuleLensNumerics
+
+/// Study 2's NTK argument made measurable: are per-example gradients of one rule more alike than gradients of
+/// different rules, block by block? If the empirical NTK K(x, x') = ⟨∇θ ℓ(x), ∇θ ℓ(x')⟩ is close to block-diagonal by
+/// rule, the within-rule cosine similarity is well above the between-rule one.
+///
+/// The gradient is that of the example's own training loss (mean cross-entropy over the positions its loss mask
+/// counts), computed with a batch-1 forward/loss/backward of the GPT. For every parameter block — per layer:
+/// attention QKV (`attn.c_attn` weight + bias), attention output (`attn.c_proj`), FFN in (`mlp.c_fc`), FFN out
+/// (`mlp.c_proj`) — each example's block gradient is normalised to unit length, uᵢ = gᵢ / ‖gᵢ‖, and
+///
+///   within  = mean over ordered pairs i ≠ j of the same rule of uᵢ · uⱼ
+///   between = mean over pairs of different rules of uᵢ · uⱼ
+///
+/// computed exactly from per-rule sums Sᵣ = Σ_{i∈r} uᵢ: Σ_{i≠j∈r} uᵢ·uⱼ = ‖Sᵣ‖² − nᵣ and Σ_{i∈r, j∈s} uᵢ·uⱼ = Sᵣ·Sₛ,
+/// so memory is (rules × parameters), not (examples × parameters). An example whose block gradient is exactly
+/// zero has no direction and is left out of that block's means.
+public enum GradientKernel {
+    /// A group of parameter tensors measured together.
+    public struct Block: Sendable, Equatable {
+        public let layer: Int
+        /// attn_qkv, attn_out, ffn_in or ffn_out.
+        public let kind: String
+        /// HF tensor names in the block.
+        public let tensors: [String]
+        public var name: String { "blocks.\(layer).\(kind)" }
+    }
+
+    /// Within/between-rule gradient similarity of one block.
+    public struct BlockSimilarity: Sendable, Codable, Equatable {
+        public let block: String
+        public let layer: Int
+        public let kind: String
+        public let parameters: Int
+        /// Mean cosine similarity of per-example gradients within a rule, and between rules.
+        public let within: Double
+        public let between: Double
+        /// within / between when between > 0 (block-diagonality); nil otherwise (see `difference`).
+        public let ratio: Double?
+        /// within − between.
+        public let difference: Double
+    }
+
+    /// The four blocks of every layer, in forward order.
+    public static func blocks(for config: GPTConfig) -> [Block] {
+        (0..<config.nLayer).flatMap { l -> [Block] in
+            let p = "transformer.h.\(l)."
+            return [Block(layer: l, kind: "attn_qkv", tensors: [p + "attn.c_attn.weight", p + "attn.c_attn.bias"]),
+                    Block(layer: l, kind: "attn_out", tensors: [p + "attn.c_proj.weight", p + "attn.c_proj.bias"]),
+                    Block(layer: l, kind: "ffn_in", tensors: [p + "mlp.c_fc.weight", p + "mlp.c_fc.bias"]),
+                    Block(layer: l, kind: "ffn_out", tensors: [p + "mlp.c_proj.weight", p + "mlp.c_proj.bias"])]
+        }
+    }
+
+    /// One example: model inputs, next-token targets and the loss mask (all of length seqLen).
+    public struct Sequence: Sendable {
+        public let inputs: [Int32], targets: [Int32], lossMask: [Float]
+        public init(inputs: [Int32], targets: [Int32], lossMask: [Float]) {
+            precondition(inputs.count == targets.count && inputs.count == lossMask.count)
+            self.inputs = inputs; self.targets = targets; self.lossMask = lossMask
+        }
+    }
+
+    /// Measures every block over `sequences` labelled by `rules`. `progress(done, total)` is called after each example.
+    /// Needs ≥ 2 rules and at least one rule with ≥ 2 examples.
+    public static func measure(model: GPT, sequences: [Sequence], rules: Labels,
+                               progress: ((Int, Int) -> Void)? = nil) throws -> [BlockSimilarity] {
+        precondition(sequences.count == rules.count, "one rule label per sequence")
+        try Analysis.requireClasses(rules, "rule label")
+        guard rules.classSizes.contains(where: { $0 >= 2 }) else {
+            throw RuleLensError("every rule has a single example, so there are no within-rule pairs", fix: "pass at least two examples of some rule (--max-per-rule ≥ 2)")
+        }
+        let blocks = self.blocks(for: model.config)
+        let k = rules.classCount
+        // Per block: the tensors' (offset, count) in the flat gradient, and the per-rule sums Sᵣ [k, p].
+        let spans = blocks.map { b in b.tensors.map { name -> (Int, Int) in
+            let t = model.grads.tensor(name)!
+            return (t.offset, t.count)
+        } }
+        let sizes = spans.map { $0.reduce(0) { $0 + $1.1 } }
+        let sums = sizes.map { FloatBuffer(count: k * $0) }
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: blocks.count)
+
+        for (e, seq) in sequences.enumerated() {
+            model.zeroGrads()
+            _ = model.forward(tokens: seq.inputs, batch: 1, seqLen: seq.inputs.count)
+            let loss = model.loss(targets: seq.targets, lossMask: seq.lossMask)
+            guard loss.isFinite else {
+                throw RuleLensError("example \(e + 1) has a non-finite loss (\(loss))", fix: "check the checkpoint (it may have diverged) and the example's loss mask")
+            }
+            model.backward()
+            let rule = rules.ids[e]
+            let g = model.grads.storage.ptr
+            for b in 0..<blocks.count {
+                var sq = 0.0
+                for (offset, count) in spans[b] { for i in 0..<count { let v = Double(g[offset + i]); sq += v * v } }
+                guard sq > 0 else { continue }
+                let scale = Float(1 / sq.squareRoot())
+                var dst = sums[b].ptr + rule * sizes[b]
+                for (offset, count) in spans[b] {
+                    // Sᵣ += g / ‖g‖
+                    BLAS.saxpy(n: count, alpha: scale, g + offset, dst)
+                    dst += count
+                }
+                counts[b][rule] += 1
+            }
+            progress?(e + 1, sequences.count)
+        }
+
+        return blocks.enumerated().map { b, block in
+            let p = sizes[b], s = sums[b].ptr, n = counts[b]
+            func dot(_ r: Int, _ q: Int) -> Double {
+                var acc = 0.0
+                let a = s + r * p, c = s + q * p
+                for i in 0..<p { acc += Double(a[i]) * Double(c[i]) }
+                return acc
+            }
+            var withinSum = 0.0, withinPairs = 0.0, betweenSum = 0.0, betweenPairs = 0.0
+            for r in 0..<k {
+                withinSum += dot(r, r) - Double(n[r]); withinPairs += Double(n[r]) * Double(n[r] - 1)
+                for q in (r + 1)..<max(k, r + 1) { betweenSum += dot(r, q); betweenPairs += Double(n[r]) * Double(n[q]) }
+            }
+            let within = withinPairs > 0 ? withinSum / withinPairs : 0
+            let between = betweenPairs > 0 ? betweenSum / betweenPairs : 0
+            return BlockSimilarity(block: block.name, layer: block.layer, kind: block.kind, parameters: p, within: within,
+                                   between: between, ratio: between > 0 ? within / between : nil, difference: within - between)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensStore
+import RuleLensTasks
+
+/// Options of `rulelens probe ntk`: per-parameter-block gradient similarity within vs between rules.
+public struct NTKOptions {
+    /// Checkpoint folder (`rulelens train --out`).
+    public var checkpoint: String
+    /// Labelled examples (JSON Lines).
+    public var data: String
+    /// Example field holding the rule: rule, rule_id, a or b.
+    public var label = "rule"
+    /// At most this many examples per rule (a seeded draw), so rules weigh equally.
+    public var maxPerRule = 32
+    public var lossOn: LossOn = .target
+    public var seed: UInt64 = 0
+    public var out: String?
+    public var plot: String?
+    public var overwrite = false
+
+    public init(checkpoint: String, data: String) { self.checkpoint = checkpoint; self.data = data }
+}
+
+extension ProbeJob {
+    /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
+    public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
+        guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
+        let (model, vocab) = try Checkpoint.load(o.checkpoint)
+        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+        let examples = try JSONL.readExamples(path: o.data)
+        let ruleOf: (Example) -> String? = {
+            switch o.label {
+            case "rule": return $0.rule
+            case "rule_id": return $0.ruleId.map(String.init)
+            case "a": return $0.a.map(String.init)
+            case "b": return $0.b.map(String.init)
+            default: return nil
+            }
+        }
+        guard ["rule", "rule_id", "a", "b"].contains(o.label) else {
+            throw RuleLensError("--label \(o.label) is not an example field with a rule", fix: "pass --label rule, rule_id, a or b")
+        }
+        if let missing = examples.firstIndex(where: { ruleOf($0) == nil }) {
+            throw RuleLensError("example \(missing + 1) of \(o.data) has no \(o.label) field", fix: "use data generated with rule labels, or another --label")
+        }
+        // Balanced, seeded draw: up to maxPerRule examples of each rule, in file order within the draw.
+        var byRule: [String: [Int]] = [:]
+        for (i, e) in examples.enumerated() { byRule[ruleOf(e)!, default: []].append(i) }
+        var rng = SeededRNG(seed: o.seed, stream: "ntk-examples")
+        var chosen: [Int] = []
+        for rule in byRule.keys.sorted() {
+            var idx = byRule[rule]!
+            rng.shuffle(&idx)
+            chosen += idx.prefix(o.maxPerRule)
+        }
+        chosen.sort()
+        let picked = chosen.map { examples[$0] }
+        let labels = Labels(strings: picked.map { ruleOf($0)! })
+        let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
+        let sequences = items.map { item -> GradientKernel.Sequence in
+            let b = Batching.makeBatch([item], lossOn: o.lossOn)
+            return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
+        }
+        let started = Date()
+        let results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels) { done, total in
+            if done % 8 == 0 || done == total {
+                let elapsed = Date().timeIntervalSince(started)
+                progress(String(format: "ntk: example %d/%d | %.1f ex/s | ETA %.0fs", done, total, Double(done) / max(elapsed, 1e-9),
+                                elapsed / Double(done) * Double(total - done)))
+            }
+        }
+        progressDone()
+
+        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
+        for r in results {
+            table.add([String(r.layer), r.kind, String(r.parameters), fmt(r.within), fmt(r.between), fmt(r.ratio, 3), fmt(r.difference)])
+        }
+        let rows: [[String: Any]] = results.map {
+            ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,
+             "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference]
+        }
+        var report = ProbeReport(table: table.render(), json: [
+            "analysis": "ntk", "checkpoint": o.checkpoint, "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
+            "rules": labels.names, "examples_per_rule": labels.classSizes, "example_indices": chosen, "blocks": rows])
+        if let out = o.out {
+            try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
+                try h5.writeStrings("ntk/blocks", results.map(\.block))
+                try h5.writeDoubles("ntk/within", results.map(\.within), shape: [results.count])
+                try h5.writeDoubles("ntk/between", results.map(\.between), shape: [results.count])
+                try h5.writeInts("ntk/example_indices", chosen)
+                try h5.writeStrings("ntk/rules", labels.names)
+            }
+            report.written.append(out)
+        }
+        if let plot = o.plot {
+            let colours = ["attn_qkv": "#e15759", "attn_out": "#f28e2b", "ffn_in": "#4e79a7", "ffn_out": "#59a14f"]
+            let series = ["attn_qkv", "attn_out", "ffn_in", "ffn_out"].map { kind in
+                LineChart.Series(name: kind, points: results.filter { $0.kind == kind }.map { (Double($0.layer), $0.difference) },
+                                 color: colours[kind]!)
+            }
+            let svg = LineChart(title: "Gradient similarity within − between rules (\(o.label))", xLabel: "layer",
+                                yLabel: "mean cosine within − between", series: series).render()
+            try writeTextAtomically(svg, to: plot, overwrite: o.overwrite)
+            report.written.append(plot)
+        }
+        return report
+    }
+}
