@@ -78,6 +78,9 @@ public enum EvalJob {
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
     public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int) -> (perExample: [Double], mean: Double) {
         let vocab = model.config.vocabSize
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false   // forward only
+        defer { model.retainsActivationsForBackward = retained }
         var perExample = [Double](repeating: 0, count: items.count)
         var total = 0.0, count = 0
         for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
@@ -122,6 +125,7 @@ public enum LogitsJob {
         let (model, vocab) = try Checkpoint.load(checkpoint)
         let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
+        model.retainsActivationsForBackward = false   // forward only
         let full = Batching.makeBatch(items, lossOn: .all)
         let n = full.batch, t = full.seqLen, v = model.config.vocabSize
         let logits = FloatBuffer(count: n * t * v)

@@ -9,6 +9,10 @@ public enum Generate {
     /// new token re-runs the forward over the whole sequence (no KV cache), and finished rows leave the batch.
     public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64) -> [[Int32]] {
+        // Inference only: let every block share one block's activation buffers while decoding.
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false
+        defer { model.retainsActivationsForBackward = retained }
         var results = [[Int32]](repeating: [], count: prompts.count)
         let nCtx = model.config.nCtx, vocab = model.config.vocabSize
         var byLength: [Int: [Int]] = [:]
