@@ -34,11 +34,9 @@ public struct DataSource: Sendable {
             }
             if DataSets.isDirectory(file) {
                 let parts: [DataPart] = part == .all ? [.train, .test] : [part]
-                var examples: [Example] = []
-                for p in parts {
-                    examples += try JSONL.readExamples(path: (file as NSString).appendingPathComponent("\(p.rawValue).jsonl"))
-                }
-                return LoadedData(examples: examples, meta: try DataSets.readMeta(dir: file), origin: "\(file) (\(part.rawValue))")
+                let halves = try parts.map { try JSONL.readExamples(path: (file as NSString).appendingPathComponent("\($0.rawValue).jsonl")) }
+                return LoadedData(examples: DataSource.concatenated(halves), meta: try DataSets.readMeta(dir: file),
+                                  origin: "\(file) (\(part.rawValue))")
             }
             // A file inside a `data generate` directory keeps its description (plane, squares) — when the
             // sibling meta.json really describes it (its train or test count matches).
@@ -53,13 +51,24 @@ public struct DataSource: Sendable {
                                 + "or --task NAME [--format F --split S --seed N]")
         }
         let data = try spec.generate()
-        let examples = part == .train ? data.train : part == .test ? data.test : data.train + data.test
+        let examples = part == .train ? data.train : part == .test ? data.test : DataSource.concatenated([data.train, data.test])
         guard !examples.isEmpty else {
             throw RuleLensError("task \(spec.task.rawValue) with split \(spec.split.rawValue) has no \(part.rawValue) examples",
                                 fix: "change the split options so both sides are non-empty")
         }
         return LoadedData(examples: examples, meta: data.meta,
                           origin: "\(spec.task.rawValue)/\(spec.format.rawValue)/\(spec.split.rawValue) seed \(spec.seed)")
+    }
+
+    /// Train followed by test (`--part all`), with ids renumbered so they stay unique: each file numbers its
+    /// own rows from 0, so the second half's ids are offset by the first half's count.
+    static func concatenated(_ halves: [[Example]]) -> [Example] {
+        var out: [Example] = []
+        for half in halves {
+            let offset = out.count
+            out += half.map { var e = $0; e.id = offset + (e.id ?? 0); return e }
+        }
+        return out
     }
 
     /// Paths of JSONL files for jobs that read files (training, with resume): a file is used as it is; a

@@ -21,7 +21,7 @@ struct DumpCommand: ParsableCommand {
     @OptionGroup(title: "Examples (--data FILE, or a generated --task)")
     var source: DataSourceOptions
 
-    @Option(help: "Which half of a generated data set (or of a `data generate` directory) to run: train or test.")
+    @Option(help: "Which part of a generated data set (or of a `data generate` directory) to run: train, test or all (train then test).")
     var part: String = "test"
 
     @Option(help: "Comma-separated hook names or glob patterns (TransformerLens names; '*' = every site).")
@@ -60,14 +60,14 @@ struct DumpCommand: ParsableCommand {
             throw RuleLensError("\(out) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
         }
         guard let which = DataPart(rawValue: part) else {
-            throw RuleLensError("--part \(part) is not train or test", fix: "pass --part train or --part test")
+            throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
         }
         let dataSource = try source.source()
         let loaded = try dataSource.load(which)
         var options = DumpOptions(checkpoint: checkpoint, examples: loaded.examples,
                                   sourceData: dataSource.file.map { _ in loaded.origin } ?? "\(loaded.origin) (\(part))",
                                   hooks: patterns, out: out)
-        options.seed = Int(dataSource.spec?.seed ?? 0)
+        options.seed = Int(dataSource.spec?.seed ?? loaded.meta?.seed ?? 0)
         options.positions = positions
         options.batch = batch
         options.gzip = gzip
