@@ -37,9 +37,10 @@ public struct EvalResult: Sendable {
     public let n: Int
     public let predictions: [EvalPrediction]
 
-    /// `{"accuracy":…,"loss":…,"n":…}`.
+    /// `{"accuracy":…,"loss":…,"n":…}`. A non-finite loss (a diverged model) is written as `null`, since JSON has no NaN.
     public var jsonLine: String {
-        let data = try! JSONSerialization.data(withJSONObject: ["accuracy": accuracy, "loss": loss, "n": n], options: [.sortedKeys])
+        let lossValue: Any = loss.isFinite ? loss : NSNull()
+        let data = try! JSONSerialization.data(withJSONObject: ["accuracy": accuracy, "loss": lossValue, "n": n], options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
 }
