@@ -22,7 +22,10 @@ enum Attention {
     /// Runs `body(b, h)` for every (batch, head) pair, in parallel when the products are small.
     static func forEachHead(_ dims: Dims, _ body: (Int, Int) -> Void) {
         if dims.parallelOverHeads {
-            Parallel.forRanges(dims.B * dims.H) { i0, i1 in for i in i0..<i1 { body(i / dims.H, i % dims.H) } }
+            // Our workers each run single-threaded OpenBLAS calls: BLAS threads here would only oversubscribe.
+            BLAS.withThreads(1) {
+                Parallel.forRanges(dims.B * dims.H) { i0, i1 in for i in i0..<i1 { body(i / dims.H, i % dims.H) } }
+            }
         } else {
             for i in 0..<(dims.B * dims.H) { body(i / dims.H, i % dims.H) }
         }

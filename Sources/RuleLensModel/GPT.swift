@@ -182,7 +182,7 @@ public final class GPT {
             LayerNorm.forward(out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, weight: params.lnfWeight,
                               bias: params.lnfBias, rows: N, cols: d, eps: c.layerNormEps)
         }
-        BLAS.sgemm(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
+        BLAS.sgemmSplit(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
         plan?.fire("unembed.hook_out", a.logits.ptr, shapes!.logits)
         return a.logits.ptr
     }
@@ -219,8 +219,8 @@ public final class GPT {
         let dresid = a.dresid.ptr, dln = a.dln.ptr
 
         // LM head (tied): dlnf[N, d] = dlogits[N, V] · wte[V, d]; dwte[V, d] += dlogitsᵀ · lnf
-        BLAS.sgemm(.none, .none, m: N, n: d, k: V, a.dlogits.ptr, params.wte, dln)
-        BLAS.sgemm(.transposed, .none, m: V, n: d, k: N, a.dlogits.ptr, a.lnf.ptr, beta: 1, g.wte)
+        BLAS.sgemmSplit(.none, .none, m: N, n: d, k: V, a.dlogits.ptr, params.wte, dln)
+        BLAS.sgemmSplit(.transposed, .none, m: V, n: d, k: N, a.dlogits.ptr, a.lnf.ptr, beta: 1, g.wte)
         dresid.update(repeating: 0, count: N * d)
         LayerNorm.backward(dinp: dresid, dweight: g.lnfWeight, dbias: g.lnfBias, dout: dln, inp: resid(2 * L), weight: params.lnfWeight,
                            mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, rows: N, cols: d)

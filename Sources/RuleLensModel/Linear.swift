@@ -3,6 +3,7 @@ import RuleLensNumerics
 /// Affine layer in Hugging Face's Conv1D layout: out[N, OC] = inp[N, C] · weight[C, OC] + bias[OC].
 enum Linear {
     /// out[N, OC] = inp[N, C] · weight[C, OC] + bias[OC] (bias broadcast first, then one sgemm with beta 1).
+    /// Products run as `BLAS.sgemmSplit`: one single-threaded OpenBLAS call per worker (no BLAS thread hand-offs).
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         rows N: Int, inDim C: Int, outDim OC: Int) {
@@ -11,7 +12,7 @@ enum Linear {
                 for n in r0..<r1 { (out + n * OC).update(from: bias, count: OC) }
             }
         }
-        BLAS.sgemm(.none, .none, m: N, n: OC, k: C, inp, weight, beta: bias == nil ? 0 : 1, out)
+        BLAS.sgemmSplit(.none, .none, m: N, n: OC, k: C, inp, weight, beta: bias == nil ? 0 : 1, out)
     }
 
     /// Backward of `forward`, accumulating into the parameter gradients:
@@ -22,9 +23,9 @@ enum Linear {
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          rows N: Int, inDim C: Int, outDim OC: Int) {
         if let dinp {
-            BLAS.sgemm(.none, .transposed, m: N, n: C, k: OC, dout, weight, beta: accumulateInput ? 1 : 0, dinp)
+            BLAS.sgemmSplit(.none, .transposed, m: N, n: C, k: OC, dout, weight, beta: accumulateInput ? 1 : 0, dinp)
         }
-        BLAS.sgemm(.transposed, .none, m: C, n: OC, k: N, inp, dout, beta: 1, dweight)
+        BLAS.sgemmSplit(.transposed, .none, m: C, n: OC, k: N, inp, dout, beta: 1, dweight)
         if let dbias { Reduce.addColumnSums(into: dbias, dout, rows: N, cols: OC) }
     }
 }

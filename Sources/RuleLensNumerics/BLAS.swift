@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Thin, row-major wrappers over OpenBLAS. Every matmul in RuleLens goes through here.
 public enum BLAS {
@@ -25,6 +26,59 @@ public enum BLAS {
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas,
                     blasint(m), blasint(n), blasint(k), alpha,
                     a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// `sgemm` with C split into one block per `Parallel.threads` worker, each block one single-threaded OpenBLAS
+    /// call. Used for the model's mid-sized products (a few hundred MFLOP or less), where OpenBLAS's own threads
+    /// cost more in hand-offs and spin-waiting (`sched_yield`) than they gain. C is split along its longer side at
+    /// multiples of 16 (the kernels' register-block width), so each element's dot product is computed exactly as
+    /// in one call, whatever the thread count. Small products run as a single call.
+    public static func sgemmSplit(_ transA: Transpose, _ transB: Transpose,
+                                  m: Int, n: Int, k: Int,
+                                  alpha: Float = 1,
+                                  _ a: UnsafePointer<Float>, lda: Int? = nil,
+                                  _ b: UnsafePointer<Float>, ldb: Int? = nil,
+                                  beta: Float = 0,
+                                  _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        let lda = lda ?? (transA == .none ? k : m)
+        let ldb = ldb ?? (transB == .none ? n : k)
+        let ldc = ldc ?? n
+        let workers = min(Parallel.threads, max(m, n) / 32)
+        guard workers > 1, m * n * k >= 1 << 18 else {
+            withThreads(1) { sgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc) }
+            return
+        }
+        let splitRows = m >= n
+        let extent = splitRows ? m : n
+        withThreads(1) {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                // Block boundaries rounded to multiples of 16; the last block takes the remainder.
+                let start = min(extent, (extent * w / workers + 8) / 16 * 16)
+                let end = w == workers - 1 ? extent : min(extent, (extent * (w + 1) / workers + 8) / 16 * 16)
+                guard start < end else { return }
+                if splitRows {
+                    // rows start..<end of C and of op(A)
+                    let aBlock = transA == .none ? a + start * lda : a + start
+                    sgemm(transA, transB, m: end - start, n: n, k: k, alpha: alpha, aBlock, lda: lda, b, ldb: ldb,
+                          beta: beta, c + start * ldc, ldc: ldc)
+                } else {
+                    // columns start..<end of C and of op(B)
+                    let bBlock = transB == .none ? b + start : b + start * ldb
+                    sgemm(transA, transB, m: m, n: end - start, k: k, alpha: alpha, a, lda: lda, bBlock, ldb: ldb,
+                          beta: beta, c + start, ldc: ldc)
+                }
+            }
+        }
+    }
+
+    /// Runs `body` with OpenBLAS limited to `n` threads, then restores the previous count. Call it from one
+    /// thread (OpenBLAS's thread count is process-wide); nested calls are fine.
+    public static func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        let previous = threads
+        if previous == n { return try body() }
+        threads = n
+        defer { threads = previous }
+        return try body()
     }
 
     /// y = alpha * x + y over `n` elements.
