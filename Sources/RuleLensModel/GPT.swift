@@ -92,6 +92,18 @@ public final class GPT {
         let dims = Attention.Dims(B: B, T: T, H: c.nHead, dh: c.dHead)
         let a = acts
         func resid(_ i: Int) -> UnsafeMutablePointer<Float> { a.resid.ptr + Self.residSlot(i, retain: retain) * N * d }
+        /// LayerNorm rows of `inp` into `out`; when `site` is hooked, the normalised values (before weight and bias)
+        /// pass through the hook first, so an edit there reaches the affine step and everything after it.
+        func layerNorm(_ site: String, out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                       inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+            if let plan, plan.wants(site) {
+                LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: mean, rstd: rstd, inp: inp, rows: N, cols: d, eps: c.layerNormEps)
+                plan.fire(site, a.hookScratchA.ptr, shapes!.resid)
+                LayerNorm.affine(out: out, normalized: a.hookScratchA.ptr, weight: weight, bias: bias, rows: N, cols: d)
+            } else {
+                LayerNorm.forward(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, rows: N, cols: d, eps: c.layerNormEps)
+            }
+        }
 
         // Embedding → resid_pre of block 0.
         tokens.withUnsafeBufferPointer { tok in
@@ -118,15 +130,7 @@ public final class GPT {
             let fcPre = a.fcPre.ptr + s * N * dMLP, fcPost = a.fcPost.ptr + s * N * dMLP
 
             plan?.fire(site.residPre, residPre, shapes!.resid)
-            // ln_1
-            if let plan, plan.wants(site.ln1Normalized) {
-                LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, rows: N, cols: d, eps: c.layerNormEps)
-                plan.fire(site.ln1Normalized, a.hookScratchA.ptr, shapes!.resid)
-                LayerNorm.affine(out: ln1, normalized: a.hookScratchA.ptr, weight: w.ln1Weight, bias: w.ln1Bias, rows: N, cols: d)
-            } else {
-                LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, weight: w.ln1Weight, bias: w.ln1Bias,
-                                  rows: N, cols: d, eps: c.layerNormEps)
-            }
+            layerNorm(site.ln1Normalized, out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residPre, weight: w.ln1Weight, bias: w.ln1Bias)
             // c_attn: qkv[N, 3d] = ln1[N, d] · W[d, 3d] + b
             Linear.forward(out: qkv, inp: ln1, weight: w.qkvWeight, bias: w.qkvBias, rows: N, inDim: d, outDim: 3 * d)
             if let plan {
@@ -152,15 +156,7 @@ public final class GPT {
             plan?.fire(site.attnOut, a.attnOut.ptr, shapes!.resid)
             addElementwise(out: residMid, residPre, a.attnOut.ptr, count: N * d)
             plan?.fire(site.residMid, residMid, shapes!.resid)
-            // ln_2
-            if let plan, plan.wants(site.ln2Normalized) {
-                LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, rows: N, cols: d, eps: c.layerNormEps)
-                plan.fire(site.ln2Normalized, a.hookScratchA.ptr, shapes!.resid)
-                LayerNorm.affine(out: ln2, normalized: a.hookScratchA.ptr, weight: w.ln2Weight, bias: w.ln2Bias, rows: N, cols: d)
-            } else {
-                LayerNorm.forward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, weight: w.ln2Weight, bias: w.ln2Bias,
-                                  rows: N, cols: d, eps: c.layerNormEps)
-            }
+            layerNorm(site.ln2Normalized, out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residMid, weight: w.ln2Weight, bias: w.ln2Bias)
             // MLP: fcPre[N, dMLP] = ln2 · W_fc + b; fcPost = gelu(fcPre); mlp_out[N, d] = fcPost · W_proj + b
             Linear.forward(out: fcPre, inp: ln2, weight: w.fcWeight, bias: w.fcBias, rows: N, inDim: d, outDim: dMLP)
             plan?.fire(site.mlpPre, fcPre, shapes!.mlp)
@@ -174,14 +170,8 @@ public final class GPT {
 
         // ln_f and the tied LM head: logits[N, V] = lnf[N, d] · wte[V, d]ᵀ
         let finalResid = resid(2 * L)
-        if let plan, plan.wants("ln_final.hook_normalized") {
-            LayerNorm.normalize(normalized: a.hookScratchA.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, rows: N, cols: d, eps: c.layerNormEps)
-            plan.fire("ln_final.hook_normalized", a.hookScratchA.ptr, shapes!.resid)
-            LayerNorm.affine(out: a.lnf.ptr, normalized: a.hookScratchA.ptr, weight: params.lnfWeight, bias: params.lnfBias, rows: N, cols: d)
-        } else {
-            LayerNorm.forward(out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid, weight: params.lnfWeight,
-                              bias: params.lnfBias, rows: N, cols: d, eps: c.layerNormEps)
-        }
+        layerNorm("ln_final.hook_normalized", out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid,
+                  weight: params.lnfWeight, bias: params.lnfBias)
         BLAS.sgemmSplit(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
         plan?.fire("unembed.hook_out", a.logits.ptr, shapes!.logits)
         return a.logits.ptr
