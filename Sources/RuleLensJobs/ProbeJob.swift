@@ -59,6 +59,21 @@ public enum ProbeJob {
     }
     static func progressDone() { if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 
+    /// Reads each site's [N, d] matrix in turn, with a progress line and ETA, and checks it has one row per label.
+    static func forEachSite(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions, what: String, labelName: String,
+                            labelCount: Int, _ body: (String, FloatMatrix) throws -> Void) throws {
+        let started = Date()
+        for (i, site) in sites.enumerated() {
+            let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
+            progress("\(what) \(i + 1)/\(sites.count) \(site)\(eta)")
+            let x = try file.matrix(site, position: o.position)
+            guard x.rows == labelCount else {
+                throw RuleLensError("\(site) has \(x.rows) examples but label \(labelName) has \(labelCount)", fix: "use a label column from the same dump")
+            }
+            try body(site, x)
+        }
+    }
+
     /// Layer column text: "embed", a block index, "final" (ln_final, unembed), "-" for non-hook datasets.
     static func layerText(_ site: String) -> String {
         let layer = SiteOrder.layer(of: site)
@@ -156,14 +171,7 @@ public enum ProbeJob {
         var table = TextTable(["layer", "component", "site", "silhouette", "davies-bouldin", "calinski-harabasz", "fisher", "knn-acc", "kmeans-nmi"])
         var results: [[String: Any]] = []
         var assignments: [(String, [Int])] = []
-        let started = Date()
-        for (i, site) in sites.enumerated() {
-            let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
-            progress("separability \(i + 1)/\(sites.count) \(site)\(eta)")
-            let x = try file.matrix(site, position: o.position)
-            guard x.rows == labels.count else {
-                throw RuleLensError("\(site) has \(x.rows) examples but label \(labelName) has \(labels.count)", fix: "use a label column from the same dump")
-            }
+        try forEachSite(sites, in: file, o, what: "separability", labelName: labelName, labelCount: labels.count) { site, x in
             let sil = try Analysis.silhouette(x, labels, sampleSize: o.silhouetteSample, seed: o.seed, name: site)
             let db = try Analysis.daviesBouldin(x, labels, name: site)
             let ch = try Analysis.calinskiHarabasz(x, labels, name: site)
@@ -251,14 +259,7 @@ public enum ProbeJob {
         }
         var table = TextTable(["layer", "component", "site", "accuracy", "control", "selectivity", "majority", "converged"])
         var results: [[String: Any]] = []
-        let started = Date()
-        for (i, site) in sites.enumerated() {
-            let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
-            progress("linear probe \(i + 1)/\(sites.count) \(site)\(eta)")
-            let x = try file.matrix(site, position: o.position)
-            guard x.rows == labels.count else {
-                throw RuleLensError("\(site) has \(x.rows) examples but label \(labelName) has \(labels.count)", fix: "use a label column from the same dump")
-            }
+        try forEachSite(sites, in: file, o, what: "linear probe", labelName: labelName, labelCount: labels.count) { site, x in
             let r = try Analysis.linearProbe(x, labels, C: o.C, folds: o.foldAssignment, controlLabels: control, name: site)
             let layer = SiteOrder.layer(of: site)
             table.add([layerText(site), SiteOrder.component(of: site), site,
