@@ -201,6 +201,10 @@ public enum Checkpoint {
             if let fallback, let v = (dict[fallback] as? NSNumber)?.intValue { return v }
             throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
         }
+        if let type = dict["model_type"] as? String, type == "rulelens-vae" {
+            throw RuleLensError("\(path) describes a RuleLens language VAE (model_type \"rulelens-vae\"), not a GPT-2",
+                                fix: "use the VAE commands for it (`rulelens vae eval|encode|decode …`), or pass a GPT-2 checkpoint")
+        }
         if let type = dict["model_type"] as? String, type != "gpt2" {
             throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "RuleLens loads GPT-2 checkpoints only")
         }
