@@ -24,7 +24,13 @@ public enum GradientKernel {
         public let kind: String
         /// HF tensor names in the block.
         public let tensors: [String]
-        public var name: String { "blocks.\(layer).\(kind)" }
+        /// Stack prefix of the name ("" for a GPT, "encoder." for a VAE's encoder; "latent." blocks have no layer).
+        public var prefix: String = ""
+        public var name: String { prefix == "latent." ? "latent.\(kind)" : "\(prefix)blocks.\(layer).\(kind)" }
+
+        public init(layer: Int, kind: String, tensors: [String], prefix: String = "") {
+            self.layer = layer; self.kind = kind; self.tensors = tensors; self.prefix = prefix
+        }
     }
 
     /// Within/between-rule gradient similarity of one block.
@@ -42,14 +48,15 @@ public enum GradientKernel {
         public let difference: Double
     }
 
-    /// The four blocks of every layer, in forward order.
-    public static func blocks(for config: GPTConfig) -> [Block] {
+    /// The four blocks of every layer, in forward order. `tensorPrefix`/`namePrefix` select a VAE's encoder stack
+    /// (`encoder.h.{l}.…`, blocks named `encoder.blocks.{l}.…`).
+    public static func blocks(for config: GPTConfig, tensorPrefix: String = "transformer.", namePrefix: String = "") -> [Block] {
         (0..<config.nLayer).flatMap { l -> [Block] in
-            let p = "transformer.h.\(l)."
-            return [Block(layer: l, kind: "attn_qkv", tensors: [p + "attn.c_attn.weight", p + "attn.c_attn.bias"]),
-                    Block(layer: l, kind: "attn_out", tensors: [p + "attn.c_proj.weight", p + "attn.c_proj.bias"]),
-                    Block(layer: l, kind: "ffn_in", tensors: [p + "mlp.c_fc.weight", p + "mlp.c_fc.bias"]),
-                    Block(layer: l, kind: "ffn_out", tensors: [p + "mlp.c_proj.weight", p + "mlp.c_proj.bias"])]
+            let p = "\(tensorPrefix)h.\(l)."
+            return [Block(layer: l, kind: "attn_qkv", tensors: [p + "attn.c_attn.weight", p + "attn.c_attn.bias"], prefix: namePrefix),
+                    Block(layer: l, kind: "attn_out", tensors: [p + "attn.c_proj.weight", p + "attn.c_proj.bias"], prefix: namePrefix),
+                    Block(layer: l, kind: "ffn_in", tensors: [p + "mlp.c_fc.weight", p + "mlp.c_fc.bias"], prefix: namePrefix),
+                    Block(layer: l, kind: "ffn_out", tensors: [p + "mlp.c_proj.weight", p + "mlp.c_proj.bias"], prefix: namePrefix)]
         }
     }
 
@@ -67,22 +74,13 @@ public enum GradientKernel {
     public static func measure(model: GPT, sequences: [Sequence], rules: Labels,
                                progress: ((Int, Int) -> Void)? = nil) throws -> [BlockSimilarity] {
         precondition(sequences.count == rules.count, "one rule label per sequence")
-        try Analysis.requireClasses(rules, "rule label")
-        guard rules.classSizes.contains(where: { $0 >= 2 }) else {
-            throw RuleLensError("every rule has a single example, so there are no within-rule pairs", fix: "pass at least two examples of some rule (--max-per-rule ≥ 2)")
-        }
         let blocks = self.blocks(for: model.config)
-        let k = rules.classCount
-        // Per block: the tensors' (offset, count) in the flat gradient, and the per-rule sums Sᵣ [k, p].
-        let spans = blocks.map { b in b.tensors.map { name -> (Int, Int) in
+        let spans = blocks.map { b in b.tensors.map { name -> (UnsafePointer<Float>, Int) in
             let t = model.grads.tensor(name)!
-            return (t.offset, t.count)
+            return (UnsafePointer(model.grads.storage.ptr + t.offset), t.count)
         } }
-        let sizes = spans.map { $0.reduce(0) { $0 + $1.1 } }
-        let sums = sizes.map { FloatBuffer(count: k * $0) }
-        var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: blocks.count)
-
-        for (e, seq) in sequences.enumerated() {
+        return try measure(blocks: blocks, spans: spans, count: sequences.count, rules: rules, progress: progress) { e in
+            let seq = sequences[e]
             model.zeroGrads()
             _ = model.forward(tokens: seq.inputs, batch: 1, seqLen: seq.inputs.count)
             let loss = model.loss(targets: seq.targets, lossMask: seq.lossMask)
@@ -90,22 +88,40 @@ public enum GradientKernel {
                 throw RuleLensError("example \(e + 1) has a non-finite loss (\(loss))", fix: "check the checkpoint (it may have diverged) and the example's loss mask")
             }
             model.backward()
+        }
+    }
+
+    /// The measurement for any model: `gradient(e)` leaves example e's gradient where `spans` point (per block, the
+    /// (pointer, count) of each of its tensors' gradients).
+    public static func measure(blocks: [Block], spans: [[(UnsafePointer<Float>, Int)]], count: Int, rules: Labels,
+                               progress: ((Int, Int) -> Void)? = nil, gradient: (Int) throws -> Void) throws -> [BlockSimilarity] {
+        precondition(count == rules.count, "one rule label per example")
+        try Analysis.requireClasses(rules, "rule label")
+        guard rules.classSizes.contains(where: { $0 >= 2 }) else {
+            throw RuleLensError("every rule has a single example, so there are no within-rule pairs", fix: "pass at least two examples of some rule (--max-per-rule ≥ 2)")
+        }
+        let k = rules.classCount
+        let sizes = spans.map { $0.reduce(0) { $0 + $1.1 } }
+        let sums = sizes.map { FloatBuffer(count: k * $0) }
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: blocks.count)
+
+        for e in 0..<count {
+            try gradient(e)
             let rule = rules.ids[e]
-            let g = model.grads.storage.ptr
             for b in 0..<blocks.count {
                 var sq = 0.0
-                for (offset, count) in spans[b] { for i in 0..<count { let v = Double(g[offset + i]); sq += v * v } }
+                for (g, count) in spans[b] { for i in 0..<count { let v = Double(g[i]); sq += v * v } }
                 guard sq > 0 else { continue }
                 let scale = Float(1 / sq.squareRoot())
                 var dst = sums[b].ptr + rule * sizes[b]
-                for (offset, count) in spans[b] {
+                for (g, count) in spans[b] {
                     // Sᵣ += g / ‖g‖
-                    BLAS.saxpy(n: count, alpha: scale, g + offset, dst)
+                    BLAS.saxpy(n: count, alpha: scale, g, dst)
                     dst += count
                 }
                 counts[b][rule] += 1
             }
-            progress?(e + 1, sequences.count)
+            progress?(e + 1, count)
         }
 
         return blocks.enumerated().map { b, block in

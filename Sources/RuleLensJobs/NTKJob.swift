@@ -29,8 +29,7 @@ extension ProbeJob {
     /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
-        let (model, vocab) = try Checkpoint.load(o.checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+        let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {
             switch o.label {
@@ -60,31 +59,39 @@ extension ProbeJob {
         chosen.sort()
         let picked = chosen.map { examples[$0] }
         let labels = Labels(strings: picked.map { ruleOf($0)! })
-        let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
-        let sequences = items.map { item -> GradientKernel.Sequence in
-            let b = Batching.makeBatch([item], lossOn: o.lossOn)
-            return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
-        }
         let started = Date()
-        let results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels) { done, total in
+        let onExample: (Int, Int) -> Void = { done, total in
             if done % 8 == 0 || done == total {
                 let elapsed = Date().timeIntervalSince(started)
                 progress(String(format: "ntk: example %d/%d | %.1f ex/s | ETA %.0fs", done, total, Double(done) / max(elapsed, 1e-9),
                                 elapsed / Double(done) * Double(total - done)))
             }
         }
+        let results: [GradientKernel.BlockSimilarity]
+        if isVAE {
+            results = try vaeNTK(checkpoint: o.checkpoint, examples: picked, rules: labels, source: o.data, progress: onExample)
+        } else {
+            let (model, vocab) = try Checkpoint.load(o.checkpoint)
+            let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+            let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
+            let sequences = items.map { item -> GradientKernel.Sequence in
+                let b = Batching.makeBatch([item], lossOn: o.lossOn)
+                return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
+            }
+            results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels, progress: onExample)
+        }
         progressDone()
 
         var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
         for r in results {
-            table.add([String(r.layer), r.kind, String(r.parameters), fmt(r.within), fmt(r.between), fmt(r.ratio, 3), fmt(r.difference)])
+            table.add([r.block.hasPrefix("latent.") ? "latent" : (r.block.hasPrefix("encoder.") ? "enc \(r.layer)" : String(r.layer)), r.kind, String(r.parameters), fmt(r.within), fmt(r.between), fmt(r.ratio, 3), fmt(r.difference)])
         }
         let rows: [[String: Any]] = results.map {
             ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,
              "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference]
         }
         var report = ProbeReport(table: table.render(), json: [
-            "analysis": "ntk", "checkpoint": o.checkpoint, "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
+            "analysis": "ntk", "checkpoint": o.checkpoint, "model": isVAE ? "rulelens-vae" : "gpt2", "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
             "rules": labels.names, "examples_per_rule": labels.classSizes, "example_indices": chosen, "blocks": rows])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -99,7 +106,9 @@ extension ProbeJob {
         if let plot = o.plot {
             let colours = ["attn_qkv": "#e15759", "attn_out": "#f28e2b", "ffn_in": "#4e79a7", "ffn_out": "#59a14f"]
             let series = ["attn_qkv", "attn_out", "ffn_in", "ffn_out"].map { kind in
-                LineChart.Series(name: kind, points: results.filter { $0.kind == kind }.map { (Double($0.layer), $0.difference) },
+                // A VAE's plot shows its encoder (the stack study 2's NTK argument is about).
+                LineChart.Series(name: kind, points: results.filter { $0.kind == kind && (!isVAE || $0.block.hasPrefix("encoder.")) }
+                                    .map { (Double($0.layer), $0.difference) },
                                  color: colours[kind]!)
             }
             let svg = LineChart(title: "Gradient similarity within − between rules (\(o.label))", xLabel: "layer",
@@ -108,5 +117,44 @@ extension ProbeJob {
             report.written.append(plot)
         }
         return report
+    }
+}
+
+extension ProbeJob {
+    /// The VAE's gradient-kernel blocks: the encoder's four blocks per layer (`encoder.blocks.{l}.…`), the latent heads
+    /// (`latent.heads`: μ and log σ² weights and biases) and the decoder's blocks. Each example's gradient is that of
+    /// its own training objective at z = μ (rec + β·KL with free bits, plus γ·CE of the classifier when the model is
+    /// supervised and the example carries its label), with the checkpoint's β, λ and γ.
+    static func vaeNTK(checkpoint: String, examples: [Example], rules: Labels, source: String,
+                       progress: @escaping (Int, Int) -> Void) throws -> [GradientKernel.BlockSimilarity] {
+        let vae = try VAECheckpoint.load(checkpoint)
+        let c = vae.config
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rulelens-ntk-\(getpid())-\(UInt32.random(in: 0..<UInt32.max)).jsonl")
+        try JSONL.writeExamples(examples, to: tmp.path)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        var labelColumn = c.supervise
+        if let column = labelColumn, (try? VAEItems.column(column, path: tmp.path)) == nil { labelColumn = nil }
+        let items = try VAEItems(path: tmp.path, nCtx: c.nPositions, labelColumn: labelColumn, classNames: labelColumn == nil ? nil : c.classNames)
+        var blocks = GradientKernel.blocks(for: c.encoderConfig, tensorPrefix: "encoder.", namePrefix: "encoder.")
+        blocks.append(GradientKernel.Block(layer: 0, kind: "heads", tensors: ["latent.mu.weight", "latent.mu.bias", "latent.logvar.weight", "latent.logvar.bias"],
+                                           prefix: "latent."))
+        blocks += GradientKernel.blocks(for: c.decoderConfig)
+        func span(_ name: String) -> (UnsafePointer<Float>, Int) {
+            if let t = vae.encoder.grads.tensor(name) { return (UnsafePointer(vae.encoder.grads.storage.ptr + t.offset), t.count) }
+            if let t = vae.decoder.grads.tensor(name) { return (UnsafePointer(vae.decoder.grads.storage.ptr + t.offset), t.count) }
+            let t = vae.latentGrads.tensor(name)!
+            return (UnsafePointer(vae.latentGrads.pointer(name)!), t.count)
+        }
+        let spans = blocks.map { $0.tensors.map(span) }
+        return try GradientKernel.measure(blocks: blocks, spans: spans, count: items.count, rules: rules, progress: progress) { e in
+            let batch = items.batch([e], decode: c.decode)
+            vae.zeroGrads()
+            vae.forward(batch, epsilon: nil)
+            let terms = vae.loss(batch, beta: c.beta)
+            guard terms.total.isFinite else {
+                throw RuleLensError("example \(e + 1) of \(source) has a non-finite loss (\(terms.total))", fix: "check the checkpoint (it may have diverged)")
+            }
+            vae.backward()
+        }
     }
 }

@@ -97,4 +97,32 @@ final class VAEGradientTests: XCTestCase {
         let muAlone = vae.lastMu
         for j in 0..<3 { XCTAssertEqual(muBoth[3 + j], muAlone[j], accuracy: 1e-5) }
     }
+
+    /// The VAE's hook sites: encoder (prefixed), latent, decoder with its injection sites; observed values equal the
+    /// read-outs, and an edit of latent.hook_z flows into the decoder exactly as decoding from that z.
+    func testHookSites() throws {
+        let vae = try tinyVAE(inject: [.memory, .query, .embedding])
+        for site in ["encoder.blocks.1.hook_resid_post", "encoder.blocks.0.attn.hook_pattern", "encoder.hook_pooled", "latent.hook_mu",
+                     "latent.hook_logvar", "latent.hook_z", "blocks.1.attn.hook_mem_kv", "blocks.0.attn.hook_q_inject", "hook_latent_embed",
+                     "unembed.hook_out"] {
+            XCTAssertTrue(vae.hookSites.contains(site), site)
+        }
+        XCTAssertFalse(vae.hookSites.contains("encoder.unembed.hook_out"))
+        let batch = tinyVAEBatch(decode: .all)
+        let hooks = HookSet()
+        let cache = hooks.cache(["latent.hook_mu", "encoder.hook_pooled", "blocks.0.attn.hook_mem_kv", "encoder.blocks.0.attn.hook_pattern"])
+        hooks.edit(["latent.hook_z"]) { _, values, shape in for i in 0..<shape.reduce(1, *) { values[i] = 0.25 } }
+        let logits = vae.forward(batch, epsilon: nil, hooks: hooks)
+        let edited = Array(UnsafeBufferPointer(start: logits, count: batch.batch * batch.decLen * 7))
+        XCTAssertEqual(cache["latent.hook_mu"]!.values, vae.lastMu)
+        XCTAssertEqual(cache["encoder.hook_pooled"]!.shape, [2, 8])
+        XCTAssertEqual(cache["blocks.0.attn.hook_mem_kv"]!.shape, [2, 8])
+        // Bidirectional encoder: row 1 (length 4 of 6) puts no attention on its padding keys.
+        let (shape, pattern) = cache["encoder.blocks.0.attn.hook_pattern"]!
+        XCTAssertEqual(shape, [2, 2, 6, 6])
+        for h in 0..<2 { for q in 0..<6 { for key in 4..<6 { XCTAssertEqual(pattern[((1 * 2 + h) * 6 + q) * 6 + key], 0) } } }
+        vae.setLatent([Float](repeating: 0.25, count: 6), batch: 2)
+        let direct = vae.decode(decInputs: batch.decInputs, seqLen: batch.decLen)
+        for i in 0..<edited.count { XCTAssertEqual(edited[i], direct[i]) }
+    }
 }

@@ -13,6 +13,7 @@ let benchmarks: [String: ([String]) throws -> Void] = [
     "pca": AnalysisBench.pca,
     "silhouette": AnalysisBench.silhouette,
     "dump": DumpBench.run,
+    "vae": VAEBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
