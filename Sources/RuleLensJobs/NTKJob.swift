@@ -30,6 +30,8 @@ extension ProbeJob {
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
         let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
+        let vae = isVAE ? try VAECheckpoint.load(o.checkpoint) : nil
+        let gpt = isVAE ? nil : try Checkpoint.load(o.checkpoint)
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {
             switch o.label {
@@ -68,10 +70,10 @@ extension ProbeJob {
             }
         }
         let results: [GradientKernel.BlockSimilarity]
-        if isVAE {
-            results = try vaeNTK(checkpoint: o.checkpoint, examples: picked, rules: labels, source: o.data, progress: onExample)
+        if let vae {
+            results = try vaeNTK(vae, examples: picked, rules: labels, source: o.data, progress: onExample)
         } else {
-            let (model, vocab) = try Checkpoint.load(o.checkpoint)
+            let (model, vocab) = gpt!
             let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
             let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
             let sequences = items.map { item -> GradientKernel.Sequence in
@@ -125,9 +127,8 @@ extension ProbeJob {
     /// (`latent.heads`: μ and log σ² weights and biases) and the decoder's blocks. Each example's gradient is that of
     /// its own training objective at z = μ (rec + β·KL with free bits, plus γ·CE of the classifier when the model is
     /// supervised and the example carries its label), with the checkpoint's β, λ and γ.
-    static func vaeNTK(checkpoint: String, examples: [Example], rules: Labels, source: String,
+    static func vaeNTK(_ vae: VAE, examples: [Example], rules: Labels, source: String,
                        progress: @escaping (Int, Int) -> Void) throws -> [GradientKernel.BlockSimilarity] {
-        let vae = try VAECheckpoint.load(checkpoint)
         let c = vae.config
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rulelens-ntk-\(getpid())-\(UInt32.random(in: 0..<UInt32.max)).jsonl")
         try JSONL.writeExamples(examples, to: tmp.path)

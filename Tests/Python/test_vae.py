@@ -184,3 +184,43 @@ def test_one_class_column_and_wrong_checkpoint_kinds(syl, tmp_path):
     vae = train(d, "kind", steps=2)
     p = run_rulelens("eval", "--checkpoint", vae, "--data", d / "syl" / "test.jsonl", check=False)
     assert p.returncode == 1 and "rulelens-vae" in p.stderr and "rulelens vae" in p.stderr
+
+
+def test_probe_ntk_on_a_vae_matches_pytorch_gradients(syl, tmp_path):
+    """probe ntk on a VAE checkpoint: encoder, latent-head and decoder blocks; within/between-rule cosines recomputed
+    from per-example PyTorch gradients of the same objective (z = mu, the checkpoint's beta, free bits, classifier)."""
+    d, _ = syl
+    run = train(d, "ntk", "--supervise", "rule", "--free-bits", "0.05", steps=6)
+    data = tmp_path / "ntk.jsonl"
+    rows = [json.loads(line) for line in (d / "syl" / "test.jsonl").read_text().splitlines()]
+    keep = [r for r in rows if r["rule"] in sorted({r["rule"] for r in rows})[:3]][:12]
+    data.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    out = json.loads(run_rulelens("probe", "ntk", "--checkpoint", run, "--data", data, "--max-per-rule", 4, "--json").stdout)
+    blocks = {b["block"]: b for b in out["blocks"]}
+    assert {"encoder.blocks.0.attn_qkv", "encoder.blocks.1.ffn_out", "latent.heads", "blocks.0.ffn_in"} <= set(blocks)
+    vae = RuleLensVAE.from_pretrained(run)
+    names = vae.name_map()
+    c = vae.config
+    picked = [keep[i] for i in out["example_indices"]]
+    tensors = {"encoder.blocks.0.attn_qkv": ["encoder.h.0.attn.c_attn.weight", "encoder.h.0.attn.c_attn.bias"],
+               "encoder.blocks.1.ffn_out": ["encoder.h.1.mlp.c_proj.weight", "encoder.h.1.mlp.c_proj.bias"],
+               "latent.heads": ["latent.mu.weight", "latent.mu.bias", "latent.logvar.weight", "latent.logvar.bias"]}
+    grads = {b: [] for b in tensors}
+    for r in picked:
+        row = [1] + [4 + ord(ch) - 32 for ch in r["prompt"] + r["target"]] + [2]
+        enc = torch.tensor([row])
+        vae.zero_grad()
+        label = torch.tensor([c.class_names.index(r["rule"])])
+        outp = vae(enc, torch.tensor([len(row)]), enc[:, :-1], enc[:, 1:], torch.ones(1, len(row) - 1), labels=label)
+        outp["loss"].backward()
+        for b, ts in tensors.items():
+            g = torch.cat([names[t].grad.flatten() for t in ts]).double()
+            grads[b].append(g / g.norm())
+    rules = np.array([r["rule"] for r in picked])
+    same = rules[:, None] == rules[None, :]
+    off = ~np.eye(len(rules), dtype=bool)
+    for b in tensors:
+        u = torch.stack(grads[b]).numpy()
+        cos = u @ u.T
+        assert abs(blocks[b]["within"] - cos[same & off].mean()) < 2e-3, b
+        assert abs(blocks[b]["between"] - cos[~same].mean()) < 2e-3, b
