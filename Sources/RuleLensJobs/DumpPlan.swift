@@ -23,7 +23,7 @@ struct DumpPlan {
 
     var count: Int { examples.count }
 
-    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String) throws {
+    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
         self.examples = examples
         var seqs: [[Int32]] = [], answers: [Int] = []
         seqs.reserveCapacity(examples.count)
@@ -32,15 +32,12 @@ struct DumpPlan {
             let prompt = try tokenizer.encode(ex.prompt, context: "example \(i) (id \(ex.id ?? i)), field prompt")
             let target = try tokenizer.encode(ex.target, context: "example \(i) (id \(ex.id ?? i)), field target")
             let seq = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
-            guard seq.count <= config.nCtx else {
-                throw RuleLensError("example \(i) (id \(ex.id ?? i)) is \(seq.count) tokens with <bos>/<eos>, longer than the model's context of \(config.nCtx)",
-                                    fix: "drop or shorten that example, or use a model with a longer context")
-            }
             seq.withUnsafeBytes { f.add($0) }
             f.add("|")
             seqs.append(seq)
             answers.append(prompt.count)
         }
+        try Batching.checkContext(seqs.map(\.count), examples: examples, nCtx: config.nCtx, source: source, use: .dump)
         sequences = seqs
         answerPositions = answers
         maxLength = seqs.map(\.count).max() ?? 1
