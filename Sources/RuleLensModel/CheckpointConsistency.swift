@@ -30,7 +30,9 @@ extension Checkpoint {
             let parts = t.name.split(separator: ".")
             if let h = parts.firstIndex(of: "h"), h + 1 < parts.count, let l = Int(parts[h + 1]) { layers.insert(l) }
         }
-        if !layers.isEmpty { compare("n_layer", config.nLayer, "the tensors transformer.h.{0…\(layers.max()!)}", layers.max()! + 1) }
+        if let last = layers.max(), last + 1 != config.nLayer {
+            contradictions.append("n_layer is \(config.nLayer) but the weights hold \(last + 1) blocks (transformer.h.0 … h.\(last))")
+        }
         if !contradictions.isEmpty {
             throw RuleLensError("\(configPath) contradicts the weights in \(file.path): \(contradictions.joined(separator: "; "))",
                                 fix: "restore those fields in config.json to what the tensors say (or re-save the checkpoint from the model it came from)")
