@@ -19,7 +19,7 @@ struct DumpPlan {
     /// FNV-1a of every token sequence: identifies the data for --resume.
     let fingerprint: String
     let metaColumns: [MetaColumnSpec]
-    private let hasRule, hasRuleId, hasA, hasB: Bool
+    private let hasRule, hasRuleId, hasA, hasB, hasSources: Bool
 
     var count: Int { examples.count }
 
@@ -61,6 +61,7 @@ struct DumpPlan {
         hasRuleId = examples.contains { $0.ruleId != nil }
         hasA = examples.contains { $0.a != nil }
         hasB = examples.contains { $0.b != nil }
+        hasSources = examples.contains { $0.sources != nil }
         var columns = [MetaColumnSpec(name: "id", type: .int64),
                        MetaColumnSpec(name: "tokens", type: .int32, width: maxLength),
                        MetaColumnSpec(name: "length", type: .int32),
@@ -74,7 +75,17 @@ struct DumpPlan {
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
         if hasA { columns.append(MetaColumnSpec(name: "a", type: .int64)) }
         if hasB { columns.append(MetaColumnSpec(name: "b", type: .int64)) }
+        if hasSources {
+            columns.append(MetaColumnSpec(name: "sources", type: .string, width: Self.bytes(examples.map { Self.sourcesJSON($0.sources) })))
+        }
         metaColumns = columns
+    }
+
+    /// An example's source keys as compact JSON (`[[0,3],[1,4]]`: per target character, prompt character positions),
+    /// "" when the example has none.
+    static func sourcesJSON(_ sources: [[Int]]?) -> String {
+        guard let sources else { return "" }
+        return "[" + sources.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
     }
 
     /// Width in bytes of a fixed-length string column holding `texts` (at least 1).
@@ -128,5 +139,6 @@ struct DumpPlan {
         if hasRuleId { try writer.appendMeta("rule_id", ints: exs.map { $0.ruleId ?? -1 }) }
         if hasA { try writer.appendMeta("a", ints: exs.map { $0.a ?? -1 }) }
         if hasB { try writer.appendMeta("b", ints: exs.map { $0.b ?? -1 }) }
+        if hasSources { try writer.appendMeta("sources", strings: exs.map { Self.sourcesJSON($0.sources) }) }
     }
 }
