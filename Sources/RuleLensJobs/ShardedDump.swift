@@ -125,7 +125,7 @@ extension Jobs {
     static func examplesFingerprint(_ o: DumpOptions) -> String {
         var f = Fingerprint()
         for e in o.examples {
-            f.add("\(e.id ?? -1)\u{1}\(e.prompt)\u{1}\(e.target)\u{1}\(e.rule ?? "")\u{1}\(e.ruleId ?? -1)\u{1}\(e.a ?? -1)\u{1}\(e.b ?? -1)\u{2}")
+            f.add("\(e.id ?? -1)\u{1}\(e.prompt)\u{1}\(e.target)\u{1}\(e.rule ?? "")\u{1}\(e.ruleId ?? -1)\u{1}\(e.a ?? -1)\u{1}\(e.b ?? -1)\u{1}\(DumpPlan.sourcesJSON(e.sources))\u{2}")
         }
         return f.hex
     }
