@@ -37,7 +37,7 @@ public struct Batch {
 public enum Batching {
     /// Tokenizes `examples` as `[bos] + prompt + target + [eos]`; throws naming the first example that does not
     /// fit a context of `nCtx` positions (when given) or holds a character outside the vocabulary.
-    public static func tokenize(_ examples: [Example], tokenizer: CharTokenizer = .standard, nCtx: Int?,
+    public static func tokenize(_ examples: [Example], tokenizer: any TextTokenizer = CharTokenizer.standard, nCtx: Int?,
                                 source: String) throws -> [TokenizedExample] {
         var out: [TokenizedExample] = []
         out.reserveCapacity(examples.count)
@@ -45,9 +45,9 @@ public enum Batching {
             let label = "example \(index + 1)\(e.id.map { " (id \($0))" } ?? "") of \(source)"
             let prompt = try tokenizer.encode(e.prompt, context: "the prompt of \(label)")
             let target = try tokenizer.encode(e.target, context: "the target of \(label)")
-            let tokens = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
+            let tokens = [tokenizer.bos] + prompt + target + [tokenizer.eos]
             if let nCtx, tokens.count - 1 > nCtx {
-                throw RuleLensError("\(label) needs \(tokens.count - 1) positions ([bos] + \(prompt.count) prompt + \(target.count) target characters), more than the context of \(nCtx)",
+                throw RuleLensError("\(label) needs \(tokens.count - 1) positions ([bos] + \(prompt.count) prompt + \(target.count) target tokens), more than the context of \(nCtx)",
                                     fix: "raise --ctx to at least \(tokens.count - 1), or shorten or drop that example")
             }
             out.append(TokenizedExample(tokens: tokens, promptLength: 1 + prompt.count))
@@ -55,12 +55,12 @@ public enum Batching {
         return out
     }
 
-    /// Packs `items` into one batch, right-padded to the longest input (or to `seqLen` when given).
-    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil) -> Batch {
+    /// Packs `items` into one batch, right-padded with `pad` to the longest input (or to `seqLen` when given).
+    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil, pad: Int32 = CharTokenizer.pad) -> Batch {
         let seqLen = fixed ?? items.map(\.inputLength).max() ?? 1
         let b = items.count
-        var inputs = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
-        var targets = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
+        var inputs = [Int32](repeating: pad, count: b * seqLen)
+        var targets = [Int32](repeating: pad, count: b * seqLen)
         var mask = [Float](repeating: 0, count: b * seqLen)
         var real = 0
         for (row, item) in items.enumerated() {
