@@ -7,10 +7,10 @@ extension Jobs {
         try JSONL.readExamples(path: path)
     }
 
-    /// The tokenizer stored in a checkpoint folder (`TokenizerFiles.load`: tokenizer.json, vocab.json + merges.txt,
+    /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
     /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.
     public static func tokenizer(checkpoint: String, vocabSize: Int) throws -> any TextTokenizer {
-        let tokenizer = try TokenizerFiles.load(folder: checkpoint)
+        let tokenizer = try TokenizerFolder.load(folder: checkpoint)
         guard tokenizer.count <= vocabSize else {
             let file = tokenizer is CharTokenizer ? "vocab.json" : "tokenizer"
             throw RuleLensError("the \(file) in \(checkpoint) has \(tokenizer.count) ids, but the model's vocabulary (vocab_size in config.json) has only \(vocabSize)",

@@ -12,9 +12,9 @@ public enum TokenizeJob {
         public var decoded: String
     }
 
-    /// Tokenizes `texts` with the tokenizer stored in `folder` (`TokenizerFiles.load`).
+    /// Tokenizes `texts` with the tokenizer stored in `folder` (`TokenizerFolder.load`).
     public static func run(folder: String, texts: [String]) throws -> [Line] {
-        let tokenizer = try TokenizerFiles.load(folder: folder)
+        let tokenizer = try TokenizerFolder.load(folder: folder)
         return try texts.enumerated().map { i, text in
             let ids = try tokenizer.encode(text, context: "text \(i + 1)")
             let strings: [String]
@@ -28,7 +28,7 @@ public enum TokenizeJob {
     /// Decodes comma-separated id lists (`"15,496,11"`) with the tokenizer stored in `folder`.
     public static func decode(folder: String, idLists: [String]) throws -> [Line] {
         guard !idLists.isEmpty else { return [] }
-        let tokenizer = try TokenizerFiles.load(folder: folder)
+        let tokenizer = try TokenizerFolder.load(folder: folder)
         return try idLists.map { list in
             let ids = try list.split(separator: ",").map { part -> Int32 in
                 guard let id = Int32(part.trimmingCharacters(in: .whitespaces)), id >= 0, Int(id) < tokenizer.count else {

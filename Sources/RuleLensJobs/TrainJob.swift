@@ -285,7 +285,9 @@ public final class TrainJob {
         try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
                                Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
                               metadata: meta, to: path(Self.stateFile))
-        try Checkpoint.save(model, vocab: nil, files: try tokenizer.checkpointFiles(), to: outDir,
+        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
+        let chars = tokenizer as? CharTokenizer
+        try Checkpoint.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:], to: outDir,
                             extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
                             metadata: ["step": "\(step)"], overwrite: true)
     }

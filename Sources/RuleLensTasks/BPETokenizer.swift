@@ -9,7 +9,7 @@ import RuleLensNumerics
 /// (`ByteLevel`), and merge adjacent symbols by merge rank (lowest rank first, leftmost first) until no merge applies.
 /// Decoding joins the tokens' bytes and reads them as UTF-8 (invalid sequences become U+FFFD).
 ///
-/// Build one with `TokenizerFiles.load(folder:)` (from `tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`).
+/// Build one with `TokenizerFolder.load(folder:)` (from `tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`).
 public struct BPETokenizer: TextTokenizer {
     /// A token matched in the raw text before BPE (Hugging Face's `added_tokens`).
     public struct AddedToken: Sendable, Equatable {

@@ -102,18 +102,18 @@ final class BPETokenizerTests: XCTestCase {
         }
     }
 
-    func testTokenizerFilesFallBackToCharacters() throws {
+    func testTokenizerFolderFallsBackToCharacters() throws {
         let dir = NSTemporaryDirectory() + "bpe-files-\(UInt32.random(in: 0..<UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        XCTAssertTrue(try TokenizerFiles.load(folder: dir) is CharTokenizer)
+        XCTAssertTrue(try TokenizerFolder.load(folder: dir) is CharTokenizer)
         for (name, data) in try CharTokenizer.standard.checkpointFiles() { try data.write(to: URL(fileURLWithPath: dir + "/" + name)) }
-        XCTAssertEqual(try TokenizerFiles.load(folder: dir) as? CharTokenizer, CharTokenizer.standard)
+        XCTAssertEqual(try TokenizerFolder.load(folder: dir) as? CharTokenizer, CharTokenizer.standard)
         // A GPT-2 vocab.json with merges.txt is BPE.
         let gpt2Vocab = ["<|endoftext|>": 0, "h": 1, "i": 2, "hi": 3, "Ġ": 4]
         try JSONSerialization.data(withJSONObject: gpt2Vocab).write(to: URL(fileURLWithPath: dir + "/vocab.json"))
         try "#version: 0.2\nh i\n".write(toFile: dir + "/merges.txt", atomically: true, encoding: .utf8)
-        let bpe = try XCTUnwrap(try TokenizerFiles.load(folder: dir) as? BPETokenizer)
+        let bpe = try XCTUnwrap(try TokenizerFolder.load(folder: dir) as? BPETokenizer)
         XCTAssertEqual(try bpe.encode("hi<|endoftext|>"), [3, 0])
         XCTAssertEqual(bpe.eos, 0)
         XCTAssertEqual(Set(try bpe.checkpointFiles().keys), ["vocab.json", "merges.txt"])

@@ -4,13 +4,14 @@ import RuleLensNumerics
 /// Reading the tokenizer a model folder carries.
 ///
 /// In order of preference:
-/// 1. `tokenizer.json` (Hugging Face `tokenizers`): byte-level BPE with GPT-2's, Qwen2's or Llama 3's pre-tokenizer;
-/// 2. `vocab.json` + `merges.txt` (GPT-2's original files);
-/// 3. `vocab.json` alone: RuleLens's character vocabulary;
+/// 1. `vocab.json` holding RuleLens's character vocabulary (without `merges.txt`): `CharTokenizer` (RuleLens
+///    checkpoints also carry a merge-free `tokenizer.json` for Python tools, which spells the same ids);
+/// 2. `tokenizer.json` (Hugging Face `tokenizers`): byte-level BPE with GPT-2's, Qwen2's or Llama 3's pre-tokenizer;
+/// 3. `vocab.json` + `merges.txt` (GPT-2's original files);
 /// 4. nothing: the standard character vocabulary.
 /// `tokenizer_config.json` names the bos/eos/pad tokens (`bos_token`, `eos_token`, `pad_token`); without it,
 /// or where it leaves one unset, RuleLens uses `<|endoftext|>` (GPT-2 and Qwen2's end-of-text token) for all three.
-public enum TokenizerFiles {
+public enum TokenizerFolder {
     public static let tokenizerJSON = "tokenizer.json"
     public static let tokenizerConfig = "tokenizer_config.json"
     public static let vocabJSON = "vocab.json"
@@ -20,15 +21,18 @@ public enum TokenizerFiles {
     public static func load(folder: String) throws -> any TextTokenizer {
         let fm = FileManager.default
         let path = { (name: String) in folder + "/" + name }
-        if fm.fileExists(atPath: path(tokenizerJSON)) { return try readTokenizerJSON(folder: folder) }
-        if fm.fileExists(atPath: path(mergesTXT)) { return try readVocabMerges(folder: folder) }
-        if fm.fileExists(atPath: path(vocabJSON)) {
+        let hasJSON = fm.fileExists(atPath: path(tokenizerJSON)), hasMerges = fm.fileExists(atPath: path(mergesTXT))
+        if fm.fileExists(atPath: path(vocabJSON)) && !hasMerges {
             let vocab = try readVocab(path(vocabJSON))
             do { return try CharTokenizer(vocab: vocab) } catch let error as RuleLensError {
-                throw RuleLensError("\(path(vocabJSON)) is neither a RuleLens character vocabulary (\(error.problem)) nor part of a BPE tokenizer (there is no merges.txt or tokenizer.json beside it)",
-                                    fix: "copy the model's tokenizer.json (or merges.txt) into \(folder)")
+                if !hasJSON {
+                    throw RuleLensError("\(path(vocabJSON)) is neither a RuleLens character vocabulary (\(error.problem)) nor part of a BPE tokenizer (there is no merges.txt or tokenizer.json beside it)",
+                                        fix: "copy the model's tokenizer.json (or merges.txt) into \(folder)")
+                }
             }
         }
+        if hasJSON { return try readTokenizerJSON(folder: folder) }
+        if hasMerges { return try readVocabMerges(folder: folder) }
         return CharTokenizer.standard
     }
 
