@@ -32,7 +32,7 @@ extension Jobs {
         let shard = DumpShard(index: world.rank, count: world.size,
                               examples: shardRange(count: options.examples.count, rank: world.rank, ranks: world.size))
         let shardFile = shardPath(options.out, rank: world.rank)
-        let (model, vocab) = try world.together { () -> (GPT, [String: Int]?) in
+        let (model, tokenizer) = try world.together { () -> (GPT, any TextTokenizer) in
             if options.force && options.resume {
                 throw RuleLensError("--force and --resume contradict each other", fix: "pass --resume to continue the shards, or --force to start over")
             }
@@ -40,7 +40,8 @@ extension Jobs {
                 throw RuleLensError("--export-npy is not available under mpirun", fix: "run the dump with one process to export .npy files")
             }
             guard !options.examples.isEmpty else { throw RuleLensError("there are no examples to dump", fix: "give a non-empty --data file") }
-            return try Checkpoint.load(options.checkpoint)
+            let (model, _) = try Checkpoint.load(options.checkpoint)
+            return (model, try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.config.vocabSize))
         }
         try world.agree([
             AgreementItem("rulelens binary", Communicator.binaryFingerprint()),
@@ -76,7 +77,7 @@ extension Jobs {
             return false
         }
         let part: DumpSummary? = try world.together {
-            shardDone ? nil : try dump(model: model, vocab: vocab, mine)
+            shardDone ? nil : try dump(model: model, tokenizer: tokenizer, mine)
         }
         // Every shard is complete here: rank 0 joins them into OUT.
         let shards = (0..<world.size).map { shardPath(options.out, rank: $0) }
