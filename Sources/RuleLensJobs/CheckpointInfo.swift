@@ -23,13 +23,14 @@ public struct CheckpointInfo {
         }
         self.dir = dir
         config = try Checkpoint.readConfig(dir + "/" + Checkpoint.configFile)
-        let file = try Safetensors.read(path: dir + "/" + Checkpoint.weightsFile)
+        let file = try WeightFiles.open(folder: dir)
         try Checkpoint.checkConfig(config, against: file, configPath: dir + "/" + Checkpoint.configFile)
-        let stored = file.tensors.filter { $0.name != "lm_head.weight" && !$0.name.hasSuffix(".attn.bias") && !$0.name.hasSuffix(".attn.masked_bias") }
+        let infos = file.tensors.map(\.info)
+        let stored = infos.filter { $0.name != "lm_head.weight" && !$0.name.hasSuffix(".attn.bias") && !$0.name.hasSuffix(".attn.masked_bias") }
         parameters = stored.reduce(0) { $0 + $1.count }
-        tensors = file.tensors.count
-        dtypes = Array(Set(file.tensors.map(\.dtype.rawValue))).sorted()
-        weightBytes = file.tensors.reduce(0) { $0 + ($1.end - $1.begin) }
+        tensors = infos.count
+        dtypes = Array(Set(infos.map(\.dtype.rawValue))).sorted()
+        weightBytes = infos.reduce(0) { $0 + ($1.end - $1.begin) }
         func json(_ name: String) -> [String: Any]? {
             FileManager.default.contents(atPath: dir + "/" + name).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         }
