@@ -53,13 +53,14 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    @Option(help: "Threads for RuleLens loops and BLAS (default: all cores, shared among the ranks on a node under mpirun).")
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores; under mpirun the default shares a node's cores among its ranks).")
     var threads: Int?
 
     @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
     var exportNpy: String?
 
     func run() throws {
+        try configureThreads(threads)
         let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !patterns.isEmpty else {
             throw RuleLensError("--hooks is empty", fix: "pass hook names or patterns, e.g. --hooks 'blocks.*.hook_resid_post'")
@@ -84,7 +85,7 @@ struct DumpCommand: ParsableCommand {
         options.progress = !quiet
         options.exportNPY = exportNpy
         let world = Communicator.world
-        if let threads { Parallel.configure(threads: threads) } else if world.size > 1 { Parallel.configure(threads: world.defaultThreads) }
+        if threads == nil && world.size > 1 { Parallel.configure(threads: world.defaultThreads) }
         let summary = try Jobs.dump(options, communicator: world)
         guard world.isRoot else { return }
         let mb = Double(summary.activationBytes) / 1e6
