@@ -31,7 +31,7 @@ extension ProbeJob {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
         let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
         let vae = isVAE ? try VAECheckpoint.load(o.checkpoint) : nil
-        let gpt = isVAE ? nil : try Checkpoint.load(o.checkpoint)
+        let gpt = isVAE ? nil : try Checkpoint.load(o.checkpoint).model
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {
             switch o.label {
@@ -73,27 +73,24 @@ extension ProbeJob {
         if let vae {
             results = try vaeNTK(vae, examples: picked, rules: labels, source: o.data, progress: onExample)
         } else {
-            let (model, vocab) = gpt!
-            let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+            let model = gpt!
+            let tokenizer = try Jobs.tokenizer(checkpoint: o.checkpoint, vocabSize: model.config.vocabSize)
             let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
             let sequences = items.map { item -> GradientKernel.Sequence in
-                let b = Batching.makeBatch([item], lossOn: o.lossOn)
+                let b = Batching.makeBatch([item], lossOn: o.lossOn, pad: tokenizer.pad)
                 return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
             }
             results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels, progress: onExample)
         }
         progressDone()
 
-        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
-        for r in results {
-            table.add([r.block.hasPrefix("latent.") ? "latent" : (r.block.hasPrefix("encoder.") ? "enc \(r.layer)" : String(r.layer)), r.kind, String(r.parameters), fmt(r.within), fmt(r.between), fmt(r.ratio, 3), fmt(r.difference)])
-        }
         let rows: [[String: Any]] = results.map {
             ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,
              "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference]
         }
-        var report = ProbeReport(table: table.render(), json: [
-            "analysis": "ntk", "checkpoint": o.checkpoint, "model": isVAE ? "rulelens-vae" : "gpt2", "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
+        var report = ProbeReport(table: ntkTable(results), json: [
+            "analysis": "ntk", "ratio_definition": "within / between when between > 0, else null (read difference)", "checkpoint": o.checkpoint,
+            "model": isVAE ? "rulelens-vae" : "gpt2", "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
             "rules": labels.names, "examples_per_rule": labels.classSizes, "example_indices": chosen, "blocks": rows])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -119,6 +116,23 @@ extension ProbeJob {
             report.written.append(plot)
         }
         return report
+    }
+
+    /// The NTK table; a block whose between-rule cosine is ≤ 0 shows "n/a" as its ratio, with a footnote saying why.
+    static func ntkTable(_ results: [GradientKernel.BlockSimilarity]) -> String {
+        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
+        for r in results {
+            // A VAE's blocks: encoder layers as "enc L", the latent heads as "latent", decoder layers as numbers.
+            let layer = r.block.hasPrefix("latent.") ? "latent" : (r.block.hasPrefix("encoder.") ? "enc \(r.layer)" : String(r.layer))
+            table.add([layer, r.kind, String(r.parameters), fmt(r.within), fmt(r.between),
+                       r.ratio.map { fmt($0, 3) } ?? "n/a", fmt(r.difference)])
+        }
+        var text = table.render()
+        if results.contains(where: { $0.ratio == nil }) {
+            text += "\nratio n/a: the between-rule cosine is ≤ 0 (gradients of different rules orthogonal or opposed on average),"
+                + " so within/between is not defined; read within-between"
+        }
+        return text
     }
 }
 

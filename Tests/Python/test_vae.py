@@ -224,3 +224,16 @@ def test_probe_ntk_on_a_vae_matches_pytorch_gradients(syl, tmp_path):
         cos = u @ u.T
         assert abs(blocks[b]["within"] - cos[same & off].mean()) < 2e-3, b
         assert abs(blocks[b]["between"] - cos[~same].mean()) < 2e-3, b
+
+
+def test_info_and_hooks_accept_a_vae(syl):
+    d, _ = syl
+    run = train(d, "info", "--inject", "memory,query", "--supervise", "rule", steps=2)
+    info = run_rulelens("info", run).stdout
+    assert "RuleLens language VAE" in info and "inject memory,query" in info and "classifier on z → rule" in info
+    hooks = run_rulelens("hooks", run, "encoder.blocks.1.*,latent.*,blocks.0.attn.hook_q_inject").stdout.splitlines()
+    names = [h.split()[0] for h in hooks]
+    assert "encoder.blocks.1.hook_mlp_out" in names and "latent.hook_z" in names and "blocks.0.attn.hook_q_inject" in names
+    assert any(h.split()[0] == "latent.hook_mu" and "[8]" in h for h in hooks)
+    bad = run_rulelens("hooks", run, "latent.hook_sigma", check=False)
+    assert bad.returncode == 1 and "latent.hook_logvar" in bad.stderr or "latent.hook_mu" in bad.stderr

@@ -48,7 +48,8 @@ public enum VAEEncodeJob {
         }
         let examples = try Jobs.loadExamples(path: o.data)
         guard !examples.isEmpty else { throw RuleLensError("\(o.data) holds no examples", fix: "pass a non-empty JSONL file") }
-        let plan = try DumpPlan(examples: examples, tokenizer: .standard, config: c.decoderConfig, positions: "all")
+        let tokenizer: any TextTokenizer = CharTokenizer.standard
+        let plan = try DumpPlan(examples: examples, tokenizer: tokenizer, config: c.decoderConfig, positions: "all")
         let items = try VAEItems(path: o.data, nCtx: c.nPositions)
         let configJSON = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
         let header = ActivationStoreHeader(modelConfigJSON: configJSON, hooks: sites, sourceCheckpoint: o.checkpoint, sourceData: o.data,
@@ -84,8 +85,10 @@ public enum VAEEncodeJob {
                 lengths = batch.encLengths
                 let eps = o.sample ? VAE.epsilon(seed: o.seed, step: start, count: batch.batch * k) : nil
                 let logits = vae.forward(batch, epsilon: eps, hooks: hooks)
-                let verdicts = (0..<batch.batch).map {
-                    plan.predict(example: start + $0, logits: logits + $0 * batch.decLen * c.vocabSize, vocabSize: c.vocabSize, tokenizer: .standard)
+                var verdicts: [(prediction: String, correct: Bool)] = []
+                for b in 0..<batch.batch {
+                    let rowLogits = UnsafePointer(logits + b * batch.decLen * c.vocabSize)
+                    verdicts.append(plan.predict(example: start + b, logits: rowLogits, vocabSize: c.vocabSize, tokenizer: tokenizer))
                 }
                 try writer.appendActs(sites.map { ($0, UnsafePointer(staging[$0]!.ptr)) }, count: batch.batch)
                 try plan.appendMeta(to: writer, range: start..<end, verdicts: verdicts)
