@@ -13,8 +13,9 @@ struct RuleLensCommand: ParsableCommand {
             DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self, TokenizeCommand.self,
+            ProbeCommand.self, TokenizeCommand.self, RetrieveCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
+            AblateCommand.self, PatchCommand.self, LensCommand.self,
         ]
     )
 
