@@ -13,25 +13,6 @@ extension HDF5Object {
         }
     }
 
-    /// Names of every attribute on this object, in name order.
-    public func attributeNames() throws -> [String] {
-        try HDF5.locked {
-            var names: [String] = []
-            var index: hsize_t = 0
-            while true {
-                let size = H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, rl_H5P_DEFAULT())
-                if size < 0 { H5Eclear2(hid_t(0)); break }
-                var buf = [CChar](repeating: 0, count: Int(size) + 1)
-                try HDF5.check(H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buf, buf.count, rl_H5P_DEFAULT()),
-                               "read an attribute name")
-                names.append(String(cString: buf))
-                index += 1
-                if index > 100_000 { break }
-            }
-            return names
-        }
-    }
-
     /// Creates or replaces a scalar attribute of `type`, writing `value` (pointer to the in-memory value).
     private func replaceAttribute(_ name: String, type: HDF5ElementType, _ value: UnsafeRawPointer) throws {
         try HDF5.locked {
