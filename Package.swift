@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
 
         // Numerics: buffers, BLAS/LAPACK wrappers, seeded RNG, threading, errors. Everything else builds on it.
         .target(name: "RuleLensNumerics", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: v5),
@@ -36,7 +37,7 @@ let package = Package(
         // Model: GPT-2 forward/backward, hooks, optimiser, checkpoints (safetensors, HF names).
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
-        .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CDeflate", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).
         .target(name: "RuleLensReport", dependencies: [], swiftSettings: v5),
         // Analysis: PCA/SVD, separability, probes, CKA, gradient-kernel blocks.

@@ -12,6 +12,7 @@ let benchmarks: [String: ([String]) throws -> Void] = [
     "train": TrainBench.run,
     "pca": AnalysisBench.pca,
     "silhouette": AnalysisBench.silhouette,
+    "probe": AnalysisBench.probe,
     "dump": DumpBench.run,
 ]
 
