@@ -7,7 +7,8 @@ import RuleLensNumerics
 /// - `model.safetensors` — every parameter under its HF name and layout (Conv1D weights [in, out]); the LM head
 ///   is tied to `transformer.wte.weight` and not stored;
 /// - `config.json` — an HF `GPT2Config` (gelu_new, layer_norm_epsilon, tied embeddings, bos/eos ids);
-/// - `vocab.json` — token → id (optional);
+/// - `vocab.json` — token → id (optional), and with a character vocabulary `tokenizer.json` +
+///   `tokenizer_config.json` (see `TokenizerFiles`), so `AutoTokenizer` and TransformerLens open the folder as it is;
 /// - `rulelens.json` — RuleLens's own notes (version, plus the caller's `extra` fields).
 public enum Checkpoint {
     public static let weightsFile = "model.safetensors"
@@ -40,7 +41,10 @@ public enum Checkpoint {
         }
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
-        if let vocab { files.append((vocabFile, try sortedJSON(vocab))) }
+        if let vocab {
+            files.append((vocabFile, try sortedJSON(vocab)))
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+        }
         var info = extra
         info["format"] = "rulelens-checkpoint"
         info["rulelens_version"] = RuleLensVersion.string
