@@ -27,16 +27,16 @@ struct DumpCommand: ParsableCommand {
     @Option(help: "Comma-separated hook names or glob patterns (TransformerLens names; '*' = every site).")
     var hooks: String
 
-    @Option(help: "Positions to keep: all, last (the <eos>), answer (last prompt position), or an index K (negative: from the end).")
+    @Option(parsing: .unconditional, help: "Positions to keep: all, last (the <eos>), answer (last prompt position), or an index K (negative: from the end).")
     var positions: String = "all"
 
-    @Option(help: "Examples per forward pass.")
+    @Option(parsing: .unconditional, help: "Examples per forward pass.")
     var batch: Int = 32
 
     @Option(help: "How activation chunks are stored: none, gzip (level 1, with shuffle) or gzip:LEVEL (1-9). Default: \(ChunkCompression.default).")
     var compression: String?
 
-    @Option(help: ArgumentHelp("Deprecated spelling of --compression: a gzip level 0-9, 0 = none.", visibility: .hidden))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Deprecated spelling of --compression: a gzip level 0-9, 0 = none.", visibility: .hidden))
     var gzip: Int?
 
     @Option(help: "Output HDF5 file.")

@@ -20,21 +20,21 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
-    @Option(help: "Transformer blocks (default 2).") var layers: Int?
-    @Option(help: "Attention heads per block (default 4).") var heads: Int?
-    @Option(name: .customLong("d-model"), help: "Residual stream width (default 128).") var dModel: Int?
-    @Option(name: .customLong("d-mlp"), help: "MLP width (default 4 x d-model).") var dMLP: Int?
-    @Option(help: "Context length in positions (default 32).") var ctx: Int?
-    @Option(help: "Optimizer steps (default 1000).") var steps: Int?
-    @Option(help: "Examples per step (default 32).") var batch: Int?
-    @Option(help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
-    @Option(help: "Linear warm-up steps (default 50).") var warmup: Int?
-    @Option(help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
-    @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
+    @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
+    @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
+    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
+    @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).") var dMLP: Int?
+    @Option(parsing: .unconditional, help: "Context length in positions (default 32).") var ctx: Int?
+    @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Examples per step (default 32).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default 50).") var warmup: Int?
+    @Option(parsing: .unconditional, help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
     @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
-    @Option(help: "Threads for RuleLens loops and BLAS (default: all cores).") var threads: Int?
-    @Option(help: "Evaluate every N steps (0 = never).") var evalEvery: Int = 0
-    @Option(help: "Save a resumable checkpoint every N steps (and after the last).") var saveEvery: Int = 100
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation).") var evalEvery: Int = 0
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves); the last step is always saved.") var saveEvery: Int = 100
     @Flag(help: "Continue the run saved in --out from its last checkpoint (options default to the saved ones).") var resume = false
     @Flag(help: "No progress line.") var quiet = false
 
