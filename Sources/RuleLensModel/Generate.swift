@@ -57,13 +57,16 @@ public enum Generate {
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
         guard maxNewTokens > 0, let longest = byLength.keys.max() else { return results }
-        // One cache for every group: rows for the largest group, positions for the longest prompt and its continuation.
-        let rows = min(batchSize, byLength.values.map(\.count).max()!)
-        let cache = KVCache(model: model, batch: rows, capacity: min(nCtx, longest + maxNewTokens))
+        // One cache for every group: rows for the largest group (at most 1 GiB of keys and values), positions for the
+        // longest prompt and its continuation.
+        let capacity = min(nCtx, longest + maxNewTokens)
+        let rowsInBudget = max(1, (1 << 28) / (2 * model.config.nLayer * capacity * model.config.dModel))
+        let rows = min(batchSize, rowsInBudget, byLength.values.map(\.count).max()!)
+        let cache = KVCache(model: model, batch: rows, capacity: capacity)
         for length in byLength.keys.sorted() {
             let members = byLength[length]!
-            for chunkStart in stride(from: 0, to: members.count, by: batchSize) {
-                var active = Array(members[chunkStart..<min(members.count, chunkStart + batchSize)])
+            for chunkStart in stride(from: 0, to: members.count, by: rows) {
+                var active = Array(members[chunkStart..<min(members.count, chunkStart + rows)])
                 cache.reset(batch: active.count)
                 var logits = model.decode(tokens: active.flatMap { prompts[$0] }, batch: active.count, seqLen: length, cache: cache)
                 var generated = 0

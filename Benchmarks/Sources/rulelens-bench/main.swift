@@ -14,6 +14,7 @@ let benchmarks: [String: ([String]) throws -> Void] = [
     "silhouette": AnalysisBench.silhouette,
     "probe": AnalysisBench.probe,
     "dump": DumpBench.run,
+    "generate": GenerateBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())
