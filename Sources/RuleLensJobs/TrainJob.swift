@@ -17,6 +17,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var gradClip: Float = 1.0
     public var seed: UInt64 = 0
     public var lossOn: LossOn = .target
+    /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
+    /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
+    public var initFrom: String? = nil
 
     public init(data: String) { self.data = data }
 
@@ -84,6 +87,8 @@ public final class TrainJob {
     }
     /// The progress line (disable for quiet library use).
     public var progress = ProgressLine()
+    /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
+    var tokenizer: any TextTokenizer = CharTokenizer.standard
 
     public init(options: TrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
@@ -98,7 +103,7 @@ public final class TrainJob {
     public func run() throws -> TrainSummary {
         try validateRunOptions()
         if let threads { Parallel.configure(threads: threads) }
-        let tokenizer = CharTokenizer.standard
+        var tokenizer: any TextTokenizer = CharTokenizer.standard
         var options = self.options
         let fm = FileManager.default
 
@@ -113,10 +118,20 @@ public final class TrainJob {
             try checkResumable(requested: options, saved: saved)
             options = saved
             (model, startStep, savedFingerprint) = try loadState(into: &adam)
+            tokenizer = try Jobs.tokenizer(checkpoint: outDir, vocabSize: model.config.vocabSize)
+        } else if let initFrom = options.initFrom {
+            try checkFreshOutput()
+            model = try Checkpoint.load(initFrom).model
+            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+            // The shape is the pretrained model's; recorded so train_config.json says what was trained.
+            let c = model.config
+            options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+            try options.validate()
         } else {
             try options.validate()
             try checkFreshOutput()
         }
+        self.tokenizer = tokenizer
 
         let examples = try Jobs.loadExamples(path: options.data)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data, use: .training)
@@ -163,7 +178,7 @@ public final class TrainJob {
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
             let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                           lossOn: options.lossOn)
+                                           lossOn: options.lossOn, pad: tokenizer.pad)
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
             let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
@@ -314,7 +329,9 @@ public final class TrainJob {
         try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
                                Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
                               metadata: meta, to: path(Self.stateFile))
-        try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: outDir,
+        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
+        let chars = tokenizer as? CharTokenizer
+        try Checkpoint.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:], to: outDir,
                             extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
                             metadata: ["step": "\(step)"], overwrite: true)
     }
@@ -341,12 +358,13 @@ public final class TrainJob {
     func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
         let line: String
         if let evalItems {
-            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64).mean
+            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean
             line = "\(step),heldout,\(loss),"
             progress.message(String(format: "eval step %d: held-out loss %.4f (%d examples)", step, loss, evalItems.count))
         } else {
             let subset = Array(trainItems.prefix(128))
-            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1)
+            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1,
+                                          eos: tokenizer.eos)
             let correct = zip(subset, outputs).filter { item, output in Array(item.tokens[item.promptLength..<(item.tokens.count - 1)]) == output }.count
             let accuracy = Double(correct) / Double(max(1, subset.count))
             line = "\(step),train_subset,,\(accuracy)"

@@ -20,6 +20,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
+    @Option(name: .customLong("init-from"), help: "Fine-tune the model in this folder (a RuleLens run or a Hugging Face GPT-2 folder with safetensors); its shape and tokenizer are used.") var initFrom: String?
     @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
     @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
     @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
@@ -58,6 +59,16 @@ struct TrainCommand: ParsableCommand {
             if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
         }
         if let files { options.data = files.train }
+        if let initFrom {
+            guard !resume else {
+                throw RuleLensError("--init-from and --resume cannot be combined", fix: "--resume continues the run in --out; drop --init-from")
+            }
+            for (flag, given) in [("--layers", layers != nil), ("--heads", heads != nil), ("--d-model", dModel != nil), ("--d-mlp", dMLP != nil), ("--ctx", ctx != nil)] where given {
+                throw RuleLensError("\(flag) cannot be combined with --init-from (the model's shape comes from \(initFrom)/config.json)",
+                                    fix: "drop \(flag)")
+            }
+            options.initFrom = initFrom
+        }
         if let evalData { options.evalData = evalData }
         if let layers { options.layers = layers }
         if let heads { options.heads = heads }
