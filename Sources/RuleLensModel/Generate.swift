@@ -6,14 +6,21 @@ public enum Generate {
     /// `maxNewTokens` tokens, or fills the context. Returns the generated tokens per prompt, without the `eos`.
     ///
     /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding, and finished
-    /// rows leave the batch. With `cached` (the default, for plain GPT-2 stacks) the prompt runs once and every new token
-    /// is one position attending to a key/value cache (`KVCache`, `GPT.decode`); otherwise every new token re-runs the
-    /// forward over the whole sequence. Both give the same tokens (logits agree to rounding).
+    /// rows leave the batch. With `cached` (the default; plain GPT-2 stacks, no hooks) the prompt runs once and every
+    /// new token is one position attending to a key/value cache (`KVCache`, `GPT.decode`); otherwise every new token
+    /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
+    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
+    /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold.
     public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
-                              batchSize: Int = 64, cached: Bool = true) -> [[Int32]] {
-        if cached && model.supportsCachedDecoding {
+                              batchSize: Int = 64, hooks: HookSet? = nil,
+                              willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true) -> [[Int32]] {
+        if cached && hooks == nil && willRun == nil && model.supportsCachedDecoding {
             return greedyCached(model, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize)
         }
+        // Inference only: let every block share one block's activation buffers while decoding.
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false
+        defer { model.retainsActivationsForBackward = retained }
         var results = [[Int32]](repeating: [], count: prompts.count)
         let nCtx = model.config.nCtx, vocab = model.config.vocabSize
         var byLength: [Int: [Int]] = [:]
@@ -29,7 +36,8 @@ public enum Generate {
                     var tokens = [Int32]()
                     tokens.reserveCapacity(active.count * seqLen)
                     for i in active { tokens += prompts[i]; tokens += results[i] }
-                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen)
+                    willRun?(active)
+                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen, hooks: hooks)
                     var stillActive: [Int] = []
                     for (row, i) in active.enumerated() {
                         // logits[row, seqLen-1, :] — the next-token distribution.
