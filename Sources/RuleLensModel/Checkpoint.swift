@@ -30,16 +30,6 @@ public enum Checkpoint {
     /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
     public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
                             extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
-        if dirExists && !isDir.boolValue {
-            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
-        }
-        if dirExists && exists(at: dir) && !overwrite {
-            throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
-                                fix: "choose another folder, or delete the old checkpoint first")
-        }
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
         if let vocab {
@@ -55,6 +45,23 @@ public enum Checkpoint {
         meta["format"] = "pt"
         files.append((weightsFile, weightsData(model.params, metadata: meta)))
 
+        try writeFolder(files, to: dir, overwrite: overwrite)
+    }
+
+    /// Writes `files` as the checkpoint folder `dir`: a new folder is built as a temporary sibling and renamed into
+    /// place (complete or not at all); into an existing folder each file goes through a temporary name, in order
+    /// (weights last by the callers' convention). An existing checkpoint there is replaced only with `overwrite`.
+    public static func writeFolder(_ files: [(name: String, data: Data)], to dir: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
+        if dirExists && !isDir.boolValue {
+            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
+        }
+        if dirExists && exists(at: dir) && !overwrite {
+            throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
+                                fix: "choose another folder, or delete the old checkpoint first")
+        }
         if dirExists {
             for file in files { try AtomicFile.write(file.data, to: dir + "/" + file.name) }
             return
@@ -203,6 +210,17 @@ public enum Checkpoint {
     }
 
     /// Reads an HF GPT2Config file into a `GPTConfig`, rejecting settings RuleLens's GPT-2 does not implement.
+    /// The JSON object in `path` (a config.json), with errors naming the file.
+    public static func readJSONObject(_ path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuleLensError("\(path) does not exist", fix: "a model folder needs config.json; pass a folder written by `rulelens train` or save_pretrained")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+            throw RuleLensError("\(path) is not a JSON object", fix: "re-save the checkpoint; config.json must be a Hugging Face model config")
+        }
+        return dict
+    }
+
     public static func readConfig(_ path: String) throws -> GPTConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuleLensError("\(path) does not exist", fix: "a checkpoint folder needs config.json (an HF GPT2Config); pass a folder written by `rulelens train` or save_pretrained")
@@ -223,7 +241,7 @@ public enum Checkpoint {
             throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
         }
         if let type = dict["model_type"] as? String, type != "gpt2" {
-            throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "RuleLens loads GPT-2 checkpoints only")
+            throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "load it with ModelFolder.load, which reads \(ModelFolder.supported)")
         }
         let activation = dict["activation_function"] as? String ?? "gelu_new"
         guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {

@@ -7,14 +7,14 @@ public enum Generate {
     ///
     /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding; every
     /// new token re-runs the forward over the whole sequence (no KV cache), and finished rows leave the batch.
-    public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
+    public static func greedy(_ model: any LanguageModel, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64) -> [[Int32]] {
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
         defer { model.retainsActivationsForBackward = retained }
         var results = [[Int32]](repeating: [], count: prompts.count)
-        let nCtx = model.config.nCtx, vocab = model.config.vocabSize
+        let nCtx = model.contextLength, vocab = model.vocabSize
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
         for length in byLength.keys.sorted() {
@@ -28,7 +28,7 @@ public enum Generate {
                     var tokens = [Int32]()
                     tokens.reserveCapacity(active.count * seqLen)
                     for i in active { tokens += prompts[i]; tokens += results[i] }
-                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen)
+                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen, hooks: nil)
                     var stillActive: [Int] = []
                     for (row, i) in active.enumerated() {
                         // logits[row, seqLen-1, :] — the next-token distribution.
