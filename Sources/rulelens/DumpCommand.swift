@@ -48,10 +48,14 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).")
+    var threads: Int?
+
     @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
     var exportNpy: String?
 
     func run() throws {
+        try configureThreads(threads)
         let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !patterns.isEmpty else {
             throw RuleLensError("--hooks is empty", fix: "pass hook names or patterns, e.g. --hooks 'blocks.*.hook_resid_post'")

@@ -240,3 +240,29 @@ def test_bad_configs_name_the_problem(tmp_path, tokenizer_dir):
     stderr = run_with(lambda c: c.update(tie_word_embeddings=False))
     assert "lm_head.weight" in stderr
     assert "model.embed_tokens.weight" in run_with(lambda c: c.update(vocab_size=50))
+
+
+def test_info_hooks_dump_and_probe_work_on_the_family(tmp_path, tokenizer_dir):
+    model = make_model("qwen2", tokenizer_dir, seed=6)
+    ckpt = tmp_path / "qwen2"
+    save(model, ckpt, tokenizer_dir, shard="30KB")
+    info = json.loads(run_rulelens("info", ckpt, "--json").stdout)
+    assert info["architecture"] == "qwen2" and info["num_key_value_heads"] == 2 and info["tie_word_embeddings"] is True
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    assert "byte-level BPE" in info["tokenizer"]
+    hooks = run_rulelens("hooks", ckpt, "blocks.1.attn.*").stdout.splitlines()
+    assert [h.split()[0] for h in hooks] == [f"blocks.1.attn.hook_{n}" for n in ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"]]
+    assert "kv_head" in hooks[1]
+    rows = [dict(e, rule=r) for e, r in zip(EXAMPLES * 4, ["a", "b"] * 10)]
+    data = write_jsonl(tmp_path / "rules.jsonl", rows)
+    out = tmp_path / "acts.h5"
+    run_rulelens("dump", "--checkpoint", ckpt, "--data", data, "--hooks", "blocks.*.hook_resid_post,blocks.*.ln2.hook_scale",
+                 "--positions", "last", "--out", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        assert json.loads(f.attrs["model_config"])["model_type"] == "qwen2"
+        assert f["acts/blocks.1.hook_resid_post"].shape == (20, 48) and f["acts/blocks.0.ln2.hook_scale"].shape == (20, 1)
+        assert f["acts/blocks.0.ln2.hook_scale"].attrs["dims"] == "example,one"
+    pca = json.loads(run_rulelens("probe", "pca", "--file", out, "--site", "blocks.1.hook_resid_post", "--label", "rule", "--json").stdout)
+    assert pca
+    bad = run_rulelens("dump", "--checkpoint", ckpt, "--data", data, "--hooks", "blocks.0.hook_pos_embed", "--out", tmp_path / "x.h5", check=False)
+    assert bad.returncode == 1 and "hook_pos_embed" in bad.stderr and "fix:" in bad.stderr
