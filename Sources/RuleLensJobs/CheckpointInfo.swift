@@ -73,7 +73,7 @@ public struct CheckpointInfo {
                    "parameters: \(parameters) in \(tensors) tensors (\(dtypes.joined(separator: ", ")), \(MemoryEstimate.format(weightBytes))); LM head \(l.tiedEmbeddings ? "tied to model.embed_tokens.weight" : "untied (lm_head.weight)")"]
         } else {
         out = ["\(dir): GPT-2, \(c.nLayer) layer\(c.nLayer == 1 ? "" : "s"), \(c.nHead) heads × d_head \(c.dHead), d_model \(c.dModel), d_mlp \(c.dMLP), context \(c.nCtx), vocab \(c.vocabSize), layer_norm_epsilon \(c.layerNormEps)",
-                   "parameters: \(parameters) in \(tensors) tensors (\(dtypes.joined(separator: ", ")), \(MemoryEstimate.format(weightBytes))); LM head tied to transformer.wte.weight"]
+                   "parameters: \(parameters) in \(tensors) tensors (\(dtypes.joined(separator: ", ")), \(MemoryEstimate.format(weightBytes))); LM head \(c.tiedHead ? "tied to transformer.wte.weight" : "untied (lm_head.weight)")"]
         }
         if notes["init"] != nil {
             out.append("untrained: random initialisation (seed \(notes["seed"] ?? "?")), written by `rulelens init`")

@@ -146,7 +146,10 @@ public enum Checkpoint {
         for info in file.tensors.map(\.info) {
             let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
             if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
-            if info.name == "lm_head.weight" { ignoredHead = info; continue }
+            if info.name == "lm_head.weight" {
+                if params.config.tiedHead { ignoredHead = info } else { byName["lm_head.weight"] = info }
+                continue
+            }
             if params.tensor(name) == nil { unexpected.append(info.name); continue }
             byName[name] = info
         }
@@ -167,18 +170,18 @@ public enum Checkpoint {
             }
             file.copyFloats(info.name, into: params.storage.ptr + t.offset)
         }
-        if let head = ignoredHead, let wte = params.tensor("transformer.wte.weight") {
-            // RuleLens ties the LM head to the token embedding; an untied head would silently change the model.
+        if let head = ignoredHead, let wte = params.tensor(params.tensors[0].name) {
+            // config.json ties the head to the embedding: a stored head that differs would silently change the model.
             guard head.shape == wte.shape else {
                 throw RuleLensError("lm_head.weight in \(filePath) has shape \(head.shape), not the embedding's \(wte.shape)",
-                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to transformer.wte.weight")
+                                    fix: "set tie_word_embeddings false in config.json only if the head is [vocab_size, n_embd]; otherwise re-save the checkpoint")
             }
             var values = [Float](repeating: 0, count: head.count)
             values.withUnsafeMutableBufferPointer { file.copyFloats(head.name, into: $0.baseAddress!) }
             let embedding = params.storage.ptr + wte.offset
             for i in 0..<head.count where values[i] != embedding[i] {
-                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight (an untied LM head)",
-                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
+                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight, but config.json ties them",
+                                    fix: "set \"tie_word_embeddings\": false in config.json (the head is a separate matrix)")
             }
         }
     }
@@ -202,7 +205,7 @@ public enum Checkpoint {
             "scale_attn_weights": true,
             "scale_attn_by_inverse_layer_idx": false,
             "reorder_and_upcast_attn": false,
-            "tie_word_embeddings": true,
+            "tie_word_embeddings": config.tiedHead,
             "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
             "use_cache": true,
         ]
@@ -250,9 +253,6 @@ public enum Checkpoint {
         for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (dict[flag] as? Bool) == true {
             throw RuleLensError("\(path) sets \(flag), which RuleLens's GPT-2 does not implement", fix: "use a checkpoint with \(flag) false")
         }
-        if (dict["tie_word_embeddings"] as? Bool) == false {
-            throw RuleLensError("\(path) sets tie_word_embeddings false", fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
-        }
         if (dict["scale_attn_weights"] as? Bool) == false {
             throw RuleLensError("\(path) sets scale_attn_weights false", fix: "RuleLens's attention always scales by 1/sqrt(d_head); use a standard GPT-2 config")
         }
@@ -267,7 +267,7 @@ public enum Checkpoint {
             eps = n.floatValue
         }
         let config = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), dModel: dModel, dMLP: dMLP,
-                               nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps)
+                               nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps, tiedHead: (dict["tie_word_embeddings"] as? Bool) ?? true)
         do { try config.validate() } catch let error as RuleLensError {
             throw RuleLensError("\(path): \(error.problem)", fix: error.fix)
         }

@@ -14,8 +14,9 @@ public final class LlamaModel: LanguageModel {
     public let config: LlamaConfig
     /// Weights.
     public let params: LlamaParameters
-    /// Gradients, same layout as `params`; `backward()` accumulates into them.
-    public let grads: LlamaParameters
+    /// Gradients, same layout as `params`; `backward()` accumulates into them. Allocated on first use, so
+    /// inference (eval, dump) holds the weights only.
+    public private(set) lazy var grads = LlamaParameters(config: config)
     let acts: LlamaActivations
     /// cos/sin tables for positions 0..<nCtx (nil without rotary positions).
     let rope: Rotary.Tables?
@@ -39,7 +40,6 @@ public final class LlamaModel: LanguageModel {
         try config.validate()
         self.config = config
         params = LlamaParameters(config: config)
-        grads = LlamaParameters(config: config)
         acts = LlamaActivations(config: config)
         rope = config.positions == .rope ? Rotary.Tables(positions: config.nCtx, dHead: config.dHead, base: config.ropeTheta) : nil
         hookSites = LlamaHookSites.names(for: config)
