@@ -74,10 +74,25 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Examples (JSON Lines).") var data: String
     @Option(help: "Output .safetensors file.") var out: String
     @Flag(help: "Replace --out if it exists.") var force = false
+    @Option(name: .customLong("add"), help: ArgumentHelp("SITE=FILE.json: add a vector (a JSON array, one value per element of a position, e.g. d_model values for blocks.1.attn.hook_q) at every position of SITE (repeatable).", valueName: "site=file"))
+    var additions: [String] = []
 
     func run() throws {
         if !force { try refuseToOverwrite(out) }
-        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out)
+        var hooks: HookSet? = nil
+        for addition in additions {
+            guard let eq = addition.firstIndex(of: "=") else {
+                throw RuleLensError("--add \(addition) is not SITE=FILE.json", fix: "pass e.g. --add blocks.1.attn.hook_q=shift.json")
+            }
+            let site = String(addition[..<eq]), file = String(addition[addition.index(after: eq)...])
+            guard let data = FileManager.default.contents(atPath: file),
+                  let vector = (try? JSONSerialization.jsonObject(with: data)) as? [Double], vector.allSatisfy(\.isFinite) else {
+                throw RuleLensError("--add: \(file) is not a JSON array of finite numbers", fix: "write the vector as [0.1, -0.2, …]")
+            }
+            hooks = hooks ?? HookSet()
+            LogitsJob.addAtEveryPosition(hooks!, site: site, vector: vector.map { Float($0) })
+        }
+        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out, hooks: hooks)
     }
 }
 
