@@ -15,11 +15,13 @@ struct RuleLensCommand: ParsableCommand {
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
+            AblateCommand.self, PatchCommand.self, LensCommand.self,
         ]
     )
 
     static func main() {
         BLASEnvironment.ensureCoreTypeOrReexec()
+        HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
         do {
             var command = try parseAsRoot()
             try command.run()
