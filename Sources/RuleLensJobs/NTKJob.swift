@@ -31,6 +31,13 @@ extension ProbeJob {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
         let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
         let vae = isVAE ? try VAECheckpoint.load(o.checkpoint) : nil
+        if !isVAE {
+            let family = try ModelFolder.modelType(o.checkpoint)
+            guard family == "gpt2" else {
+                throw RuleLensError("probe ntk measures GPT-2's parameter blocks (c_attn, c_proj, c_fc); \(o.checkpoint) is a \(family) model",
+                                    fix: "run probe ntk on a GPT-2 checkpoint; for \(family) models, `rulelens grad` writes the loss gradient of every tensor")
+            }
+        }
         let gpt = isVAE ? nil : try Checkpoint.load(o.checkpoint).model
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {

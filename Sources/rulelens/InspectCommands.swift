@@ -36,7 +36,7 @@ struct HooksCommand: ParsableCommand {
         let patterns = (pattern ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let rows = VAEConfig.isVAE(URL(fileURLWithPath: checkpoint))
             ? try VAEInfo.hooks(dir: checkpoint, patterns: patterns)
-            : try CheckpointInfo.hooks(config: try Checkpoint.readConfig(checkpoint + "/" + Checkpoint.configFile), patterns: patterns)
+            : try CheckpointInfo.hooks(checkpoint: checkpoint, patterns: patterns)
         let w0 = rows.map(\.name.count).max() ?? 0, w1 = rows.map(\.shape.count).max() ?? 0
         for r in rows {
             print(r.name.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.shape.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.dims)

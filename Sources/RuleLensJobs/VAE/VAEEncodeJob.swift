@@ -49,7 +49,7 @@ public enum VAEEncodeJob {
         let examples = try Jobs.loadExamples(path: o.data)
         guard !examples.isEmpty else { throw RuleLensError("\(o.data) holds no examples", fix: "pass a non-empty JSONL file") }
         let tokenizer: any TextTokenizer = CharTokenizer.standard
-        let plan = try DumpPlan(examples: examples, tokenizer: tokenizer, config: c.decoderConfig, positions: "all")
+        let plan = try DumpPlan(examples: examples, tokenizer: tokenizer, contextLength: c.nPositions, positions: "all", source: o.data)
         let items = try VAEItems(path: o.data, nCtx: c.nPositions)
         let configJSON = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
         let header = ActivationStoreHeader(modelConfigJSON: configJSON, hooks: sites, sourceCheckpoint: o.checkpoint, sourceData: o.data,
@@ -87,7 +87,7 @@ public enum VAEEncodeJob {
                 let logits = vae.forward(batch, epsilon: eps, hooks: hooks)
                 var verdicts: [(prediction: String, correct: Bool)] = []
                 for b in 0..<batch.batch {
-                    let rowLogits = UnsafePointer(logits + b * batch.decLen * c.vocabSize)
+                    let rowLogits = UnsafePointer<Float>(logits + b * batch.decLen * c.vocabSize)
                     verdicts.append(plan.predict(example: start + b, logits: rowLogits, vocabSize: c.vocabSize, tokenizer: tokenizer))
                 }
                 try writer.appendActs(sites.map { ($0, UnsafePointer(staging[$0]!.ptr)) }, count: batch.batch)
