@@ -48,20 +48,26 @@ public struct EvalResult: Sendable {
 /// Greedy-decoding evaluation: exact-match accuracy of the target and teacher-forced loss on it.
 public enum EvalJob {
     /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
-    public static func run(checkpoint: String, data: String, batchSize: Int = 64) throws -> EvalResult {
+    public static func run(checkpoint: String, data: String, batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let (model, vocab) = try Checkpoint.load(checkpoint)
         let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
-        return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize)
+        return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize,
+                       progress: progress)
     }
 
-    /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors).
+    /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors). With `progress`,
+    /// both phases (teacher-forced loss, then greedy decoding) show examples done, throughput and ETA on stderr.
     public static func run(_ model: GPT, tokenizer: CharTokenizer = .standard, examples: [Example], source: String,
-                           batchSize: Int = 64) throws -> EvalResult {
+                           batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
-        let losses = targetLoss(model, items: items, batchSize: batchSize)
+        let lossCounter = progress.map { ProgressCounter($0, label: "eval: loss", total: items.count) }
+        let losses = targetLoss(model, items: items, batchSize: batchSize) { lossCounter?.update($0) }
         // Decode a little past the longest target, enough to see whether eos follows it.
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
-        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: batchSize)
+        let decodeCounter = progress.map { ProgressCounter($0, label: "eval: decoding", total: items.count) }
+        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: batchSize) {
+            decodeCounter?.update($0)
+        }
         var predictions: [EvalPrediction] = []
         var correct = 0
         for (i, e) in examples.enumerated() {
@@ -77,7 +83,9 @@ public enum EvalJob {
 
     /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
-    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int) -> (perExample: [Double], mean: Double) {
+    /// `progress(done)` is called after each batch with the number of examples done.
+    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int,
+                                  progress: ((Int) -> Void)? = nil) -> (perExample: [Double], mean: Double) {
         let vocab = model.config.vocabSize
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false   // forward only
@@ -104,6 +112,7 @@ public enum EvalJob {
                 perExample[start + row] = sum / Double(max(1, n))
                 total += sum; count += n
             }
+            progress?(start + batch.batch)
         }
         return (perExample, total / Double(max(1, count)))
     }
@@ -122,7 +131,8 @@ public enum EvalJob {
 public enum LogitsJob {
     /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
     /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab].
-    public static func run(checkpoint: String, data: String, out: String) throws {
+    /// With `progress`, shows examples done, throughput and ETA on stderr.
+    public static func run(checkpoint: String, data: String, out: String, progress: ProgressLine? = nil) throws {
         let (model, vocab) = try Checkpoint.load(checkpoint)
         let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
@@ -130,11 +140,13 @@ public enum LogitsJob {
         let full = Batching.makeBatch(items, lossOn: .all)
         let n = full.batch, t = full.seqLen, v = model.config.vocabSize
         let logits = FloatBuffer(count: n * t * v)
+        let counter = progress.map { ProgressCounter($0, label: "logits", total: n) }
         for start in stride(from: 0, to: n, by: 64) {
             let rows = min(64, n - start)
             let tokens = Array(full.inputs[(start * t)..<((start + rows) * t)])
             let out = model.forward(tokens: tokens, batch: rows, seqLen: t)
             (logits.ptr + start * t * v).update(from: out, count: rows * t * v)
+            counter?.update(start + rows)
         }
         let lengths = items.map { Int32($0.inputLength) }
         try full.inputs.withUnsafeBufferPointer { tok in

@@ -7,8 +7,9 @@ public enum Generate {
     ///
     /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding; every
     /// new token re-runs the forward over the whole sequence (no KV cache), and finished rows leave the batch.
+    /// `progress(done)` is called after each batch of prompts is decoded, with the number of prompts done.
     public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
-                              batchSize: Int = 64) -> [[Int32]] {
+                              batchSize: Int = 64, progress: ((Int) -> Void)? = nil) -> [[Int32]] {
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
@@ -17,10 +18,13 @@ public enum Generate {
         let nCtx = model.config.nCtx, vocab = model.config.vocabSize
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
+        // Prompts that cannot be decoded (empty, or filling the context) count as done from the start.
+        var done = prompts.count - byLength.values.reduce(0) { $0 + $1.count }
         for length in byLength.keys.sorted() {
             let members = byLength[length]!
             for chunkStart in stride(from: 0, to: members.count, by: max(1, batchSize)) {
                 var active = Array(members[chunkStart..<min(members.count, chunkStart + max(1, batchSize))])
+                defer { done += min(members.count, chunkStart + max(1, batchSize)) - chunkStart; progress?(done) }
                 var seqLen = length
                 var generated = 0
                 while !active.isEmpty && generated < maxNewTokens && seqLen <= nCtx {

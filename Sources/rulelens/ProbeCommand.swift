@@ -122,8 +122,10 @@ struct ProbeNTK: ParsableCommand {
     @Option(help: "Write the result arrays to this HDF5 file.") var out: String?
     @Option(help: "Write an SVG line chart (within − between by layer, per block) here.") var plot: String?
     @Flag(help: "Replace existing --out / --plot files.") var force = false
+    @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         var o = NTKOptions(checkpoint: checkpoint, data: data)
         o.label = label; o.maxPerRule = maxPerRule; o.lossOn = lossOn; o.seed = seed
         o.out = out; o.plot = plot; o.overwrite = force
