@@ -120,11 +120,17 @@ struct TrainSaves {
         for file in files { try AtomicFile.write(file.data, to: outDir + "/" + file.name, sync: false) }
     }
 
-    /// Republishes the checkpoint of the save in `unit` (after a kill between commit and publication).
+    /// Republishes the checkpoint of the save in `unit` (after a kill between commit and publication): every file of
+    /// the save except its training state and manifest, rulelens.json last.
     func republish(from unit: String) throws {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: unit)) ?? [])
+            .filter { $0 != TrainJob.stateFile && $0 != Self.manifestFile && $0 != Checkpoint.infoFile && !$0.hasPrefix(".") }.sorted()
         var files: [(name: String, data: Data)] = []
-        for name in [Checkpoint.configFile, Checkpoint.vocabFile, Checkpoint.weightsFile, Checkpoint.infoFile] {
-            if let data = FileManager.default.contents(atPath: unit + "/" + name) { files.append((name, data)) }
+        for name in names + [Checkpoint.infoFile] {
+            guard let data = FileManager.default.contents(atPath: unit + "/" + name) else {
+                throw RuleLensError("cannot read \(unit)/\(name)", fix: "check the permissions of \(unit)")
+            }
+            files.append((name, data))
         }
         try publish(files)
     }

@@ -7,7 +7,8 @@ import RuleLensNumerics
 /// - `model.safetensors` — every parameter under its HF name and layout (Conv1D weights [in, out]); the LM head
 ///   is tied to `transformer.wte.weight` and not stored;
 /// - `config.json` — an HF `GPT2Config` (gelu_new, layer_norm_epsilon, tied embeddings, bos/eos ids);
-/// - `vocab.json` — token → id (optional);
+/// - `vocab.json` — token → id (optional), and with a character vocabulary `tokenizer.json` +
+///   `tokenizer_config.json` (see `TokenizerFiles`), so `AutoTokenizer` and TransformerLens open the folder as it is;
 /// - `rulelens.json` — RuleLens's own notes: version, the BLAS kernel and thread count in force (results are
 ///   bitwise reproducible only for the same ones), the caller's `extra` fields, and under `files` the SHA-256 and
 ///   size of every other file of the checkpoint, which `load` verifies (a flipped byte is an error naming the file,
@@ -69,13 +70,16 @@ public enum Checkpoint {
         }
     }
 
-    /// The files of a checkpoint as bytes, in writing order: config.json, vocab.json (when given), model.safetensors,
-    /// and last rulelens.json, which records the SHA-256 and size of the others (and the BLAS provenance).
+    /// The files of a checkpoint as bytes, in writing order: config.json, vocab.json and the tokenizer files (when a
+    /// vocabulary is given), model.safetensors, and last rulelens.json, which records the SHA-256 and size of the others (and the BLAS provenance).
     public static func encode(_ model: GPT, vocab: [String: Int]?, extra: [String: Any] = [:],
                               metadata: [String: String] = [:]) throws -> [(name: String, data: Data)] {
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
-        if let vocab { files.append((vocabFile, try sortedJSON(vocab))) }
+        if let vocab {
+            files.append((vocabFile, try sortedJSON(vocab)))
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+        }
         var meta = metadata
         meta["format"] = "pt"
         files.append((weightsFile, weightsData(model.params, metadata: meta)))

@@ -119,7 +119,7 @@ final class CheckpointTests: XCTestCase {
         try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: dir + "/ckpt")
         XCTAssertNoThrow(try Checkpoint.load(dir + "/ckpt"))
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt/rulelens.json"))) as! [String: Any]
-        XCTAssertEqual(Set((info["files"] as! [String: Any]).keys), ["config.json", "vocab.json", "model.safetensors"])
+        XCTAssertEqual(Set((info["files"] as! [String: Any]).keys), ["config.json", "vocab.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"])
         XCTAssertEqual(info["blas_core"] as? String, BLAS.coreName)
         let weights = dir + "/ckpt/model.safetensors"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))

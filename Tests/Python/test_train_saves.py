@@ -159,13 +159,13 @@ def test_sha256_manifests_are_verified_and_name_the_file(tmp_path):
     run = tmp_path / "run"
     run_rulelens("train", "--data", data, "--out", run, *TINY, "--steps", 4, "--threads", 1, "--quiet")
     info = json.loads((run / "rulelens.json").read_text())
-    assert set(info["files"]) == {"config.json", "vocab.json", "model.safetensors"}
+    assert set(info["files"]) == {"config.json", "vocab.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"}
     for name, entry in info["files"].items():
         assert entry["sha256"] == hashlib.sha256((run / name).read_bytes()).hexdigest(), name
         assert entry["bytes"] == (run / name).stat().st_size
     unit = run / "checkpoints" / "step-00000004"
     manifest = json.loads((unit / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"config.json", "vocab.json", "model.safetensors", "rulelens.json", "train_state.safetensors"}
+    assert set(manifest["files"]) == set(info["files"]) | {"rulelens.json", "train_state.safetensors"}
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == hashlib.sha256((unit / name).read_bytes()).hexdigest(), name
     assert manifest["step"] == 4 and manifest["data_position"] == 4
