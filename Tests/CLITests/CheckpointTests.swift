@@ -122,7 +122,8 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(Set((info["files"] as! [String: Any]).keys), ["config.json", "vocab.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"])
         XCTAssertEqual(info["blas_core"] as? String, BLAS.coreName)
         let weights = dir + "/ckpt/model.safetensors"
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+        let original = try Data(contentsOf: URL(fileURLWithPath: weights))
+        var bytes = original
         bytes[bytes.count - 5] ^= 0x01          // one flipped bit in the last tensor's data
         try bytes.write(to: URL(fileURLWithPath: weights))
         XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
@@ -133,7 +134,7 @@ final class CheckpointTests: XCTestCase {
         let (loaded, _) = try Checkpoint.load(dir + "/ckpt", verify: false)   // edited on purpose
         XCTAssertNotEqual(loaded.params.storage.toArray(), model.params.storage.toArray())
         try FileManager.default.removeItem(atPath: dir + "/ckpt/vocab.json")
-        try bytes.write(to: URL(fileURLWithPath: weights))
+        try original.write(to: URL(fileURLWithPath: weights))
         XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
             XCTAssertTrue("\(error)".contains("vocab.json is missing"), "\(error)")
         }
