@@ -75,9 +75,20 @@ extension Jobs {
         let config = model.config
         let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
         let hookNames = try HookSites.resolve(options.hooks, config: config)
-        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions)
+        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions, source: options.sourceData)
 
         let layouts = hookNames.map { DumpSiteLayout(name: $0, config: config, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
+        // Never more rows per forward pass than examples; then check the pass, the staging rows and the chunk
+        // buffers fit before anything is allocated or created.
+        var options = options
+        options.batch = min(options.batch, plan.count)
+        let rowBytes = layouts.reduce(0) { $0.addingReportingOverflow($1.spec.rowElements * 4).partialValue }
+        let staging = options.batch.multipliedReportingOverflow(by: rowBytes)
+        try MemoryEstimate.inference(config, batch: options.batch, seqLen: plan.maxLength, hooks: true,
+                                     extraBytes: staging.overflow ? Int.max : staging.partialValue.multipliedReportingOverflow(by: 3).partialValue,
+                                     extraLabel: "staging and chunk buffers of \(layouts.count) site\(layouts.count == 1 ? "" : "s")")
+            .require("dumping with --batch \(options.batch)",
+                     fix: "lower --batch (each example stores \(MemoryEstimate.format(rowBytes)) of activations), or dump fewer sites (--hooks) or --positions last/answer")
         let header = ActivationStoreHeader(
             modelConfigJSON: try modelConfigJSON(config), hooks: hookNames,
             sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,

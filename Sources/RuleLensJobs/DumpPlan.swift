@@ -19,11 +19,11 @@ struct DumpPlan {
     /// FNV-1a of every token sequence: identifies the data for --resume.
     let fingerprint: String
     let metaColumns: [MetaColumnSpec]
-    private let hasRule, hasRuleId, hasA, hasB: Bool
+    private let hasRule, hasRuleId, hasA, hasB, hasSources: Bool
 
     var count: Int { examples.count }
 
-    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String) throws {
+    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
         self.examples = examples
         var seqs: [[Int32]] = [], answers: [Int] = []
         seqs.reserveCapacity(examples.count)
@@ -32,15 +32,12 @@ struct DumpPlan {
             let prompt = try tokenizer.encode(ex.prompt, context: "example \(i) (id \(ex.id ?? i)), field prompt")
             let target = try tokenizer.encode(ex.target, context: "example \(i) (id \(ex.id ?? i)), field target")
             let seq = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
-            guard seq.count <= config.nCtx else {
-                throw RuleLensError("example \(i) (id \(ex.id ?? i)) is \(seq.count) tokens with <bos>/<eos>, longer than the model's context of \(config.nCtx)",
-                                    fix: "drop or shorten that example, or use a model with a longer context")
-            }
             seq.withUnsafeBytes { f.add($0) }
             f.add("|")
             seqs.append(seq)
             answers.append(prompt.count)
         }
+        try Batching.checkContext(seqs.map(\.count), examples: examples, nCtx: config.nCtx, source: source, use: .dump)
         sequences = seqs
         answerPositions = answers
         maxLength = seqs.map(\.count).max() ?? 1
@@ -64,6 +61,7 @@ struct DumpPlan {
         hasRuleId = examples.contains { $0.ruleId != nil }
         hasA = examples.contains { $0.a != nil }
         hasB = examples.contains { $0.b != nil }
+        hasSources = examples.contains { $0.sources != nil }
         var columns = [MetaColumnSpec(name: "id", type: .int64),
                        MetaColumnSpec(name: "tokens", type: .int32, width: maxLength),
                        MetaColumnSpec(name: "length", type: .int32),
@@ -77,7 +75,17 @@ struct DumpPlan {
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
         if hasA { columns.append(MetaColumnSpec(name: "a", type: .int64)) }
         if hasB { columns.append(MetaColumnSpec(name: "b", type: .int64)) }
+        if hasSources {
+            columns.append(MetaColumnSpec(name: "sources", type: .string, width: Self.bytes(examples.map { Self.sourcesJSON($0.sources) })))
+        }
         metaColumns = columns
+    }
+
+    /// An example's source keys as compact JSON (`[[0,3],[1,4]]`: per target character, prompt character positions),
+    /// "" when the example has none.
+    static func sourcesJSON(_ sources: [[Int]]?) -> String {
+        guard let sources else { return "" }
+        return "[" + sources.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
     }
 
     /// Width in bytes of a fixed-length string column holding `texts` (at least 1).
@@ -131,5 +139,6 @@ struct DumpPlan {
         if hasRuleId { try writer.appendMeta("rule_id", ints: exs.map { $0.ruleId ?? -1 }) }
         if hasA { try writer.appendMeta("a", ints: exs.map { $0.a ?? -1 }) }
         if hasB { try writer.appendMeta("b", ints: exs.map { $0.b ?? -1 }) }
+        if hasSources { try writer.appendMeta("sources", strings: exs.map { Self.sourcesJSON($0.sources) }) }
     }
 }

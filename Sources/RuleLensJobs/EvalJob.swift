@@ -39,9 +39,7 @@ public struct EvalResult: Sendable {
 
     /// `{"accuracy":…,"loss":…,"n":…}`. A non-finite loss (a diverged model) is written as `null`, since JSON has no NaN.
     public var jsonLine: String {
-        let lossValue: Any = loss.isFinite ? loss : NSNull()
-        let data = try! JSONSerialization.data(withJSONObject: ["accuracy": accuracy, "loss": lossValue, "n": n], options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        (try? JSONText.string(["accuracy": accuracy, "loss": loss, "n": n])) ?? "{}"
     }
 }
 
@@ -60,6 +58,9 @@ public enum EvalJob {
     public static func run(_ model: GPT, tokenizer: CharTokenizer = .standard, examples: [Example], source: String,
                            batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
+        let batchSize = max(1, min(batchSize, items.count))   // never more rows than examples
+        try MemoryEstimate.inference(model.config, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
+            .require("evaluating \(items.count) examples", fix: "evaluate in smaller batches (EvalJob.run(batchSize:)) or on a machine with more memory")
         let lossCounter = progress.map { ProgressCounter($0, label: "eval: loss", total: items.count) }
         let losses = targetLoss(model, items: items, batchSize: batchSize) { lossCounter?.update($0) }
         // Decode a little past the longest target, enough to see whether eos follows it.
@@ -117,12 +118,10 @@ public enum EvalJob {
         return (perExample, total / Double(max(1, count)))
     }
 
-    /// Writes predictions as JSONL (sorted keys) atomically.
+    /// Writes predictions as JSONL (sorted keys; a non-finite loss as null) atomically.
     public static func writePredictions(_ predictions: [EvalPrediction], to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
-        for p in predictions { data.append(try encoder.encode(p)); data.append(0x0A) }
+        for p in predictions { data.append(try JSONText.encode(p)); data.append(0x0A) }
         try AtomicFile.write(data, to: path)
     }
 }
@@ -137,8 +136,14 @@ public enum LogitsJob {
         let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
         model.retainsActivationsForBackward = false   // forward only
+        // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
+        let longest = items.map(\.inputLength).max() ?? 1, v = model.config.vocabSize
+        let logitBytes = items.count.multipliedReportingOverflow(by: longest).partialValue.multipliedReportingOverflow(by: v * 8).partialValue
+        try MemoryEstimate.inference(model.config, batch: min(64, items.count), seqLen: longest,
+                                     extraBytes: logitBytes < 0 ? Int.max : logitBytes, extraLabel: "the logits [\(items.count), \(longest), \(v)] and their file")
+            .require("writing the logits of \(items.count) examples", fix: "split --data into smaller files and run `rulelens logits` on each")
         let full = Batching.makeBatch(items, lossOn: .all)
-        let n = full.batch, t = full.seqLen, v = model.config.vocabSize
+        let n = full.batch, t = full.seqLen
         let logits = FloatBuffer(count: n * t * v)
         let counter = progress.map { ProgressCounter($0, label: "logits", total: n) }
         for start in stride(from: 0, to: n, by: 64) {

@@ -47,7 +47,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
         if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
         if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !(weightDecay >= 0) { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        if !gradClip.isFinite || gradClip < 0 {
+            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
+        }
+        if !minLRFraction.isFinite || minLRFraction < 0 {
+            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
+        }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
         try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
     }
 
@@ -104,6 +110,14 @@ public final class TrainJob {
     public var threads: Int? { get { options.threads } set { options.threads = newValue } }
     /// Check the save's SHA-256 manifest before resuming from it (`--no-verify` turns it off).
     public var verify = Checkpoint.verifiesByDefault
+
+    /// Checks the run-time options (0 means "none"/"automatic" for each; negative numbers are refused).
+    public func validateRunOptions() throws {
+        for (name, value) in [("save-every", saveEvery), ("eval-every", evalEvery), ("threads", threads ?? 0)] where value < 0 {
+            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive",
+                                fix: "pass --\(name) 0 (\(name == "threads" ? "all cores" : "never periodically")) or a positive number")
+        }
+    }
     /// The progress line (disable for quiet library use).
     public var progress = ProgressLine()
     /// Whether `run()` has written anything into `outDir` yet (false after a refusal: the caller may remove what
@@ -122,12 +136,13 @@ public final class TrainJob {
     /// and for a non-finite loss (the last good checkpoint stays in place). Every check runs before the first write.
     @discardableResult
     public func run() throws -> TrainSummary {
+        try validateRunOptions()
         let tokenizer = CharTokenizer.standard
         var options = self.options
         let fm = FileManager.default
 
         // Decide where we start: a fresh folder or the newest complete save of an earlier run.
-        var model: GPT
+        var model: GPT! = nil
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
         var resumed: (dir: String, manifest: TrainSaves.Manifest)? = nil
@@ -137,6 +152,7 @@ public final class TrainJob {
             lock = try RunFolderLock(outDir)
             if let newest = try saves.newest() {
                 options = try resolveResume(requested: options, saved: saved, savedStep: newest.manifest.step)
+                try options.validate()
                 if verify { try saves.verify(newest.dir, newest.manifest) }
                 (model, startStep) = try loadState(newest.dir, newest.manifest, into: &adam)
                 resumed = newest
@@ -144,12 +160,10 @@ public final class TrainJob {
                 // Killed before its first save: start it again from step 0 with its saved options.
                 options = try resolveResume(requested: options, saved: saved, savedStep: 0)
                 try options.validate()
-                model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed)
                 progress.message("note: \(outDir) has no complete save yet; starting the run again from step 0 with its saved options")
             }
         } else {
             try Self.checkFresh(options: options, outDir: outDir)
-            model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed)
         }
         if let threads = options.threads { Parallel.configure(threads: threads) }
         options.threads = Parallel.threads
@@ -158,13 +172,13 @@ public final class TrainJob {
         options.evalData = options.evalData.map(Self.absolute)
 
         let examples = try loadData(options.data, option: "--data", resumed: resume)
-        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data)
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data, use: .training)
         let fingerprint = try Self.fingerprint(options.data)
         var evalItems: [TokenizedExample]? = nil
         var evalFingerprint: String? = nil
         if let evalPath = options.evalData {
             evalItems = try Batching.tokenize(try loadData(evalPath, option: "--eval-data", resumed: resume),
-                                              tokenizer: tokenizer, nCtx: options.ctx, source: evalPath)
+                                              tokenizer: tokenizer, nCtx: options.ctx, source: evalPath, use: .training)
             evalFingerprint = try Self.fingerprint(evalPath)
         }
         if let manifest = resumed?.manifest {
@@ -177,6 +191,10 @@ public final class TrainJob {
                                     fix: "resume with the original file (--eval-data PATH re-points the run to a copy of it), or start a new run in another --out folder")
             }
         }
+        // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
+        try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
+                             evalInputs: evalItems?.map(\.inputLength).max())
+        if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
 
         // All checks passed: from here on the folder is written.
         var kernels: [TrainSaves.KernelPeriod]
@@ -258,7 +276,7 @@ public final class TrainJob {
             if options.evalEvery > 0 && (step + 1) % options.evalEvery == 0 {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
-            if (step + 1) % max(1, options.saveEvery) == 0 || step + 1 == options.steps {
+            if (options.saveEvery > 0 && (step + 1) % options.saveEvery == 0) || step + 1 == options.steps {
                 try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
                               evalFingerprint: evalFingerprint, kernels: kernels)
                 lastSaved = step + 1
@@ -269,6 +287,31 @@ public final class TrainJob {
         let seconds = ProgressLine.now() - t0
         return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
                             seconds: seconds, checkpoint: outDir, blas: blas)
+    }
+
+    /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
+    /// and which option to lower.
+    static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?) throws {
+        let config = options.modelConfig(vocabSize: vocabSize)
+        let seqLen = min(options.ctx, longestInput)
+        var estimate = MemoryEstimate.training(config, batch: options.batch, seqLen: seqLen)
+        if let evalInputs {   // held-out loss runs forward-only in batches of 64 on top of the training buffers
+            estimate.parts.append(("held-out evaluation", MemoryEstimate.inference(config, batch: min(64, options.batch), seqLen: min(options.ctx, evalInputs)).parts[1].bytes))
+        }
+        guard let room = MemoryEstimate.available(), estimate.total > room else { return }
+        let modelOnly = MemoryEstimate.training(config, batch: 1, seqLen: 1).parts[0].bytes
+        var fixes: [String] = []
+        if modelOnly > room / 2 {
+            let wpe = MemoryEstimate.format(config.nCtx.multipliedSaturating(config.dModel).multipliedSaturating(16))
+            if options.ctx > longestInput + 1 { fixes.append("lower --ctx to \(longestInput + 1) (what the data needs; --ctx \(options.ctx) alone costs \(wpe) of position embeddings and their optimizer state)") }
+            fixes.append("choose a smaller model (--layers, --d-model, --d-mlp)")
+        } else if let fits = MemoryEstimate.largestBatch(upTo: options.batch, { MemoryEstimate.training(config, batch: $0, seqLen: seqLen) }) {
+            fixes.append("lower --batch to \(fits) or less")
+        } else {
+            fixes.append("choose a smaller model or shorter examples")
+        }
+        try estimate.require("training (\(MemoryEstimate.parameterCount(config)) parameters, batch \(options.batch) × \(seqLen) positions)",
+                             fix: fixes.joined(separator: ", or "))
     }
 
     // MARK: - Output folder and resume

@@ -145,6 +145,11 @@ public enum Checkpoint {
                                 fix: "the checkpoint is incomplete; train again or re-save it with safetensors (save_pretrained(..., safe_serialization=True))")
         }
         let file = try Safetensors.read(path: dir + "/" + weightsFile)
+        // Before anything is allocated: config.json must agree with the tensors and the training options, and fit.
+        try checkConfig(config, against: file, configPath: dir + "/" + configFile)
+        try checkTrainingOptions(config, dir: dir, configPath: dir + "/" + configFile)
+        try MemoryEstimate.model(config).require("loading the model in \(dir)",
+                                                 fix: "use a machine with more memory, or a smaller model")
         let model = try GPT(config: config, seed: 0)
         try assign(file, to: model.params)
         var vocab: [String: Int]? = nil
@@ -162,6 +167,7 @@ public enum Checkpoint {
                 v[token] = n
             }
             vocab = v
+            try checkSpecialTokens(configPath: dir + "/" + configFile, vocab: v)
         }
         return (model, vocab)
     }
@@ -253,8 +259,15 @@ public enum Checkpoint {
             throw RuleLensError("\(path) is not a JSON object", fix: "re-save the checkpoint; config.json must be an HF GPT2Config")
         }
         func int(_ key: String, _ fallback: String? = nil) throws -> Int {
-            if let v = (dict[key] as? NSNumber)?.intValue { return v }
-            if let fallback, let v = (dict[fallback] as? NSNumber)?.intValue { return v }
+            for k in [key] + (fallback.map { [$0] } ?? []) {
+                guard let value = dict[k] else { continue }
+                // 1e9 is a JSON number too; what matters is that it is a whole number an Int holds.
+                guard let n = value as? NSNumber, n.doubleValue.isFinite, n.doubleValue == n.doubleValue.rounded(),
+                      abs(n.doubleValue) < 9.2e18 else {
+                    throw RuleLensError("\(path): \(k) is \(value), not a whole number", fix: "set \(k) to a positive integer (an HF GPT2Config field)")
+                }
+                return Int(n.doubleValue)
+            }
             throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
         }
         if let type = dict["model_type"] as? String, type != "gpt2" {
@@ -274,8 +287,15 @@ public enum Checkpoint {
             throw RuleLensError("\(path) sets scale_attn_weights false", fix: "RuleLens's attention always scales by 1/sqrt(d_head); use a standard GPT-2 config")
         }
         let dModel = try int("n_embd")
-        let dMLP = (dict["n_inner"] as? NSNumber)?.intValue ?? 4 * dModel
-        let eps = (dict["layer_norm_epsilon"] as? NSNumber)?.floatValue ?? 1e-5
+        let dMLP = dict["n_inner"] == nil || dict["n_inner"] is NSNull ? 4 * dModel : try int("n_inner")
+        var eps: Float = 1e-5
+        if let value = dict["layer_norm_epsilon"] {
+            guard let n = value as? NSNumber, n.doubleValue.isFinite, n.doubleValue > 0, n.doubleValue < 1 else {
+                throw RuleLensError("\(path): layer_norm_epsilon is \(value), not a small positive number",
+                                    fix: "set layer_norm_epsilon to a number such as 1e-05 (GPT-2's value)")
+            }
+            eps = n.floatValue
+        }
         let config = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), dModel: dModel, dMLP: dMLP,
                                nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps)
         do { try config.validate() } catch let error as RuleLensError {

@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "With --task or a `data generate` directory: which part to evaluate (train, test, all).") var part: String = "test"
     @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
     @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
 
@@ -57,7 +57,7 @@ struct EvalCommand: ParsableCommand {
             if let r = planeReport, !r.squares.isEmpty {
                 fields["inside"] = r.inside ?? NSNull(); fields["central"] = r.central ?? NSNull(); fields["rim"] = r.rim ?? NSNull()
             }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self))
+            print(try JSONText.string(fields))
         } else {
             print(String(format: "accuracy %.4f (%d/%d exact), answer accuracy %.4f, loss %.4f", result.accuracy,
                          result.predictions.filter(\.correct).count, result.n, answerAccuracy, result.loss))

@@ -21,22 +21,22 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
-    @Option(help: "Transformer blocks (default 2).") var layers: Int?
-    @Option(help: "Attention heads per block (default 4).") var heads: Int?
-    @Option(name: .customLong("d-model"), help: "Residual stream width (default 128).") var dModel: Int?
-    @Option(name: .customLong("d-mlp"), help: "MLP width (default 4 x d-model).") var dMLP: Int?
-    @Option(help: "Context length in positions (default 32).") var ctx: Int?
-    @Option(help: "Optimizer steps (default 1000).") var steps: Int?
-    @Option(help: "Examples per step (default 32).") var batch: Int?
-    @Option(help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
-    @Option(help: "Linear warm-up steps (default 50).") var warmup: Int?
-    @Option(help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
-    @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
+    @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
+    @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
+    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
+    @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).") var dMLP: Int?
+    @Option(parsing: .unconditional, help: "Context length in positions (default 32).") var ctx: Int?
+    @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Examples per step (default 32).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default 50).") var warmup: Int?
+    @Option(parsing: .unconditional, help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
     @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
-    @Option(help: "Threads for RuleLens loops and BLAS (default: all cores). The weights depend on it bit for bit; --resume keeps the saved count.") var threads: Int?
-    @Option(help: "Evaluate every N steps (0 = never; default 0). --resume keeps the saved value.") var evalEvery: Int?
-    @Option(help: "Save a resumable checkpoint every N steps, and after the last (default 100). --resume keeps the saved value unless given.") var saveEvery: Int?
-    @Option(help: "Length of the cosine learning-rate decay in steps (default: --steps); later steps run at its final rate (10% of --lr). --resume --steps N past the original keeps the original length.") var cosineSteps: Int?
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores). The weights depend on it bit for bit; --resume keeps the saved count.") var threads: Int?
+    @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation). --resume keeps the saved value.") var evalEvery: Int?
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves; default 100); the last step is always saved. --resume keeps the saved value unless given.") var saveEvery: Int?
+    @Option(parsing: .unconditional, help: "Length of the cosine learning-rate decay in steps (default: --steps); later steps run at its final rate (10% of --lr). --resume --steps N past the original keeps the original length.") var cosineSteps: Int?
     @Flag(help: "Continue the run saved in --out from its newest complete save (every option defaults to the saved one; --steps N extends it).") var resume = false
     @Flag(help: "With --resume: do not check the save's files against their SHA-256 manifest (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
