@@ -24,7 +24,7 @@ final class SHA256Tests: XCTestCase {
             XCTAssertEqual(h.finalizeHex(), whole, "\(pieces)")
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sha-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: path, contents: bytes)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: bytes))
         defer { try? FileManager.default.removeItem(atPath: path) }
         XCTAssertEqual(SHA256.hex(fileAt: path), whole)
         XCTAssertNil(SHA256.hex(fileAt: path + ".missing"))
