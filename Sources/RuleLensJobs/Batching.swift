@@ -57,7 +57,7 @@ public enum Batching {
     /// the vocabulary, or (with `nCtx`) when an example does not fit the context as `use` needs it. The length
     /// error names the first example that does not fit, the longest example, how many are too long, and the
     /// context that fits them all — in the words of the command (`use`).
-    public static func tokenize(_ examples: [Example], tokenizer: CharTokenizer = .standard, nCtx: Int?,
+    public static func tokenize(_ examples: [Example], tokenizer: any TextTokenizer = CharTokenizer.standard, nCtx: Int?,
                                 source: String, use: ContextUse = .evaluation) throws -> [TokenizedExample] {
         var out: [TokenizedExample] = []
         out.reserveCapacity(examples.count)
@@ -65,7 +65,7 @@ public enum Batching {
             let label = exampleLabel(index, e, source: source)
             let prompt = try tokenizer.encode(e.prompt, context: "the prompt of \(label)")
             let target = try tokenizer.encode(e.target, context: "the target of \(label)")
-            let tokens = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
+            let tokens = [tokenizer.bos] + prompt + target + [tokenizer.eos]
             out.append(TokenizedExample(tokens: tokens, promptLength: 1 + prompt.count))
         }
         if let nCtx { try checkContext(out.map { $0.tokens.count }, examples: examples, nCtx: nCtx, source: source, use: use) }
@@ -85,8 +85,11 @@ public enum Batching {
         let trainCtx = sequenceLengths.max() ?? 1   // what `rulelens train --ctx` must be to fit them all
         let tooLong = needed.filter { $0 > nCtx }.count
         let n = sequenceLengths[first]
+        // Character tokens: count the characters; multi-character (BPE) tokens: the token total only.
+        let charCount = examples[first].prompt.count + examples[first].target.count + 2 == n
+        let parts = charCount ? "\(examples[first].prompt.count) prompt + \(examples[first].target.count) target characters" : "prompt + target"
         let what = "\(exampleLabel(first, examples[first], source: source)) needs \(needed[first]) positions "
-            + "([bos] + \(examples[first].prompt.count) prompt + \(examples[first].target.count) target characters + [eos] = \(n) tokens\(use.runsAll ? "" : ", of which the model reads all but the last"))"
+            + "([bos] + \(parts) + [eos] = \(n) tokens\(use.runsAll ? "" : ", of which the model reads all but the last"))"
         let summary = "\(tooLong) of \(needed.count) example\(needed.count == 1 ? "" : "s") \(tooLong == 1 ? "is" : "are") too long; the longest is "
             + "\(exampleLabel(longest, examples[longest], source: source)) with \(needed[longest]) positions"
         switch use {
@@ -99,12 +102,12 @@ public enum Batching {
                                 fix: "\(command) only examples of at most \(nCtx) positions (drop the \(tooLong) longer one\(tooLong == 1 ? "" : "s") from the data), or train a model that fits them with `rulelens train … --ctx \(trainCtx)`")
         }
     }
-    /// Packs `items` into one batch, right-padded to the longest input (or to `seqLen` when given).
-    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil) -> Batch {
+    /// Packs `items` into one batch, right-padded with `pad` to the longest input (or to `seqLen` when given).
+    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil, pad: Int32 = CharTokenizer.pad) -> Batch {
         let seqLen = fixed ?? items.map(\.inputLength).max() ?? 1
         let b = items.count
-        var inputs = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
-        var targets = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
+        var inputs = [Int32](repeating: pad, count: b * seqLen)
+        var targets = [Int32](repeating: pad, count: b * seqLen)
         var mask = [Float](repeating: 0, count: b * seqLen)
         var real = 0
         for (row, item) in items.enumerated() {

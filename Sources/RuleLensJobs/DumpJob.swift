@@ -69,11 +69,15 @@ extension Jobs {
 
     /// `dump` on a model already in memory (`vocab`: the checkpoint's token → id map, nil for the standard one).
     public static func dump(model: GPT, vocab: [String: Int]?, _ options: DumpOptions) throws -> DumpSummary {
+        try dump(model: model, tokenizer: try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard, options)
+    }
+
+    /// `dump` on a model already in memory, tokenizing with `tokenizer`.
+    public static func dump(model: GPT, tokenizer: any TextTokenizer, _ options: DumpOptions) throws -> DumpSummary {
         let started = Date()
         try checkOutput(options)
         let exists = FileManager.default.fileExists(atPath: options.out)
         let config = model.config
-        let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
         let hookNames = try HookSites.resolve(options.hooks, config: config)
         let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions, source: options.sourceData)
 
@@ -94,7 +98,7 @@ extension Jobs {
             sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,
             positions: options.positions, maxLength: plan.maxLength, nExamples: plan.count,
             extra: ["checkpoint_fingerprint": checkpointFingerprint(model), "data_fingerprint": plan.fingerprint,
-                    "sequence": "[bos] + prompt + target + [eos], teacher-forced",
+                    "sequence": "[bos] + prompt + target + [eos], teacher-forced", "tokenizer": tokenizer.kind,
                     "prediction": "teacher-forced argmax from answer_pos, cut at the first <eos>"])
         let columns = plan.metaColumns
         let writer: ActivationStoreWriter
@@ -137,7 +141,7 @@ extension Jobs {
                 batchLengths = (start..<end).map { plan.sequences[$0].count }
                 batchPicks = (start..<end).map { plan.pick($0) }
                 let S = batchLengths.max()!
-                var tokens = [Int32](repeating: CharTokenizer.pad, count: b * S)
+                var tokens = [Int32](repeating: plan.pad, count: b * S)
                 for (i, ex) in (start..<end).enumerated() {
                     for (p, t) in plan.sequences[ex].enumerated() { tokens[i * S + p] = t }
                 }

@@ -19,11 +19,15 @@ struct DumpPlan {
     /// FNV-1a of every token sequence: identifies the data for --resume.
     let fingerprint: String
     let metaColumns: [MetaColumnSpec]
+    /// The tokenizer's padding and end ids.
+    let pad: Int32, eos: Int32
     private let hasRule, hasRuleId, hasA, hasB, hasSources: Bool
 
     var count: Int { examples.count }
 
-    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
+    init(examples: [Example], tokenizer: any TextTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
+        pad = tokenizer.pad
+        eos = tokenizer.eos
         self.examples = examples
         var seqs: [[Int32]] = [], answers: [Int] = []
         seqs.reserveCapacity(examples.count)
@@ -31,7 +35,7 @@ struct DumpPlan {
         for (i, ex) in examples.enumerated() {
             let prompt = try tokenizer.encode(ex.prompt, context: "example \(i) (id \(ex.id ?? i)), field prompt")
             let target = try tokenizer.encode(ex.target, context: "example \(i) (id \(ex.id ?? i)), field target")
-            let seq = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
+            let seq = [tokenizer.bos] + prompt + target + [tokenizer.eos]
             seq.withUnsafeBytes { f.add($0) }
             f.add("|")
             seqs.append(seq)
@@ -68,8 +72,9 @@ struct DumpPlan {
                        MetaColumnSpec(name: "answer_pos", type: .int32),
                        MetaColumnSpec(name: "prompt", type: .string, width: Self.bytes(examples.map(\.prompt))),
                        MetaColumnSpec(name: "target", type: .string, width: Self.bytes(examples.map(\.target))),
-                       // The argmax text is at most the target and one more character (it stops at <eos>).
-                       MetaColumnSpec(name: "prediction", type: .string, width: Self.bytes(examples.map(\.target)) + 1),
+                       // Characters: the argmax text is at most the target and one more character (it stops at <eos>).
+                       // BPE tokens vary in length, so there the column holds variable-length strings.
+                       MetaColumnSpec(name: "prediction", type: .string, width: tokenizer is CharTokenizer ? Self.bytes(examples.map(\.target)) + 1 : nil),
                        MetaColumnSpec(name: "correct", type: .int32)]
         if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string, width: Self.bytes(examples.map { $0.rule ?? "" }))) }
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
@@ -104,7 +109,7 @@ struct DumpPlan {
     /// Teacher-forced greedy verdict of example i from its logits [S, V]: the argmax at answer_pos … L-2
     /// (which predict the target characters and <eos>). `correct` iff every one matches — exactly when greedy
     /// decoding from the prompt would reproduce the target. `prediction` is the argmax text up to the first <eos>.
-    func predict(example i: Int, logits: UnsafePointer<Float>, vocabSize V: Int, tokenizer: CharTokenizer) -> (prediction: String, correct: Bool) {
+    func predict(example i: Int, logits: UnsafePointer<Float>, vocabSize V: Int, tokenizer: any TextTokenizer) -> (prediction: String, correct: Bool) {
         let seq = sequences[i]
         var predicted: [Int32] = []
         var correct = true
@@ -115,7 +120,7 @@ struct DumpPlan {
             for v in 1..<V where row[v] > row[best] { best = v }
             if Int32(best) != seq[p + 1] { correct = false }
             if !stopped {
-                if Int32(best) == CharTokenizer.eos { stopped = true } else { predicted.append(Int32(best)) }
+                if Int32(best) == eos { stopped = true } else { predicted.append(Int32(best)) }
             }
         }
         return (tokenizer.decode(predicted), correct)
@@ -125,7 +130,7 @@ struct DumpPlan {
     func appendMeta(to writer: ActivationStoreWriter, range: Range<Int>, verdicts: [(prediction: String, correct: Bool)]) throws {
         let exs = examples[range]
         try writer.appendMeta("id", ints: range.map { examples[$0].id ?? $0 })
-        var tokens = [Int](repeating: Int(CharTokenizer.pad), count: range.count * maxLength)
+        var tokens = [Int](repeating: Int(pad), count: range.count * maxLength)
         for (row, i) in range.enumerated() { for (p, t) in sequences[i].enumerated() { tokens[row * maxLength + p] = Int(t) } }
         try writer.appendMeta("tokens", ints: tokens)
         try writer.appendMeta("length", ints: range.map { sequences[$0].count })

@@ -7,6 +7,18 @@ extension Jobs {
         try JSONL.readExamples(path: path)
     }
 
+    /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
+    /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.
+    public static func tokenizer(checkpoint: String, vocabSize: Int) throws -> any TextTokenizer {
+        let tokenizer = try TokenizerFolder.load(folder: checkpoint)
+        guard tokenizer.count <= vocabSize else {
+            let file = tokenizer is CharTokenizer ? "vocab.json" : "tokenizer"
+            throw RuleLensError("the \(file) in \(checkpoint) has \(tokenizer.count) ids, but the model's vocabulary (vocab_size in config.json) has only \(vocabSize)",
+                                fix: "put the tokenizer the model was trained with into \(checkpoint) (tokenizer.json, or vocab.json + merges.txt)")
+        }
+        return tokenizer
+    }
+
     /// The tokenizer a checkpoint was trained with: its vocab.json, or the standard character vocabulary.
     public static func tokenizer(vocab: [String: Int]?, checkpoint: String) throws -> CharTokenizer {
         guard let vocab else { return .standard }
@@ -47,28 +59,27 @@ public struct EvalResult: Sendable {
 public enum EvalJob {
     /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
     public static func run(checkpoint: String, data: String, batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
-        let (model, vocab) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let (model, _) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize,
                        progress: progress)
     }
 
     /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors). With `progress`,
     /// both phases (teacher-forced loss, then greedy decoding) show examples done, throughput and ETA on stderr.
-    public static func run(_ model: GPT, tokenizer: CharTokenizer = .standard, examples: [Example], source: String,
+    public static func run(_ model: GPT, tokenizer: any TextTokenizer = CharTokenizer.standard, examples: [Example], source: String,
                            batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
         let batchSize = max(1, min(batchSize, items.count))   // never more rows than examples
         try MemoryEstimate.inference(model.config, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
             .require("evaluating \(items.count) examples", fix: "evaluate in smaller batches (EvalJob.run(batchSize:)) or on a machine with more memory")
         let lossCounter = progress.map { ProgressCounter($0, label: "eval: loss", total: items.count) }
-        let losses = targetLoss(model, items: items, batchSize: batchSize) { lossCounter?.update($0) }
+        let losses = targetLoss(model, items: items, batchSize: batchSize, pad: tokenizer.pad) { lossCounter?.update($0) }
         // Decode a little past the longest target, enough to see whether eos follows it.
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
         let decodeCounter = progress.map { ProgressCounter($0, label: "eval: decoding", total: items.count) }
-        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: batchSize) {
-            decodeCounter?.update($0)
-        }
+        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: tokenizer.eos,
+                                      batchSize: batchSize) { decodeCounter?.update($0) }
         var predictions: [EvalPrediction] = []
         var correct = 0
         for (i, e) in examples.enumerated() {
@@ -85,7 +96,7 @@ public enum EvalJob {
     /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
     /// `progress(done)` is called after each batch with the number of examples done.
-    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int,
+    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad,
                                   progress: ((Int) -> Void)? = nil) -> (perExample: [Double], mean: Double) {
         let vocab = model.config.vocabSize
         let retained = model.retainsActivationsForBackward
@@ -95,7 +106,7 @@ public enum EvalJob {
         var total = 0.0, count = 0
         for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
             let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
-            let batch = Batching.makeBatch(chunk, lossOn: .target)
+            let batch = Batching.makeBatch(chunk, lossOn: .target, pad: pad)
             // logits: [batch, seqLen, vocab]
             let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
             for row in 0..<batch.batch {
@@ -132,8 +143,8 @@ public enum LogitsJob {
     /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab].
     /// With `progress`, shows examples done, throughput and ETA on stderr.
     public static func run(checkpoint: String, data: String, out: String, progress: ProgressLine? = nil) throws {
-        let (model, vocab) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let (model, _) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
         model.retainsActivationsForBackward = false   // forward only
         // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
@@ -142,7 +153,7 @@ public enum LogitsJob {
         try MemoryEstimate.inference(model.config, batch: min(64, items.count), seqLen: longest,
                                      extraBytes: logitBytes < 0 ? Int.max : logitBytes, extraLabel: "the logits [\(items.count), \(longest), \(v)] and their file")
             .require("writing the logits of \(items.count) examples", fix: "split --data into smaller files and run `rulelens logits` on each")
-        let full = Batching.makeBatch(items, lossOn: .all)
+        let full = Batching.makeBatch(items, lossOn: .all, pad: tokenizer.pad)
         let n = full.batch, t = full.seqLen
         let logits = FloatBuffer(count: n * t * v)
         let counter = progress.map { ProgressCounter($0, label: "logits", total: n) }

@@ -28,6 +28,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var evalEvery = 0
     /// Save every this many steps (and always after the last). Changes no result, so a resume may change it.
     public var saveEvery = 100
+    /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
+    /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
+    public var initFrom: String? = nil
 
     public init(data: String) { self.data = data }
 
@@ -123,6 +126,8 @@ public final class TrainJob {
     /// Whether `run()` has written anything into `outDir` yet (false after a refusal: the caller may remove what
     /// it prepared for the run, e.g. generated data, so a refused command changes nothing).
     public private(set) var wroteAnything = false
+    /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
+    var tokenizer: any TextTokenizer = CharTokenizer.standard
 
     public init(options: TrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
@@ -137,7 +142,7 @@ public final class TrainJob {
     @discardableResult
     public func run() throws -> TrainSummary {
         try validateRunOptions()
-        let tokenizer = CharTokenizer.standard
+        var tokenizer: any TextTokenizer = CharTokenizer.standard
         var options = self.options
         let fm = FileManager.default
 
@@ -155,13 +160,26 @@ public final class TrainJob {
                 try options.validate()
                 if verify { try saves.verify(newest.dir, newest.manifest) }
                 (model, startStep) = try loadState(newest.dir, newest.manifest, into: &adam)
+                tokenizer = try Jobs.tokenizer(checkpoint: newest.dir, vocabSize: model.config.vocabSize)
                 resumed = newest
             } else {
                 // Killed before its first save: start it again from step 0 with its saved options.
                 options = try resolveResume(requested: options, saved: saved, savedStep: 0)
                 try options.validate()
+                if let initFrom = options.initFrom {
+                    model = try Checkpoint.load(initFrom).model
+                    tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+                }
                 progress.message("note: \(outDir) has no complete save yet; starting the run again from step 0 with its saved options")
             }
+        } else if let initFrom = options.initFrom {
+            try Self.checkFresh(options: options, outDir: outDir)
+            model = try Checkpoint.load(initFrom).model
+            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+            // The shape is the pretrained model's; recorded so train_config.json says what was trained.
+            let c = model.config
+            options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+            try options.validate()
         } else {
             try Self.checkFresh(options: options, outDir: outDir)
         }
@@ -170,6 +188,8 @@ public final class TrainJob {
         // Paths that resolve from any working directory, so `--resume` works from anywhere.
         options.data = Self.absolute(options.data)
         options.evalData = options.evalData.map(Self.absolute)
+        options.initFrom = options.initFrom.map(Self.absolute)
+        self.tokenizer = tokenizer
 
         let examples = try loadData(options.data, option: "--data", resumed: resume)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data, use: .training)
@@ -241,7 +261,7 @@ public final class TrainJob {
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
             let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                           lossOn: options.lossOn)
+                                           lossOn: options.lossOn, pad: tokenizer.pad)
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
             let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
@@ -470,7 +490,10 @@ public final class TrainJob {
         if kernels.count > 1 {
             extra["blas_history"] = kernels.map { "\($0.blas.summary) from step \($0.fromStep + 1)" }
         }
-        let files = try Checkpoint.encode(model, vocab: CharTokenizer.standard.vocab, extra: extra, metadata: ["step": "\(step)"])
+        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
+        let chars = tokenizer as? CharTokenizer
+        let files = try Checkpoint.encode(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
+                                          extra: extra, metadata: ["step": "\(step)"])
         var logs: [String: Int] = [:]
         for name in [Self.logFile, Self.evalLogFile] {
             logs[name] = ((try? FileManager.default.attributesOfItem(atPath: path(name)))?[.size] as? NSNumber)?.intValue ?? 0
@@ -502,12 +525,13 @@ public final class TrainJob {
     func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
         let line: String
         if let evalItems {
-            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64).mean
+            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean
             line = "\(step),heldout,\(loss),"
             progress.message(String(format: "eval step %d: held-out loss %.4f (%d examples)", step, loss, evalItems.count))
         } else {
             let subset = Array(trainItems.prefix(128))
-            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1)
+            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1,
+                                          eos: tokenizer.eos)
             let correct = zip(subset, outputs).filter { item, output in Array(item.tokens[item.promptLength..<(item.tokens.count - 1)]) == output }.count
             let accuracy = Double(correct) / Double(max(1, subset.count))
             line = "\(step),train_subset,,\(accuracy)"

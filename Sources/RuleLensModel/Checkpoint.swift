@@ -22,9 +22,9 @@ public enum Checkpoint {
     /// Whether `load` verifies the SHA-256 manifest by default. The CLI's `--no-verify` turns it off for one command.
     nonisolated(unsafe) public static var verifiesByDefault = true
 
-    /// Whether `dir` holds a checkpoint (its weights file exists).
+    /// Whether `dir` holds a checkpoint (its weights file, or a sharded index, exists).
     public static func exists(at dir: String) -> Bool {
-        FileManager.default.fileExists(atPath: dir + "/" + weightsFile)
+        WeightFiles.exist(in: dir)
     }
 
     /// Writes the checkpoint into `dir`.
@@ -33,8 +33,9 @@ public enum Checkpoint {
     /// Into an existing folder (e.g. a training run's output), each file is written to a temporary name and renamed,
     /// weights last; an existing checkpoint there is replaced only when `overwrite` is true.
     /// `metadata` goes into the safetensors header (`__metadata__`, alongside `format: pt`).
-    public static func save(_ model: GPT, vocab: [String: Int]?, to dir: String, extra: [String: Any] = [:],
-                            metadata: [String: String] = [:], overwrite: Bool = false) throws {
+    /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
+    public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
+                            extra: [String: Any] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
@@ -45,7 +46,7 @@ public enum Checkpoint {
             throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
                                 fix: "choose another folder, or delete the old checkpoint first")
         }
-        let files = try encode(model, vocab: vocab, extra: extra, metadata: metadata)
+        let files = try encode(model, vocab: vocab, files: extraFiles, extra: extra, metadata: metadata)
 
         if dirExists {
             for file in files { try AtomicFile.write(file.data, to: dir + "/" + file.name) }
@@ -72,7 +73,7 @@ public enum Checkpoint {
 
     /// The files of a checkpoint as bytes, in writing order: config.json, vocab.json and the tokenizer files (when a
     /// vocabulary is given), model.safetensors, and last rulelens.json, which records the SHA-256 and size of the others (and the BLAS provenance).
-    public static func encode(_ model: GPT, vocab: [String: Int]?, extra: [String: Any] = [:],
+    public static func encode(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], extra: [String: Any] = [:],
                               metadata: [String: String] = [:]) throws -> [(name: String, data: Data)] {
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
@@ -80,6 +81,7 @@ public enum Checkpoint {
             files.append((vocabFile, try sortedJSON(vocab)))
             files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
         }
+        for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
         var meta = metadata
         meta["format"] = "pt"
         files.append((weightsFile, weightsData(model.params, metadata: meta)))
@@ -140,11 +142,7 @@ public enum Checkpoint {
         }
         if verify { try Self.verify(dir) }
         let config = try readConfig(dir + "/" + configFile)
-        guard exists(at: dir) else {
-            throw RuleLensError("\(dir) has a config.json but no \(weightsFile)",
-                                fix: "the checkpoint is incomplete; train again or re-save it with safetensors (save_pretrained(..., safe_serialization=True))")
-        }
-        let file = try Safetensors.read(path: dir + "/" + weightsFile)
+        let file = try WeightFiles.open(folder: dir)
         // Before anything is allocated: config.json must agree with the tensors and the training options, and fit.
         try checkConfig(config, against: file, configPath: dir + "/" + configFile)
         try checkTrainingOptions(config, dir: dir, configPath: dir + "/" + configFile)
@@ -180,12 +178,17 @@ public enum Checkpoint {
         return Safetensors.encode(entries, metadata: metadata)
     }
 
-    /// Copies every parameter of `params` from `file`, matching HF names with or without `transformer.`.
+    /// Copies every parameter of `params` from one safetensors file.
     public static func assign(_ file: Safetensors.File, to params: GPTParameters) throws {
+        try assign(WeightFiles(file), to: params)
+    }
+
+    /// Copies every parameter of `params` from `file` (one file or shards), matching HF names with or without `transformer.`.
+    public static func assign(_ file: WeightFiles, to params: GPTParameters) throws {
         var byName: [String: Safetensors.TensorInfo] = [:]
         var ignoredHead: Safetensors.TensorInfo? = nil
         var unexpected: [String] = []
-        for info in file.tensors {
+        for info in file.tensors.map(\.info) {
             let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
             if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
             if info.name == "lm_head.weight" { ignoredHead = info; continue }
@@ -193,32 +196,33 @@ public enum Checkpoint {
             byName[name] = info
         }
         let missing = params.tensors.map(\.name).filter { byName[$0] == nil }
+        let filePath = file.description
         if !missing.isEmpty || !unexpected.isEmpty {
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing tensors: \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? " … (\(missing.count) in all)" : "")") }
             if !unexpected.isEmpty { parts.append("unexpected tensors: \(unexpected.prefix(8).joined(separator: ", "))\(unexpected.count > 8 ? " … (\(unexpected.count) in all)" : "")") }
-            throw RuleLensError("\(file.path) does not match the GPT-2 model its config.json describes (\(parts.joined(separator: "; ")))",
+            throw RuleLensError("\(filePath) does not match the GPT-2 model its config.json describes (\(parts.joined(separator: "; ")))",
                                 fix: "make config.json (n_layer, n_embd, …) agree with the weights, or re-save the checkpoint from the model it came from")
         }
         for t in params.tensors {
             let info = byName[t.name]!
             guard info.shape == t.shape else {
-                throw RuleLensError("tensor \(info.name) in \(file.path) has shape \(info.shape), but the config needs \(t.shape)",
+                throw RuleLensError("tensor \(info.name) in \(filePath) has shape \(info.shape), but the config needs \(t.shape)",
                                     fix: "make config.json agree with the weights (GPT-2 Conv1D weights are stored [in, out])")
             }
-            file.copyFloats(info, into: params.storage.ptr + t.offset)
+            file.copyFloats(info.name, into: params.storage.ptr + t.offset)
         }
         if let head = ignoredHead, let wte = params.tensor("transformer.wte.weight") {
             // RuleLens ties the LM head to the token embedding; an untied head would silently change the model.
             guard head.shape == wte.shape else {
-                throw RuleLensError("lm_head.weight in \(file.path) has shape \(head.shape), not the embedding's \(wte.shape)",
+                throw RuleLensError("lm_head.weight in \(filePath) has shape \(head.shape), not the embedding's \(wte.shape)",
                                     fix: "RuleLens supports only GPT-2 models whose LM head is tied to transformer.wte.weight")
             }
             var values = [Float](repeating: 0, count: head.count)
-            values.withUnsafeMutableBufferPointer { file.copyFloats(head, into: $0.baseAddress!) }
+            values.withUnsafeMutableBufferPointer { file.copyFloats(head.name, into: $0.baseAddress!) }
             let embedding = params.storage.ptr + wte.offset
             for i in 0..<head.count where values[i] != embedding[i] {
-                throw RuleLensError("lm_head.weight in \(file.path) differs from transformer.wte.weight (an untied LM head)",
+                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight (an untied LM head)",
                                     fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
             }
         }

@@ -7,7 +7,7 @@ import RuleLensNumerics
 extension Checkpoint {
     /// The config.json fields the tensor shapes determine, read back from the shapes in `file`, compared with
     /// `config`; the error names every field that disagrees and the tensor that shows it.
-    public static func checkConfig(_ config: GPTConfig, against file: Safetensors.File, configPath: String) throws {
+    public static func checkConfig(_ config: GPTConfig, against file: WeightFiles, configPath: String) throws {
         func shape(_ name: String) -> [Int]? {
             (file.info("transformer." + name) ?? file.info(name))?.shape
         }
@@ -26,7 +26,7 @@ extension Checkpoint {
             compare("n_inner", config.dMLP, "transformer.h.0.mlp.c_fc.weight \(fc)", fc[1])
         }
         var layers = Set<Int>()
-        for t in file.tensors {
+        for t in file.tensors.map(\.info) {
             let parts = t.name.split(separator: ".")
             if let h = parts.firstIndex(of: "h"), h + 1 < parts.count, let l = Int(parts[h + 1]) { layers.insert(l) }
         }
@@ -34,7 +34,7 @@ extension Checkpoint {
             contradictions.append("n_layer is \(config.nLayer) but the weights hold \(last + 1) blocks (transformer.h.0 … h.\(last))")
         }
         if !contradictions.isEmpty {
-            throw RuleLensError("\(configPath) contradicts the weights in \(file.path): \(contradictions.joined(separator: "; "))",
+            throw RuleLensError("\(configPath) contradicts the weights in \(file.description): \(contradictions.joined(separator: "; "))",
                                 fix: "restore those fields in config.json to what the tensors say (or re-save the checkpoint from the model it came from)")
         }
     }

@@ -21,6 +21,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
+    @Option(name: .customLong("init-from"), help: "Fine-tune the model in this folder (a RuleLens run or a Hugging Face GPT-2 folder with safetensors); its shape and tokenizer are used.") var initFrom: String?
     @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
     @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
     @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
@@ -46,6 +47,16 @@ struct TrainCommand: ParsableCommand {
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
         var options = resume ? try TrainJob.savedOptions(in: out) : TrainOptions(data: "")
+        if let initFrom {
+            guard !resume else {
+                throw RuleLensError("--init-from and --resume cannot be combined", fix: "--resume continues the run in --out; drop --init-from")
+            }
+            for (flag, given) in [("--layers", layers != nil), ("--heads", heads != nil), ("--d-model", dModel != nil), ("--d-mlp", dMLP != nil), ("--ctx", ctx != nil)] where given {
+                throw RuleLensError("\(flag) cannot be combined with --init-from (the model's shape comes from \(initFrom)/config.json)",
+                                    fix: "drop \(flag)")
+            }
+            options.initFrom = initFrom
+        }
         if let layers { options.layers = layers }
         if let heads { options.heads = heads }
         if let dModel { options.dModel = dModel }
