@@ -51,11 +51,15 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).")
     var noVerify = false
 
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).")
+    var threads: Int?
+
     @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
     var exportNpy: String?
 
     func run() throws {
         if noVerify { Checkpoint.verifiesByDefault = false }
+        try configureThreads(threads)
         let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !patterns.isEmpty else {
             throw RuleLensError("--hooks is empty", fix: "pass hook names or patterns, e.g. --hooks 'blocks.*.hook_resid_post'")

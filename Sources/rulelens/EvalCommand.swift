@@ -14,13 +14,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "With --task or a `data generate` directory: which part to evaluate (train, test, all).") var part: String = "test"
     @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
     @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
-    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
     @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
 
     func run() throws {
         if noVerify { Checkpoint.verifiesByDefault = false }
-        if let threads { Parallel.configure(threads: threads) }
+        try configureThreads(threads)
         guard let dataPart = DataPart(rawValue: part) else {
             throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
         }
@@ -95,4 +95,13 @@ func refuseToOverwrite(_ path: String) throws {
     if FileManager.default.fileExists(atPath: path) {
         throw RuleLensError("\(path) already exists", fix: "choose another --out path, or delete the file first")
     }
+}
+
+/// `--threads N` of every command: 0 (or absent) = all cores; negative numbers are refused.
+func configureThreads(_ threads: Int?) throws {
+    guard let threads else { return }
+    guard threads >= 0 else {
+        throw RuleLensError("--threads is \(threads), but it must be 0 or positive", fix: "pass --threads 0 (all cores) or a positive number")
+    }
+    Parallel.configure(threads: threads)
 }
