@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        // Open MPI (Debian: libopenmpi-dev, openmpi-bin): data-parallel training and sharded dumps under mpirun.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // Numerics: buffers, BLAS/LAPACK wrappers, seeded RNG, threading, errors. Everything else builds on it.
         .target(name: "RuleLensNumerics", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: v5),
@@ -37,6 +39,8 @@ let package = Package(
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
         .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
+        .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).
         .target(name: "RuleLensReport", dependencies: [], swiftSettings: v5),
         // Analysis: PCA/SVD, separability, probes, CKA, gradient-kernel blocks.
@@ -46,11 +50,11 @@ let package = Package(
         // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe).
         .target(name: "RuleLensJobs",
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
-                               "RuleLensAnalysis", "RuleLensReport"],
+                               "RuleLensAnalysis", "RuleLensReport", "RuleLensDistributed"],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs.
         .executableTarget(name: "rulelens",
-                          dependencies: ["RuleLensJobs",
+                          dependencies: ["RuleLensJobs", "RuleLensDistributed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
@@ -63,5 +67,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
+        .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
     ]
 )
