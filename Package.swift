@@ -47,10 +47,15 @@ let package = Package(
         .target(name: "RuleLensAnalysis",
                 dependencies: ["RuleLensNumerics", "RuleLensStore", "RuleLensModel", "RuleLensReport"],
                 swiftSettings: v5),
-        // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe).
+        // Interventions: ablation (zero/mean/resample per layer and head), activation patching, logit lens and
+        // direct logit attribution, bootstrap intervals — defined as TransformerLens defines them.
+        .target(name: "RuleLensInterventions",
+                dependencies: ["RuleLensNumerics", "RuleLensModel", "RuleLensAnalysis"],
+                swiftSettings: v5),
+        // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe, ablate, patch, lens).
         .target(name: "RuleLensJobs",
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
-                               "RuleLensAnalysis", "RuleLensReport", "RuleLensDistributed"],
+                               "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs.
         .executableTarget(name: "rulelens",
@@ -67,6 +72,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
+        .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
     ]
 )

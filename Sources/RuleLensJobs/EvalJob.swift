@@ -79,7 +79,7 @@ public enum EvalJob {
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
         let decodeCounter = progress.map { ProgressCounter($0, label: "eval: decoding", total: items.count) }
         let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: tokenizer.eos,
-                                      batchSize: batchSize) { decodeCounter?.update($0) }
+                                      batchSize: batchSize, progress: { decodeCounter?.update($0) })
         var predictions: [EvalPrediction] = []
         var correct = 0
         for (i, e) in examples.enumerated() {

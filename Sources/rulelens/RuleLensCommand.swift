@@ -15,6 +15,7 @@ struct RuleLensCommand: ParsableCommand {
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, RetrieveCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
+            AblateCommand.self, PatchCommand.self, LensCommand.self,
         ]
     )
 
