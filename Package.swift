@@ -38,7 +38,9 @@ let package = Package(
         // Model: GPT-2 forward/backward, hooks, optimiser, checkpoints (safetensors, HF names).
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
-        .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // A signal guard for reads of damaged HDF5 files (a crash inside HDF5 becomes an error paragraph).
+        .target(name: "CRuleLensGuard"),
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CRuleLensGuard", "RuleLensNumerics"], swiftSettings: v5),
         // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
         .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).

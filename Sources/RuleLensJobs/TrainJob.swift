@@ -129,6 +129,11 @@ public final class TrainJob {
     /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
     var tokenizer: any TextTokenizer = CharTokenizer.standard
 
+    /// Data parallelism under mpirun (nil: one process, exactly as before). Each step every rank computes its rows of
+    /// the global batch and `parallel` turns its gradient into the global batch's; only rank 0 writes (TrainParallel.swift).
+    public var parallel: GradientReducer? = nil
+    var writes: Bool { (parallel?.rank ?? 0) == 0 }
+
     public init(options: TrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
     }
@@ -154,7 +159,7 @@ public final class TrainJob {
         var lock: RunFolderLock? = nil
         if resume {
             let saved = try Self.savedOptions(in: outDir)
-            lock = try RunFolderLock(outDir)
+            if writes { lock = try RunFolderLock(outDir) }
             if let newest = try saves.newest() {
                 options = try resolveResume(requested: options, saved: saved, savedStep: newest.manifest.step)
                 try options.validate()
@@ -215,37 +220,45 @@ public final class TrainJob {
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
                              evalInputs: evalItems?.map(\.inputLength).max())
         if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
+        // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
+        try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
 
-        // All checks passed: from here on the folder is written.
+        // All checks passed: from here on the folder is written (under mpirun by rank 0 alone).
         var kernels: [TrainSaves.KernelPeriod]
         let blas = BLASProvenance.current
         if let (unitDir, manifest) = resumed {
-            wroteAnything = true
-            saves.removeStaleTemporaries()
-            try saves.republish(from: unitDir)
-            try saves.removeAllBut(step: manifest.step)
-            try cutLogs(to: manifest)
             kernels = manifest.kernels
+            if writes {
+                wroteAnything = true
+                saves.removeStaleTemporaries()
+                try saves.republish(from: unitDir)
+                try saves.removeAllBut(step: manifest.step)
+                try cutLogs(to: manifest)
+            }
             if let last = kernels.last?.blas, last.core != blas.core || last.threads != blas.threads {
-                FileHandle.standardError.write(Data(("note: \(outDir) was trained so far with \(last.summary); it continues with \(blas.summary), "
-                    + "so its weights will not be bitwise equal to an uninterrupted run (set OPENBLAS_CORETYPE=\(last.core) to keep the kernel)\n").utf8))
+                if writes {
+                    FileHandle.standardError.write(Data(("note: \(outDir) was trained so far with \(last.summary); it continues with \(blas.summary), "
+                        + "so its weights will not be bitwise equal to an uninterrupted run (set OPENBLAS_CORETYPE=\(last.core) to keep the kernel)\n").utf8))
+                }
                 kernels.append(TrainSaves.KernelPeriod(fromStep: manifest.step, blas: blas))
             }
         } else {
-            if !fm.fileExists(atPath: outDir) {
-                do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-                    throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
-                }
-            }
-            if lock == nil { lock = try RunFolderLock(outDir) }
-            wroteAnything = true
-            saves.removeStaleTemporaries()
-            if fm.fileExists(atPath: path(Self.evalLogFile)) { try fm.removeItem(atPath: path(Self.evalLogFile)) }
             kernels = [TrainSaves.KernelPeriod(fromStep: 0, blas: blas)]
+            if writes {
+                if !fm.fileExists(atPath: outDir) {
+                    do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
+                        throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
+                    }
+                }
+                if lock == nil { lock = try RunFolderLock(outDir) }
+                wroteAnything = true
+                saves.removeStaleTemporaries()
+                if fm.fileExists(atPath: path(Self.evalLogFile)) { try fm.removeItem(atPath: path(Self.evalLogFile)) }
+            }
         }
-        try writeConfig(options, kernels: kernels)
+        if writes { try writeConfig(options, kernels: kernels) }
         self.options = options
-        let log = try TrainLog(path: path(Self.logFile), fresh: resumed == nil)
+        let log = writes ? try TrainLog(path: path(Self.logFile), fresh: resumed == nil) : nil
 
         let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction,
                                       warmupSteps: options.warmup, totalSteps: options.scheduleSteps)
@@ -260,13 +273,18 @@ public final class TrainJob {
         }
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
-            let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                           lossOn: options.lossOn, pad: tokenizer.pad)
+            let global = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
+                                            lossOn: options.lossOn, pad: tokenizer.pad)
+            let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
-            let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
+            var loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
             guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
             model.backward()
+            if let parallel {
+                loss = parallel.reduce(gradients: model.grads.storage.ptr, count: model.grads.storage.count, localLoss: loss,
+                                       localWeight: batch.lossWeight, globalWeight: global.lossWeight)
+            }
             let lr = schedule.lr(at: step)
             if options.gradClip > 0 {
                 let norm = clipGradNorm(model.grads, maxNorm: options.gradClip)
@@ -276,7 +294,7 @@ public final class TrainJob {
             lastLoss = loss
 
             let now = ProgressLine.now()
-            let stepTokens = batch.batch * batch.seqLen
+            let stepTokens = global.batch * global.seqLen
             tokensDone += stepTokens
             stepSeconds += now - stepStart
             windowTokens += stepTokens
@@ -286,23 +304,26 @@ public final class TrainJob {
                 tokensPerSecond = Double(windowTokens) / max(windowSeconds, 1e-9)
                 windowSeconds = 0; windowTokens = 0
             }
-            try log.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
+            try log?.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
             // ETA from the mean wall time per step of this session (evaluation and saving included).
             let remaining = Double(options.steps - step - 1) * (now - t0) / Double(step + 1 - startStep)
             progress.update(String(format: "step %d/%d | loss %.4f | lr %.2e | ", step + 1, options.steps, loss, lr)
                             + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
                             final: step + 1 == options.steps)
 
-            if options.evalEvery > 0 && (step + 1) % options.evalEvery == 0 {
+            if writes && options.evalEvery > 0 && (step + 1) % options.evalEvery == 0 {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
             if (options.saveEvery > 0 && (step + 1) % options.saveEvery == 0) || step + 1 == options.steps {
-                try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
-                              evalFingerprint: evalFingerprint, kernels: kernels)
+                try parallel?.checkIdentical(model.params.storage.ptr, count: model.params.storage.count, what: "weights")
+                if writes {
+                    try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
+                                  evalFingerprint: evalFingerprint, kernels: kernels)
+                }
                 lastSaved = step + 1
             }
         }
-        try log.close()
+        try log?.close()
         withExtendedLifetime(lock) {}
         let seconds = ProgressLine.now() - t0
         return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RuleLensDistributed
 import RuleLensJobs
 
 /// `rulelens train`: parses options into `TrainOptions` and runs a `TrainJob`.
@@ -41,11 +42,14 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue the run saved in --out from its newest complete save (every option defaults to the saved one; --steps N extends it).") var resume = false
     @Flag(help: "With --resume: do not check the save's files against their SHA-256 manifest (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
+    @Option(help: ArgumentHelp("Under mpirun: reduce gradients in buckets of N floats (non-blocking allreduces) instead of one call; for make bench.", visibility: .hidden))
+    var allreduceBucket: Int?
 
     func run() throws {
         if noVerify { Checkpoint.verifiesByDefault = false }
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
+        let world = Communicator.world
         var options = resume ? try TrainJob.savedOptions(in: out) : TrainOptions(data: "")
         if let initFrom {
             guard !resume else {
@@ -94,25 +98,35 @@ struct TrainCommand: ParsableCommand {
         }
         let dataExisted = fm.fileExists(atPath: dataDir)
         let job = TrainJob(options: options, outDir: out, resume: resume)
+        job.progress = ProgressLine(enabled: !quiet && world.isRoot)
+        var parallel: DataParallel? = nil
+        if world.size > 1 {
+            parallel = DataParallel(communicator: world)
+            parallel?.bucketElements = allreduceBucket
+            job.parallel = parallel
+            if threads == nil { job.threads = world.defaultThreads }
+        }
         do {
             if source.data != nil || source.generated.task != nil {
-                let files = try source.source().materialize(into: dataDir)
+                // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
+                let files = try world.rootFirst { try source.source().materialize(into: dataDir) }
                 job.options.data = files.train
                 if !resume, job.options.evalEvery > 0, evalData == nil, let test = files.test { job.options.evalData = test }
             }
             if let evalData { job.options.evalData = evalData }
-            job.progress = ProgressLine(enabled: !quiet)
             let summary = try job.run()
+            guard world.isRoot else { return }
             guard summary.stepsRun > 0 else {
                 print("nothing to train: \(out) is already at step \(summary.steps) of \(summary.steps); checkpoint in \(summary.checkpoint)")
                 return
             }
+            let ranks = parallel.map { String(format: "; %d ranks, allreduce %.2f ms/step", $0.ranks, $0.allreduceMillisecondsPerStep) } ?? ""
             print(String(format: "trained %d steps in %.1f s (%.0f tokens/s), final loss %.4f; ",
                          summary.steps, summary.seconds, summary.tokensPerSecond, summary.finalLoss)
-                  + "checkpoint in \(summary.checkpoint) (\(summary.blas.summary))")
+                  + "checkpoint in \(summary.checkpoint) (\(summary.blas.summary))" + ranks)
         } catch {
             // A run refused before it wrote anything leaves the folder as it found it.
-            if !job.wroteAnything {
+            if !job.wroteAnything && world.isRoot {
                 if !dataExisted { try? fm.removeItem(atPath: dataDir) }
                 for path in created { rmdir(path) }   // only empty folders go
             }
