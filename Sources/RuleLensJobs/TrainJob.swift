@@ -31,8 +31,35 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
     /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
     public var initFrom: String? = nil
+    /// Model family: "gpt2" (nil, the default), "llama" or "qwen2".
+    public var arch: String? = nil
+    /// How positions enter: "learned" (GPT-2's only option), "rope" (the Llama/Qwen2 default) or "none".
+    public var positions: String? = nil
+    /// Llama/Qwen2: key/value heads for grouped-query attention (default: = heads).
+    public var kvHeads: Int? = nil
+    /// Llama/Qwen2: rotary base (default 10000).
+    public var ropeTheta: Float? = nil
+    /// Llama/Qwen2: tie the LM head to the embedding (default true).
+    public var tiedHead: Bool? = nil
 
     public init(data: String) { self.data = data }
+
+    /// The family to build: gpt2, llama or qwen2.
+    public var family: String { arch ?? "gpt2" }
+
+    /// The Llama/Qwen2 shape these options ask for (nil for GPT-2).
+    public func llamaConfig(vocabSize: Int) -> LlamaConfig? {
+        guard let family = LlamaConfig.Family(rawValue: self.family) else { return nil }
+        return LlamaConfig(family: family, nLayer: layers, nHead: heads, nKVHead: kvHeads ?? heads, dModel: dModel, dMLP: dMLP,
+                           nCtx: ctx, vocabSize: vocabSize, ropeTheta: ropeTheta ?? 10_000,
+                           positions: positions == "none" ? .none : .rope, tiedEmbeddings: tiedHead ?? true)
+    }
+
+    /// A freshly initialised model of the requested family (initialisation depends only on `seed`).
+    public func buildModel(vocabSize: Int) throws -> any LanguageModel {
+        if let c = llamaConfig(vocabSize: vocabSize) { return try LlamaModel(config: c, seed: seed) }
+        return try GPT(config: modelConfig(vocabSize: vocabSize), seed: seed)
+    }
 
     /// The model shape these options ask for (the character vocabulary fixes the vocab size).
     public func modelConfig(vocabSize: Int) -> GPTConfig {
@@ -57,7 +84,23 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
         }
         if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
-        try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
+        guard ["gpt2", "llama", "qwen2"].contains(family) else {
+            throw RuleLensError("--arch \(family) is not gpt2, llama or qwen2", fix: "pass --arch gpt2, --arch llama or --arch qwen2")
+        }
+        let allowed = family == "gpt2" ? ["learned"] : ["rope", "none"]
+        if let positions, !allowed.contains(positions) {
+            throw RuleLensError("--positions \(positions) does not apply to --arch \(family) (it takes \(allowed.joined(separator: " or ")))",
+                                fix: family == "gpt2" ? "GPT-2 has learned positions only; for rotary or no positions pass --arch llama (or qwen2) --positions rope|none"
+                                                      : "pass --positions rope or --positions none")
+        }
+        if family == "gpt2" {
+            for (flag, given) in [("--kv-heads", kvHeads != nil), ("--rope-theta", ropeTheta != nil), ("--untied-head", tiedHead == false)] where given {
+                throw RuleLensError("\(flag) applies to --arch llama or qwen2, not gpt2", fix: "drop \(flag), or pass --arch llama")
+            }
+            try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
+        } else {
+            try llamaConfig(vocabSize: CharTokenizer.standard.count)!.validate()
+        }
     }
 
     /// Decodes a saved train_config.json; fields an older file lacks take their defaults, extra fields (the BLAS
@@ -152,7 +195,7 @@ public final class TrainJob {
         let fm = FileManager.default
 
         // Decide where we start: a fresh folder or the newest complete save of an earlier run.
-        var model: GPT! = nil
+        var model: (any LanguageModel)! = nil
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
         var resumed: (dir: String, manifest: TrainSaves.Manifest)? = nil
@@ -165,25 +208,33 @@ public final class TrainJob {
                 try options.validate()
                 if verify { try saves.verify(newest.dir, newest.manifest) }
                 (model, startStep) = try loadState(newest.dir, newest.manifest, into: &adam)
-                tokenizer = try Jobs.tokenizer(checkpoint: newest.dir, vocabSize: model.config.vocabSize)
+                tokenizer = try Jobs.tokenizer(checkpoint: newest.dir, vocabSize: model.vocabSize)
                 resumed = newest
             } else {
                 // Killed before its first save: start it again from step 0 with its saved options.
                 options = try resolveResume(requested: options, saved: saved, savedStep: 0)
                 try options.validate()
                 if let initFrom = options.initFrom {
-                    model = try Checkpoint.load(initFrom).model
-                    tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+                    model = try Jobs.loadModel(initFrom)
+                    tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
                 }
                 progress.message("note: \(outDir) has no complete save yet; starting the run again from step 0 with its saved options")
             }
         } else if let initFrom = options.initFrom {
             try Self.checkFresh(options: options, outDir: outDir)
-            model = try Checkpoint.load(initFrom).model
-            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+            model = try Jobs.loadModel(initFrom)
+            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
             // The shape is the pretrained model's; recorded so train_config.json says what was trained.
-            let c = model.config
-            options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+            if let gpt = model as? GPT {
+                let c = gpt.config
+                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                options.arch = nil
+            } else if let llama = model as? LlamaModel {
+                let c = llama.config
+                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                options.arch = c.family.rawValue; options.kvHeads = c.nKVHead; options.ropeTheta = c.ropeTheta
+                options.positions = c.positions.rawValue; options.tiedHead = c.tiedEmbeddings
+            }
             try options.validate()
         } else {
             try Self.checkFresh(options: options, outDir: outDir)
@@ -219,7 +270,7 @@ public final class TrainJob {
         // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
                              evalInputs: evalItems?.map(\.inputLength).max())
-        if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
+        if model == nil { model = try options.buildModel(vocabSize: tokenizer.count) }
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
         try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
 
@@ -277,17 +328,17 @@ public final class TrainJob {
                                             lossOn: options.lossOn, pad: tokenizer.pad)
             let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
             model.zeroGrads()
-            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
             var loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
             guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
             model.backward()
             if let parallel {
-                loss = parallel.reduce(gradients: model.grads.storage.ptr, count: model.grads.storage.count, localLoss: loss,
+                loss = parallel.reduce(gradients: model.gradientStorage.ptr, count: model.gradientStorage.count, localLoss: loss,
                                        localWeight: batch.lossWeight, globalWeight: global.lossWeight)
             }
             let lr = schedule.lr(at: step)
             if options.gradClip > 0 {
-                let norm = clipGradNorm(model.grads, maxNorm: options.gradClip)
+                let norm = clipGradNorm(model.gradientStorage, maxNorm: options.gradClip)
                 guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved) }
             }
             adam.step(model, lr: lr)
@@ -315,7 +366,7 @@ public final class TrainJob {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
             if (options.saveEvery > 0 && (step + 1) % options.saveEvery == 0) || step + 1 == options.steps {
-                try parallel?.checkIdentical(model.params.storage.ptr, count: model.params.storage.count, what: "weights")
+                try parallel?.checkIdentical(model.parameterStorage.ptr, count: model.parameterStorage.count, what: "weights")
                 if writes {
                     try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
                                   evalFingerprint: evalFingerprint, kernels: kernels)
@@ -333,7 +384,7 @@ public final class TrainJob {
     /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
     /// and which option to lower.
     static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?) throws {
-        let config = options.modelConfig(vocabSize: vocabSize)
+        let config = options.llamaConfig(vocabSize: vocabSize).map(MemoryEstimate.comparableConfig) ?? options.modelConfig(vocabSize: vocabSize)
         let seqLen = min(options.ctx, longestInput)
         var estimate = MemoryEstimate.training(config, batch: options.batch, seqLen: seqLen)
         if let evalInputs {   // held-out loss runs forward-only in batches of 64 on top of the training buffers
@@ -446,13 +497,13 @@ public final class TrainJob {
         URL(fileURLWithPath: path).standardizedFileURL.path
     }
 
-    func loadState(_ unit: String, _ manifest: TrainSaves.Manifest, into adam: inout AdamW) throws -> (GPT, Int) {
-        let (model, _) = try Checkpoint.load(unit, verify: false)   // the save's manifest covers its files
+    func loadState(_ unit: String, _ manifest: TrainSaves.Manifest, into adam: inout AdamW) throws -> (any LanguageModel, Int) {
+        let model = try Jobs.loadModel(unit)
         let statePath = unit + "/" + Self.stateFile
         let state = try Safetensors.read(path: statePath)
         guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),
               let m = state.info("adam.m"), let v = state.info("adam.v"),
-              m.count == model.params.storage.count, v.count == model.params.storage.count else {
+              m.count == model.parameterStorage.count, v.count == model.parameterStorage.count else {
             throw RuleLensError("\(statePath) is not a RuleLens training state for this model",
                                 fix: "it is written by `rulelens train`; start a new run in another --out folder")
         }
@@ -460,8 +511,8 @@ public final class TrainJob {
             throw RuleLensError("\(statePath) is from step \(step) but its save from step \(manifest.step)",
                                 fix: "restore the save from a copy, or start a new run in another --out folder")
         }
-        adam.m = FloatBuffer(count: model.params.storage.count)
-        adam.v = FloatBuffer(count: model.params.storage.count)
+        adam.m = FloatBuffer(count: model.parameterStorage.count)
+        adam.v = FloatBuffer(count: model.parameterStorage.count)
         state.copyFloats(m, into: adam.m.ptr)
         state.copyFloats(v, into: adam.v.ptr)
         adam.t = t
@@ -500,28 +551,31 @@ public final class TrainJob {
                              to: path(Self.configFile))
     }
 
-    func saveState(_ model: GPT, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String, evalFingerprint: String?,
+    func saveState(_ model: any LanguageModel, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String, evalFingerprint: String?,
                    kernels: [TrainSaves.KernelPeriod]) throws {
-        let n = model.params.storage.count
+        let n = model.parameterStorage.count
         let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)",
                     "data_fingerprint": fingerprint]
         let state = Safetensors.encode([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
                                         Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)], metadata: meta)
-        var extra: [String: Any] = ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"]
+        var extra: [String: String] = ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"]
         if kernels.count > 1 {
-            extra["blas_history"] = kernels.map { "\($0.blas.summary) from step \($0.fromStep + 1)" }
+            extra["blas_history"] = kernels.map { "\($0.blas.summary) from step \($0.fromStep + 1)" }.joined(separator: "; ")
         }
         // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
         let chars = tokenizer as? CharTokenizer
-        let files = try Checkpoint.encode(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
-                                          extra: extra, metadata: ["step": "\(step)"])
         var logs: [String: Int] = [:]
         for name in [Self.logFile, Self.evalLogFile] {
             logs[name] = ((try? FileManager.default.attributesOfItem(atPath: path(name)))?[.size] as? NSNumber)?.intValue ?? 0
         }
         let manifest = TrainSaves.Manifest(step: step, dataPosition: step, logs: logs, dataFingerprint: fingerprint,
                                            evalDataFingerprint: evalFingerprint, kernels: kernels, options: options, files: [:])
-        try saves.write(step: step, checkpointFiles: files, state: state, manifest: manifest)
+        let tokenizer = self.tokenizer
+        try saves.write(step: step, state: state, manifest: manifest) { dir in
+            try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
+                                 bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: dir, extra: extra,
+                                 metadata: ["step": "\(step)"], overwrite: false)
+        }
     }
 
     /// FNV-1a (64-bit) of a file's bytes, so a resumed run can tell that its data file changed.
@@ -543,7 +597,7 @@ public final class TrainJob {
 
     // MARK: - Evaluation during training
 
-    func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
+    func evaluate(_ model: any LanguageModel, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
         let line: String
         if let evalItems {
             let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean

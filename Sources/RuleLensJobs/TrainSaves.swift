@@ -74,8 +74,9 @@ struct TrainSaves {
     // MARK: - Writing
 
     /// Writes the save of `step` as one unit, publishes its checkpoint at the top of OUT, removes older saves.
-    /// `checkpointFiles` come from `Checkpoint.encode` (rulelens.json last); `state` is train_state.safetensors.
-    func write(step: Int, checkpointFiles: [(name: String, data: Data)], state: Data, manifest: Manifest) throws {
+    /// `writeCheckpoint(dir)` writes the checkpoint into the new folder `dir` (`ModelFolder.save`); `state` is
+    /// train_state.safetensors.
+    func write(step: Int, state: Data, manifest: Manifest, writeCheckpoint: (String) throws -> Void) throws {
         let fm = FileManager.default
         if !fm.fileExists(atPath: checkpointsDir) {
             do { try fm.createDirectory(atPath: checkpointsDir, withIntermediateDirectories: false) } catch {
@@ -85,20 +86,22 @@ struct TrainSaves {
         }
         let name = Self.unitName(step: step)
         let temp = checkpointsDir + "/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
+        let final = checkpointsDir + "/" + name
         do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
+            try writeCheckpoint(temp)
+            try AtomicFile.write(state, to: temp + "/" + TrainJob.stateFile)
             var manifest = manifest
-            var files = checkpointFiles
-            files.append((TrainJob.stateFile, state))
-            for file in files {
-                try AtomicFile.write(file.data, to: temp + "/" + file.name)
-                manifest.files[file.name] = FileDigest(sha256: SHA256.hex(file.data), bytes: file.data.count)
+            for file in try fm.contentsOfDirectory(atPath: temp).sorted() where !file.hasPrefix(".") {
+                guard let digest = SHA256.hex(fileAt: temp + "/" + file),
+                      let size = (try fm.attributesOfItem(atPath: temp + "/" + file)[.size] as? NSNumber)?.intValue else {
+                    throw RuleLensError("cannot read back \(temp)/\(file)", fix: "check the disk and the permissions of \(checkpointsDir)")
+                }
+                manifest.files[file] = FileDigest(sha256: digest, bytes: size)
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try AtomicFile.write(try encoder.encode(manifest) + Data([0x0A]), to: temp + "/" + Self.manifestFile)
             try AtomicFile.syncDirectory(temp)
-            let final = checkpointsDir + "/" + name
             if fm.fileExists(atPath: final) { try discard(final) }
             guard rename(temp, final) == 0 else {
                 throw RuleLensError("cannot move the save of step \(step) into \(final) (\(String(cString: strerror(errno))))",
@@ -110,7 +113,7 @@ struct TrainSaves {
         }
         try AtomicFile.syncDirectory(checkpointsDir)
         // Committed. Publish the checkpoint at the top of OUT; a kill from here on is repaired by resume.
-        try publish(checkpointFiles)
+        try republish(from: final)
         try removeAllBut(step: step)
     }
 
@@ -126,7 +129,8 @@ struct TrainSaves {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: unit)) ?? [])
             .filter { $0 != TrainJob.stateFile && $0 != Self.manifestFile && $0 != Checkpoint.infoFile && !$0.hasPrefix(".") }.sorted()
         var files: [(name: String, data: Data)] = []
-        for name in names + [Checkpoint.infoFile] {
+        let last = FileManager.default.fileExists(atPath: unit + "/" + Checkpoint.infoFile) ? [Checkpoint.infoFile] : []
+        for name in names + last {
             guard let data = FileManager.default.contents(atPath: unit + "/" + name) else {
                 throw RuleLensError("cannot read \(unit)/\(name)", fix: "check the permissions of \(unit)")
             }
