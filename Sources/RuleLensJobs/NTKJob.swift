@@ -29,6 +29,7 @@ extension ProbeJob {
     /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
         let vae = isVAE ? try VAECheckpoint.load(o.checkpoint) : nil
         if !isVAE {
@@ -68,14 +69,8 @@ extension ProbeJob {
         chosen.sort()
         let picked = chosen.map { examples[$0] }
         let labels = Labels(strings: picked.map { ruleOf($0)! })
-        let started = Date()
-        let onExample: (Int, Int) -> Void = { done, total in
-            if done % 8 == 0 || done == total {
-                let elapsed = Date().timeIntervalSince(started)
-                progress(String(format: "ntk: example %d/%d | %.1f ex/s | ETA %.0fs", done, total, Double(done) / max(elapsed, 1e-9),
-                                elapsed / Double(done) * Double(total - done)))
-            }
-        }
+        let counter = ProgressCounter(progressLine, label: "ntk:", total: picked.count)
+        let onExample: (Int, Int) -> Void = { done, _ in counter.update(done) }
         let results: [GradientKernel.BlockSimilarity]
         if let vae {
             results = try vaeNTK(vae, examples: picked, rules: labels, source: o.data, progress: onExample)
@@ -89,7 +84,6 @@ extension ProbeJob {
             }
             results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels, progress: onExample)
         }
-        progressDone()
 
         let rows: [[String: Any]] = results.map {
             ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,

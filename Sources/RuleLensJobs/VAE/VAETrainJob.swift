@@ -180,8 +180,9 @@ public final class VAETrainJob {
             }
         }
         try log.close(); try klLog.close()
-        return TrainSummary(steps: options.steps, finalLoss: Float(lastLoss), tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
-                            seconds: ProgressLine.now() - t0, checkpoint: outDir)
+        return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: Float(lastLoss),
+                            tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9), seconds: ProgressLine.now() - t0, checkpoint: outDir,
+                            blas: BLASProvenance.current)
     }
 
     func checkFreshOutput() throws {
