@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         // Open MPI (Debian: libopenmpi-dev, openmpi-bin): data-parallel training and sharded dumps under mpirun.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
@@ -38,7 +39,9 @@ let package = Package(
         // Model: GPT-2 forward/backward, hooks, optimiser, checkpoints (safetensors, HF names).
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
-        .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // A signal guard for reads of damaged HDF5 files (a crash inside HDF5 becomes an error paragraph).
+        .target(name: "CRuleLensGuard"),
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CDeflate", "CRuleLensGuard", "RuleLensNumerics"], swiftSettings: v5),
         // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
         .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).

@@ -26,8 +26,13 @@ public struct DumpOptions {
     public var force = false
     /// Continue an incomplete output.
     public var resume = false
-    /// gzip level 0–9 (with shuffle); 0 stores uncompressed.
-    public var gzip = 1
+    /// How /acts chunks are stored (`none`, or shuffle + deflate at a level).
+    public var compression = ChunkCompression.default
+    /// The deflate level of `compression`, 0 for none (setting 0 selects none).
+    public var gzip: Int {
+        get { compression.gzipLevel }
+        set { compression = newValue <= 0 ? .none : .gzip(level: newValue) }
+    }
     /// Print a progress line on stderr.
     public var progress = true
     /// Debug/verification: also write each site's stored rows to DIR/<hook>.npy, exactly as handed to HDF5.
@@ -69,7 +74,9 @@ extension Jobs {
             throw RuleLensError("--force and --resume contradict each other", fix: "pass --resume to continue the file, or --force to start over")
         }
         guard options.batch > 0 else { throw RuleLensError("--batch must be positive (got \(options.batch))", fix: "pass e.g. --batch 32") }
-        guard (0...9).contains(options.gzip) else { throw RuleLensError("--gzip must be 0…9 (got \(options.gzip))", fix: "pass e.g. --gzip 1") }
+        guard (0...9).contains(options.gzip) else {
+            throw RuleLensError("gzip level \(options.gzip) is outside 1…9", fix: "pass --compression none, gzip or gzip:LEVEL with LEVEL 1–9")
+        }
         let exists = FileManager.default.fileExists(atPath: options.out)
         if exists && !options.force && !options.resume {
             throw RuleLensError("\(options.out) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
@@ -143,9 +150,12 @@ extension Jobs {
                 guard let layout = layoutByName[name], let rows = staging[name] else { return }
                 let srcRow = Array(shape.dropFirst())
                 let srcElements = srcRow.reduce(1, *)
-                for e in 0..<shape[0] {
-                    layout.copyRow(from: values + e * srcElements, srcRow: srcRow, to: rows.ptr + e * layout.spec.rowElements,
-                                   length: batchLengths[e], pick: batchPicks[e])
+                let (lengths, picks) = (batchLengths, batchPicks)
+                Parallel.forRanges(shape[0], minPerThread: max(1, 16_384 / max(1, srcElements))) { e0, e1 in
+                    for e in e0..<e1 {
+                        layout.copyRow(from: values + e * srcElements, srcRow: srcRow, to: rows.ptr + e * layout.spec.rowElements,
+                                       length: lengths[e], pick: picks[e])
+                    }
                 }
             }
             let progress = DumpProgress(total: range.count, start: firstExample - range.lowerBound, enabled: options.progress)

@@ -5,6 +5,7 @@
 @_exported import RuleLensAnalysis
 @_exported import RuleLensReport
 @_exported import RuleLensInterventions
+@_exported import RuleLensDistributed
 
 /// Library-level workflows (train, eval, dump, probe). The CLI parses options and calls these;
 /// Swift users can call them directly.

@@ -21,6 +21,7 @@ struct RuleLensCommand: ParsableCommand {
 
     static func main() {
         BLASEnvironment.ensureCoreTypeOrReexec()
+        HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
         do {
             var command = try parseAsRoot()
             try command.run()
