@@ -11,18 +11,19 @@ public enum Generate {
     /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
     /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
     /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold.
-    public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
+    public static func greedy(_ model: any LanguageModel, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64, hooks: HookSet? = nil,
                               willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true) -> [[Int32]] {
-        if cached && hooks == nil && willRun == nil && model.supportsCachedDecoding {
-            return greedyCached(model, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize)
+        if cached && hooks == nil && willRun == nil, let gpt = model as? GPT, gpt.supportsCachedDecoding {
+            // The KV cache is GPT-2's; other families re-run the sequence per token below.
+            return greedyCached(gpt, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize)
         }
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
         defer { model.retainsActivationsForBackward = retained }
         var results = [[Int32]](repeating: [], count: prompts.count)
-        let nCtx = model.config.nCtx, vocab = model.config.vocabSize
+        let nCtx = model.contextLength, vocab = model.vocabSize
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
         for length in byLength.keys.sorted() {

@@ -12,10 +12,12 @@ enum DumpBench {
         let batch = args.count > 4 ? Int(args[4]) ?? 32 : 32
         // COMPRESSION: none, gzip, gzip:LEVEL, or a bare level (0 = none).
         let compression: ChunkCompression = try args.count > 5 ? (Int(args[5]).map { $0 == 0 ? ChunkCompression.none : .gzip(level: $0) } ?? ChunkCompression(parsing: args[5])) : .default
-        let (model, vocab) = try Checkpoint.load(checkpoint)
+        // Any family (gpt2, llama, qwen2) with the folder's own tokenizer; sequences as the dump builds them.
+        let model = try Jobs.loadModel(checkpoint)
+        model.retainsActivationsForBackward = false
         let examples = try JSONL.readExamples(path: dataPath)
-        let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
-        let sequences = try examples.map { [CharTokenizer.bos] + (try tokenizer.encode($0.prompt + $0.target)) + [CharTokenizer.eos] }
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
+        let sequences = try examples.map { [tokenizer.bos] + (try tokenizer.encode($0.prompt)) + (try tokenizer.encode($0.target)) + [tokenizer.eos] }
 
         // Plain forward: the dump's batching and padding, no hooks, no file. Each side runs once (the runs are
         // seconds long); one batch first warms up the thread pools.
@@ -24,9 +26,9 @@ enum DumpBench {
             while start < min(limit, sequences.count) {
                 let end = min(sequences.count, start + batch)
                 let S = sequences[start..<end].map(\.count).max()!
-                var tokens = [Int32](repeating: CharTokenizer.pad, count: (end - start) * S)
+                var tokens = [Int32](repeating: tokenizer.pad, count: (end - start) * S)
                 for (i, s) in sequences[start..<end].enumerated() { for (p, t) in s.enumerated() { tokens[i * S + p] = t } }
-                _ = model.forward(tokens: tokens, batch: end - start, seqLen: S)
+                _ = model.forward(tokens: tokens, batch: end - start, seqLen: S, hooks: nil)
                 start = end
             }
         }
@@ -39,10 +41,10 @@ enum DumpBench {
         options.batch = batch; options.compression = compression; options.force = true; options.progress = false
         var summary: DumpSummary? = nil
         let t1 = DispatchTime.now().uptimeNanoseconds
-        summary = try Jobs.dump(model: model, vocab: vocab, options)
+        summary = try Jobs.dump(model: model, tokenizer: tokenizer, options)
         let dumpSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         let fileBytes = (try FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)?.intValue ?? 0
-        emit(["bench": "dump", "hooks": hooks, "examples": examples.count, "sites": summary!.sites.count, "batch": batch,
+        emit(["bench": "dump", "hooks": hooks, "examples": examples.count, "tokens": sequences.map(\.count).reduce(0, +), "sites": summary!.sites.count, "batch": batch,
               "compression": compression.description, "forward_s": forwardSeconds, "dump_s": dumpSeconds,
               "forward_examples_per_s": Double(examples.count) / forwardSeconds,
               "dump_examples_per_s": Double(examples.count) / dumpSeconds,
