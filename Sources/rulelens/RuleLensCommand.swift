@@ -13,6 +13,7 @@ struct RuleLensCommand: ParsableCommand {
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self,
+            RunCommand.self,
         ]
     )
 
