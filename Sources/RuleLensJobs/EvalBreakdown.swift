@@ -16,7 +16,12 @@ public struct EvalBreakdown {
 
     /// `carryBase` overrides the task's base (nil: from the task; none for tasks without digit carries).
     public static func compute(examples: [Example], predictions: [String], meta: DataMeta?, carryBase: Int? = nil) throws -> EvalBreakdown {
-        let ok = PlaneAccuracy.answerCorrect(predictions: predictions, examples: examples)
+        try compute(examples: examples, correct: PlaneAccuracy.answerCorrect(predictions: predictions, examples: examples),
+                    meta: meta, carryBase: carryBase)
+    }
+
+    /// The same from per-example verdicts (e.g. teacher-forced exact match).
+    public static func compute(examples: [Example], correct ok: [Bool], meta: DataMeta?, carryBase: Int? = nil) throws -> EvalBreakdown {
         var b = EvalBreakdown(answerCorrect: ok, answerAccuracy: Double(ok.filter { $0 }.count) / Double(max(1, ok.count)))
         if let plane = meta?.plane, examples.contains(where: { $0.a != nil && $0.b != nil }) {
             let report = PlaneAccuracy.compute(examples: examples, correct: ok, plane: plane, squares: meta?.squares ?? [])

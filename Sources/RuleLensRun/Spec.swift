@@ -64,6 +64,8 @@ public struct ExperimentSpec: Sendable {
     public var quickVars: [(key: String, value: SpecNode)]
     /// `sweep:` variable → values; the run has one variant per combination (in order, the first variable slowest).
     public var sweep: [(key: String, values: [String])]
+    /// `sweep:` written as a list of cases (`- {task: addition, ctx: 16}`): exactly these variants, in order.
+    public var cases: [[(key: String, value: String)]]? = nil
     public var steps: [StepSpec]
     public var expects: [ExpectSpec]
     /// The YAML text the spec was read from (its fingerprint goes into results.json).
@@ -81,10 +83,14 @@ public struct Variant: Sendable, Equatable {
 extension ExperimentSpec {
     /// Every combination of the sweep's values (one variant when there is no sweep).
     public var variants: [Variant] {
-        guard !sweep.isEmpty else { return [Variant(id: "default", vars: [:], folder: "")] }
         var combos: [[(String, String)]] = [[]]
-        for (key, values) in sweep {
-            combos = combos.flatMap { prefix in values.map { prefix + [(key, $0)] } }
+        if let cases {
+            combos = cases.map { $0.map { ($0.key, $0.value) } }
+        } else {
+            guard !sweep.isEmpty else { return [Variant(id: "default", vars: [:], folder: "")] }
+            for (key, values) in sweep {
+                combos = combos.flatMap { prefix in values.map { prefix + [(key, $0)] } }
+            }
         }
         return combos.map { combo in
             let id = combo.map { "\($0.0)=\($0.1)" }.joined(separator: ",")

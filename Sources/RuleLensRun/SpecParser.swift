@@ -61,12 +61,37 @@ public enum SpecParser {
             throw err(v.line, "quick replaces \(k), which is not in vars", "declare \(k) under vars: first")
         }
         var sweep: [(key: String, values: [String])] = []
-        for (k, v) in try mapPairs("sweep") {
+        var cases: [[(key: String, value: String)]]? = nil
+        if let node = value("sweep"), case .list(let items, _) = node {
+            // A list of cases: each a mapping of variables to values (the same variables in every case).
+            var list: [[(key: String, value: String)]] = []
+            for item in items {
+                guard case .map(let pairs, _) = item, !pairs.isEmpty, pairs.allSatisfy({ $0.value.scalar != nil }) else {
+                    throw err(item.line, "a sweep case is a mapping of variables to values", "write `- {task: addition, ctx: 16}`")
+                }
+                for (k, v) in pairs where vars.contains(where: { $0.key == k }) || !isIdentifier(k) {
+                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use letters, digits and _")
+                }
+                if let first = list.first, Set(first.map(\.key)) != Set(pairs.map(\.key)) {
+                    throw err(item.line, "every sweep case must set the same variables (\(first.map(\.key).joined(separator: ", ")))", "add the missing ones")
+                }
+                list.append(pairs.map { ($0.key, $0.value.scalar!) })
+            }
+            guard !list.isEmpty else { throw err(node.line, "sweep is an empty list", "give at least one case") }
+            cases = list
+            for (k, _) in list[0] {
+                var values: [String] = []
+                for c in list { let v = c.first { $0.key == k }!.value; if !values.contains(v) { values.append(v) } }
+                sweep.append((k, values))
+            }
+        } else {
+          for (k, v) in try mapPairs("sweep") {
             guard case .list(let items, _) = v, !items.isEmpty, items.allSatisfy({ $0.scalar != nil }) else {
                 throw err(v.line, "sweep \(k) must be a non-empty list of values", "write `\(k): [a, b, c]`")
             }
             if vars.contains(where: { $0.key == k }) { throw err(v.line, "\(k) is both a var and a sweep variable", "keep it in one place") }
             sweep.append((k, items.map { $0.scalar! }))
+          }
         }
 
         guard let stepsNode = value("steps") else { throw err(1, "missing field steps", "add `steps:` with a list of steps such as `- data: {task: addition}`") }
@@ -173,7 +198,7 @@ public enum SpecParser {
             }
         }
         return ExperimentSpec(name: name, claim: claim, study: value("study")?.scalar, description: value("description")?.scalar,
-                              path: path, vars: vars, quickVars: quickVars, sweep: sweep, steps: steps, expects: expects, source: text)
+                              path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: expects, source: text)
     }
 
     static func isIdentifier(_ s: String) -> Bool {

@@ -24,7 +24,7 @@ public enum DataStep: RunStep {
 
     public static func quick(_ o: inout StepOptions) {
         if let task = try? o.string("task"), let t = TaskName(rawValue: task), !t.hasPlane {
-            o.cap("count", 400)
+            o.cap("count", 300)
         }
         o.cap("test-per-digit", 20, orSet: false)
     }

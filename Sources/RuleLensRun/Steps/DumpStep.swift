@@ -16,7 +16,7 @@ public enum DumpStep: RunStep {
         .init("limit", .int, "dump the first N examples only"),
     ]
 
-    public static func quick(_ o: inout StepOptions) { o.cap("limit", 200) }
+    public static func quick(_ o: inout StepOptions) { o.cap("limit", 100) }
 
     public static func commandLine(_ o: StepOptions, dir: String) -> String {
         "rulelens dump " + o.flags(["checkpoint", "data", "part", "hooks", "positions", "batch"]) + " --out \(dir)/\(output)"

@@ -13,10 +13,11 @@ public enum EvalStep: RunStep {
         .init("limit", .int, "evaluate a seeded sample of at most this many examples per part"),
         .init("carry-base", .int, "base of the units-digit carry split (default: 10 for decimal addition tasks, 9 for base-9)"),
         .init("batch", .int, "prompts per decoding batch"),
+        .init("mode", .choice(["greedy", "teacher-forced"]), "greedy decoding (default), or teacher-forced exact match: the same verdict from one forward pass (for long traces); no predictions text"),
         .init("seed", .int, "seed of the --limit sample"),
     ]
 
-    public static func quick(_ o: inout StepOptions) { o.cap("limit", 150) }
+    public static func quick(_ o: inout StepOptions) { o.cap("limit", 40) }
 
     public static func commandLine(_ o: StepOptions, dir: String) -> String {
         let parts = ((try? o.list("part")) ?? nil) ?? ["test"]
@@ -45,14 +46,29 @@ public enum EvalStep: RunStep {
                 loaded.examples = idx.prefix(limit).sorted().map { loaded.examples[$0] }
             }
             ctx.log("  evaluating \(loaded.examples.count) examples (\(partName))")
-            let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin,
-                                         batchSize: try o.int("batch", default: 64))
-            try EvalJob.writePredictions(result.predictions, to: ctx.path("predictions_\(partName).jsonl"))
-            files.append("predictions_\(partName).jsonl")
-            let breakdown = try EvalBreakdown.compute(examples: loaded.examples, predictions: result.predictions.map(\.prediction),
+            let batchSize = try o.int("batch", default: 64)
+            let accuracy: Double, loss: Double, n: Int
+            let breakdown: EvalBreakdown
+            if try o.string("mode", default: "greedy") == "teacher-forced" {
+                let items = try Batching.tokenize(loaded.examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: loaded.origin)
+                let exact = EvalJob.teacherForcedExactMatch(model, items: items, batchSize: batchSize)
+                let losses = EvalJob.targetLoss(model, items: items, batchSize: batchSize)
+                accuracy = Double(exact.filter { $0 }.count) / Double(max(1, exact.count)); loss = losses.mean; n = items.count
+                let lines = zip(loaded.examples, exact).enumerated().map { i, p in
+                    EvalPrediction(id: p.0.id, prompt: p.0.prompt, target: p.0.target, prediction: "", correct: p.1, loss: losses.perExample[i])
+                }
+                try EvalJob.writePredictions(lines, to: ctx.path("predictions_\(partName).jsonl"))
+                breakdown = try EvalBreakdown.compute(examples: loaded.examples, correct: exact, meta: loaded.meta, carryBase: try o.int("carry-base"))
+            } else {
+                let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin, batchSize: batchSize)
+                try EvalJob.writePredictions(result.predictions, to: ctx.path("predictions_\(partName).jsonl"))
+                accuracy = result.accuracy; loss = result.loss; n = result.n
+                breakdown = try EvalBreakdown.compute(examples: loaded.examples, predictions: result.predictions.map(\.prediction),
                                                       meta: loaded.meta, carryBase: try o.int("carry-base"))
-            var r: [String: Any] = ["accuracy": result.accuracy, "answer_accuracy": breakdown.answerAccuracy,
-                                    "loss": result.loss.isFinite ? result.loss : NSNull(), "n": result.n]
+            }
+            files.append("predictions_\(partName).jsonl")
+            var r: [String: Any] = ["accuracy": accuracy, "answer_accuracy": breakdown.answerAccuracy,
+                                    "loss": loss.isFinite ? loss : NSNull(), "n": n]
             if let plane = breakdown.plane {
                 r["overall"] = plane.overall ?? NSNull()
                 r["outside"] = plane.outside ?? NSNull()
@@ -87,7 +103,7 @@ public enum EvalStep: RunStep {
                 figures.append(StepFigure(title: "Accuracy by digit count, \(partName) part", file: "digits_\(partName).svg"))
             }
             results[partName] = r
-            ctx.log(String(format: "  %@: accuracy %.4f, answer accuracy %.4f", partName, result.accuracy, breakdown.answerAccuracy)
+            ctx.log(String(format: "  %@: accuracy %.4f, answer accuracy %.4f", partName, accuracy, breakdown.answerAccuracy)
                     + (breakdown.plane.map { " · " + PlaneAccuracy.summaryLines($0)[0] } ?? ""))
         }
         return StepOutcome(results: RunValue(any: results), figures: figures, files: files)

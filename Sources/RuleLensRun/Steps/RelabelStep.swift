@@ -15,7 +15,7 @@ public enum RelabelStep: RunStep {
         .init("limit", .int, "the dump holds only the first N examples"),
     ]
 
-    public static func quick(_ o: inout StepOptions) { o.cap("limit", 200) }
+    public static func quick(_ o: inout StepOptions) { o.cap("limit", 100) }
 
     public static func commandLine(_ o: StepOptions, dir: String) -> String {
         "(library) Relabel.write(source: \((try? o.string("file")).flatMap { $0 } ?? "?"), columns: "

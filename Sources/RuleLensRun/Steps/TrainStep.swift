@@ -18,7 +18,7 @@ public enum TrainStep: RunStep {
     ]
 
     public static func quick(_ o: inout StepOptions) {
-        o.cap("steps", 30)
+        o.cap("steps", 20)
         o.cap("batch", 16, orSet: false)
         o.cap("warmup", 5, orSet: false)
         o.set("eval-every", "0")
