@@ -6,6 +6,8 @@ import RuleLensJobs
 /// and every output the stamp lists is still there.
 public enum StepCache {
     public static let stampFile = ".rulelens-step.json"
+    /// The fingerprint of the attempt in progress (a killed `train` with the same fingerprint continues).
+    public static let attemptFile = ".rulelens-attempt"
 
     /// What a finished step leaves in its folder.
     public struct Stamp: Codable, Sendable {

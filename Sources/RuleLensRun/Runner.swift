@@ -154,11 +154,15 @@ public final class ExperimentRunner {
                                 fix: "run the spec without --only to bring every step up to date")
         }
         // Anything left by an earlier attempt is cleared, except a training run that can continue from its checkpoint.
+        // Only an attempt with the same fingerprint (killed midway) may be continued: the attempt file says which.
         StepCache.removeStamp(in: ps.dir)
-        let resumable = ps.type.kind == TrainStep.kind && !options.force && TrainStep.canResume(dir: ps.dir)
+        let attempt = (ps.dir as NSString).appendingPathComponent(StepCache.attemptFile)
+        let sameAttempt = (try? String(contentsOfFile: attempt, encoding: .utf8)) == fingerprint
+        let resumable = ps.type.kind == TrainStep.kind && !options.force && sameAttempt && TrainStep.canResume(dir: ps.dir)
         if !resumable, fm.fileExists(atPath: ps.dir) { try fm.removeItem(atPath: ps.dir) }
         try fm.createDirectory(atPath: ps.dir, withIntermediateDirectories: true)
-        log("\(label): running" + (resumable ? " (continuing the interrupted run)" : "") + "\n  $ \(command)")
+        try AtomicFile.write(Data(fingerprint.utf8), to: attempt)
+        log("\(label): running" + (resumable ? " (continuing the interrupted run)" : "") + "\n  $ " + command.replacingOccurrences(of: "\n", with: "\n  $ "))
         let t0 = ProgressLine.now()
         let ctx = StepContext(dir: ps.dir, variantDir: (ps.dir as NSString).deletingLastPathComponent, quick: options.quick,
                               threads: options.threads, progress: ProgressLine(enabled: options.progress), log: log)

@@ -35,13 +35,13 @@ struct RunCommand: ParsableCommand {
         o.outDir = out; o.only = only; o.force = force; o.quick = quick; o.threads = threads; o.progress = !quiet
         let runner = ExperimentRunner(options: o)
         let summary = try runner.run()
-        print("report: \(summary.reportPath)")
         print("results: \(summary.resultsPath)")
         summary.expectationLines.forEach { print($0) }
         let failed = summary.failed
         print(summary.expectations.isEmpty ? "no expectations"
               : "\(summary.expectations.count - failed)/\(summary.expectations.count) expectations passed"
                 + (summary.quick && failed > 0 ? " (--quick: a smoke run, failures do not set the exit code)" : ""))
+        print("report: \(summary.reportPath)")
         if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }
 }

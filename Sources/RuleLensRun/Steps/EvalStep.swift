@@ -17,7 +17,8 @@ public enum EvalStep: RunStep {
         .init("seed", .int, "seed of the --limit sample"),
     ]
 
-    public static func quick(_ o: inout StepOptions) { o.cap("limit", 40) }
+    /// --quick: a small sample, scored teacher-forced (one forward per example; an untrained model never stops decoding).
+    public static func quick(_ o: inout StepOptions) { o.cap("limit", 40); o.set("mode", "teacher-forced") }
 
     public static func commandLine(_ o: StepOptions, dir: String) -> String {
         let parts = ((try? o.list("part")) ?? nil) ?? ["test"]
@@ -70,13 +71,13 @@ public enum EvalStep: RunStep {
             var r: [String: Any] = ["accuracy": accuracy, "answer_accuracy": breakdown.answerAccuracy,
                                     "loss": loss.isFinite ? loss : NSNull(), "n": n]
             if let plane = breakdown.plane {
-                r["overall"] = plane.overall ?? NSNull()
-                r["outside"] = plane.outside ?? NSNull()
+                r["overall"] = nullable(plane.overall)
+                r["outside"] = nullable(plane.outside)
                 if !plane.squares.isEmpty {
-                    r["inside"] = plane.inside ?? NSNull(); r["centre"] = plane.central ?? NSNull(); r["rim"] = plane.rim ?? NSNull()
+                    r["inside"] = nullable(plane.inside); r["centre"] = nullable(plane.central); r["rim"] = nullable(plane.rim)
                     r["squares"] = plane.squares.map { s -> [String: Any] in
-                        ["center_a": s.square.centerA, "center_b": s.square.centerB, "half": s.square.half, "inside": s.inside ?? NSNull(),
-                         "centre": s.central ?? NSNull(), "rim": s.rim ?? NSNull(), "rings": s.rings.map { $0 ?? Double.nan }]
+                        ["center_a": s.square.centerA, "center_b": s.square.centerB, "half": s.square.half, "inside": nullable(s.inside),
+                         "centre": nullable(s.central), "rim": nullable(s.rim), "rings": s.rings.map { $0 ?? Double.nan }]
                     }
                     if plane.squares.count == 1 { r["rings"] = plane.squares[0].rings.map { $0 ?? Double.nan } }
                 }
@@ -84,9 +85,9 @@ public enum EvalStep: RunStep {
                 let title = "\(loaded.meta?.task ?? "") (\(loaded.meta?.split ?? ""), \(partName)): answer accuracy"
                 try PlaneAccuracy.write(plane, prefix: prefix, title: title)
                 if let carry = breakdown.carry {
-                    r["carry"] = ["base": carry.base, "inside_carry": carry.insideCarry ?? NSNull(), "inside_no_carry": carry.insideNoCarry ?? NSNull(),
-                                  "outside_carry": carry.outsideCarry ?? NSNull(), "outside_no_carry": carry.outsideNoCarry ?? NSNull(),
-                                  "counts": carry.counts]
+                    r["carry"] = ["base": carry.base, "inside_carry": nullable(carry.insideCarry), "inside_no_carry": nullable(carry.insideNoCarry),
+                                  "outside_carry": nullable(carry.outsideCarry), "outside_no_carry": nullable(carry.outsideNoCarry),
+                                  "counts": carry.counts] as [String: Any]
                     try AtomicFile.write(Data(CarryAccuracy.heatmap(plane, base: carry.base, title: title + " · carry boundaries").utf8),
                                          to: prefix + ".svg")
                 }
@@ -109,3 +110,6 @@ public enum EvalStep: RunStep {
         return StepOutcome(results: RunValue(any: results), figures: figures, files: files)
     }
 }
+
+/// A number or JSON null.
+func nullable(_ v: Double?) -> Any { v.map { $0 as Any } ?? NSNull() }

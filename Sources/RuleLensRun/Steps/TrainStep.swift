@@ -81,7 +81,7 @@ public enum TrainStep: RunStep {
         // The last held-out evaluation, when the run had one.
         if let text = try? String(contentsOfFile: ctx.path(TrainJob.evalLogFile), encoding: .utf8),
            let last = text.split(separator: "\n").last?.split(separator: ","), last.count >= 4 {
-            results["eval_loss"] = Double(last[2]) ?? NSNull()
+            results["eval_loss"] = nullable(Double(last[2]))
         }
         let figure = try lossFigure(ctx)
         return StepOutcome(results: RunValue(any: results), figures: figure.map { [$0] } ?? [],
