@@ -69,8 +69,9 @@ public final class ActivationFile {
             throw RuleLensError("\(path) has no site \(site)", fix: "pass one of: \(try siteNames().joined(separator: ", "))")
         }
         let ds = try file.openDataset(name)
-        guard ds.type == .float32 || ds.type == .float64 else {
-            throw RuleLensError("\(site) in \(path) is not a float dataset (\(ds.type.rawValue))", fix: "point --site at an activation (float) dataset")
+        // Float and integer datasets (int8/uint8 codes, counts) are read as float32; strings are not data.
+        guard ds.type != .string else {
+            throw RuleLensError("\(site) in \(path) holds strings, not numbers", fix: "point --site at a numeric (float or integer) dataset")
         }
         return ds
     }

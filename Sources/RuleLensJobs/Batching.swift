@@ -20,6 +20,24 @@ public struct TokenizedExample: Sendable, Equatable {
     public var prompt: [Int32] { Array(tokens[0..<promptLength]) }
 }
 
+/// What a command does with each `[bos] + prompt + target + [eos]` sequence, which fixes how many positions of the
+/// model's context it needs.
+public enum ContextUse: Sendable, Equatable {
+    /// Training: the model reads all but the last token, but the whole sequence must fit, so that `rulelens dump`
+    /// (which runs the whole sequence) works on the model's own training data.
+    case training
+    /// Evaluation and logits: the model reads all but the last token.
+    case evaluation
+    /// `rulelens dump`: the whole sequence, `<eos>` included.
+    case dump
+
+    /// Whether the whole sequence is run (or must fit).
+    var runsAll: Bool { self != .evaluation }
+
+    /// Positions needed by a sequence of `n` tokens.
+    public func positions(sequenceLength n: Int) -> Int { runsAll ? n : n - 1 }
+}
+
 /// A right-padded training/eval batch.
 public struct Batch {
     public let batch: Int, seqLen: Int
@@ -35,32 +53,61 @@ public struct Batch {
 
 /// Tokenizing examples and packing them into batches.
 public enum Batching {
-    /// Tokenizes `examples` as `[bos] + prompt + target + [eos]`; throws naming the first example that does not
-    /// fit a context of `nCtx` positions (when given) or holds a character outside the vocabulary.
-    public static func tokenize(_ examples: [Example], tokenizer: CharTokenizer = .standard, nCtx: Int?,
-                                source: String) throws -> [TokenizedExample] {
+    /// Tokenizes `examples` as `[bos] + prompt + target + [eos]`; throws when an example holds a character outside
+    /// the vocabulary, or (with `nCtx`) when an example does not fit the context as `use` needs it. The length
+    /// error names the first example that does not fit, the longest example, how many are too long, and the
+    /// context that fits them all — in the words of the command (`use`).
+    public static func tokenize(_ examples: [Example], tokenizer: any TextTokenizer = CharTokenizer.standard, nCtx: Int?,
+                                source: String, use: ContextUse = .evaluation) throws -> [TokenizedExample] {
         var out: [TokenizedExample] = []
         out.reserveCapacity(examples.count)
         for (index, e) in examples.enumerated() {
-            let label = "example \(index + 1)\(e.id.map { " (id \($0))" } ?? "") of \(source)"
+            let label = exampleLabel(index, e, source: source)
             let prompt = try tokenizer.encode(e.prompt, context: "the prompt of \(label)")
             let target = try tokenizer.encode(e.target, context: "the target of \(label)")
-            let tokens = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
-            if let nCtx, tokens.count - 1 > nCtx {
-                throw RuleLensError("\(label) needs \(tokens.count - 1) positions ([bos] + \(prompt.count) prompt + \(target.count) target characters), more than the context of \(nCtx)",
-                                    fix: "raise --ctx to at least \(tokens.count - 1), or shorten or drop that example")
-            }
+            let tokens = [tokenizer.bos] + prompt + target + [tokenizer.eos]
             out.append(TokenizedExample(tokens: tokens, promptLength: 1 + prompt.count))
         }
+        if let nCtx { try checkContext(out.map { $0.tokens.count }, examples: examples, nCtx: nCtx, source: source, use: use) }
         return out
     }
 
-    /// Packs `items` into one batch, right-padded to the longest input (or to `seqLen` when given).
-    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil) -> Batch {
+    /// "example 3 (id 7) of FILE".
+    static func exampleLabel(_ index: Int, _ e: Example, source: String) -> String {
+        "example \(index + 1)\(e.id.map { " (id \($0))" } ?? "") of \(source)"
+    }
+
+    /// Throws unless every sequence (lengths of `[bos] + prompt + target + [eos]`) fits `nCtx` as `use` needs it.
+    public static func checkContext(_ sequenceLengths: [Int], examples: [Example], nCtx: Int, source: String, use: ContextUse) throws {
+        let needed = sequenceLengths.map { use.positions(sequenceLength: $0) }
+        guard let first = needed.firstIndex(where: { $0 > nCtx }) else { return }
+        let longest = needed.indices.max { needed[$0] < needed[$1] }!
+        let trainCtx = sequenceLengths.max() ?? 1   // what `rulelens train --ctx` must be to fit them all
+        let tooLong = needed.filter { $0 > nCtx }.count
+        let n = sequenceLengths[first]
+        // Character tokens: count the characters; multi-character (BPE) tokens: the token total only.
+        let charCount = examples[first].prompt.count + examples[first].target.count + 2 == n
+        let parts = charCount ? "\(examples[first].prompt.count) prompt + \(examples[first].target.count) target characters" : "prompt + target"
+        let what = "\(exampleLabel(first, examples[first], source: source)) needs \(needed[first]) positions "
+            + "([bos] + \(parts) + [eos] = \(n) tokens\(use.runsAll ? "" : ", of which the model reads all but the last"))"
+        let summary = "\(tooLong) of \(needed.count) example\(needed.count == 1 ? "" : "s") \(tooLong == 1 ? "is" : "are") too long; the longest is "
+            + "\(exampleLabel(longest, examples[longest], source: source)) with \(needed[longest]) positions"
+        switch use {
+        case .training:
+            throw RuleLensError("\(what), more than --ctx \(nCtx) (training reserves room for the whole sequence, as `rulelens dump` runs it); \(summary)",
+                                fix: "pass --ctx \(needed[longest]) (fits every example), or drop the \(tooLong) example\(tooLong == 1 ? "" : "s") longer than \(nCtx) positions")
+        case .evaluation, .dump:
+            let command = use == .dump ? "dump" : "evaluate"
+            throw RuleLensError("\(what), more than the model's context of \(nCtx) positions (n_positions in its config.json); \(summary)",
+                                fix: "\(command) only examples of at most \(nCtx) positions (drop the \(tooLong) longer one\(tooLong == 1 ? "" : "s") from the data), or train a model that fits them with `rulelens train … --ctx \(trainCtx)`")
+        }
+    }
+    /// Packs `items` into one batch, right-padded with `pad` to the longest input (or to `seqLen` when given).
+    public static func makeBatch(_ items: [TokenizedExample], lossOn: LossOn, seqLen fixed: Int? = nil, pad: Int32 = CharTokenizer.pad) -> Batch {
         let seqLen = fixed ?? items.map(\.inputLength).max() ?? 1
         let b = items.count
-        var inputs = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
-        var targets = [Int32](repeating: CharTokenizer.pad, count: b * seqLen)
+        var inputs = [Int32](repeating: pad, count: b * seqLen)
+        var targets = [Int32](repeating: pad, count: b * seqLen)
         var mask = [Float](repeating: 0, count: b * seqLen)
         var real = 0
         for (row, item) in items.enumerated() {

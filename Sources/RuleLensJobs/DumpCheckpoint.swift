@@ -6,7 +6,8 @@ extension Jobs {
     /// to an activation file. Sequences are `[bos] + prompt + target + [eos]`, teacher-forced.
     public static func dump(_ options: DumpOptions) throws -> DumpSummary {
         try checkOutput(options)
-        let (model, vocab) = try Checkpoint.load(options.checkpoint)
-        return try dump(model: model, vocab: vocab, options)
+        let (model, _) = try Checkpoint.load(options.checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.config.vocabSize)
+        return try dump(model: model, tokenizer: tokenizer, options)
     }
 }

@@ -69,21 +69,36 @@ extension Jobs {
 
     /// `dump` on a model already in memory (`vocab`: the checkpoint's token → id map, nil for the standard one).
     public static func dump(model: GPT, vocab: [String: Int]?, _ options: DumpOptions) throws -> DumpSummary {
+        try dump(model: model, tokenizer: try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard, options)
+    }
+
+    /// `dump` on a model already in memory, tokenizing with `tokenizer`.
+    public static func dump(model: GPT, tokenizer: any TextTokenizer, _ options: DumpOptions) throws -> DumpSummary {
         let started = Date()
         try checkOutput(options)
         let exists = FileManager.default.fileExists(atPath: options.out)
         let config = model.config
-        let tokenizer = try vocab.map { try CharTokenizer(vocab: $0) } ?? CharTokenizer.standard
         let hookNames = try HookSites.resolve(options.hooks, config: config)
-        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions)
+        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions, source: options.sourceData)
 
         let layouts = hookNames.map { DumpSiteLayout(name: $0, config: config, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
+        // Never more rows per forward pass than examples; then check the pass, the staging rows and the chunk
+        // buffers fit before anything is allocated or created.
+        var options = options
+        options.batch = min(options.batch, plan.count)
+        let rowBytes = layouts.reduce(0) { $0.addingReportingOverflow($1.spec.rowElements * 4).partialValue }
+        let staging = options.batch.multipliedReportingOverflow(by: rowBytes)
+        try MemoryEstimate.inference(config, batch: options.batch, seqLen: plan.maxLength, hooks: true,
+                                     extraBytes: staging.overflow ? Int.max : staging.partialValue.multipliedReportingOverflow(by: 3).partialValue,
+                                     extraLabel: "staging and chunk buffers of \(layouts.count) site\(layouts.count == 1 ? "" : "s")")
+            .require("dumping with --batch \(options.batch)",
+                     fix: "lower --batch (each example stores \(MemoryEstimate.format(rowBytes)) of activations), or dump fewer sites (--hooks) or --positions last/answer")
         let header = ActivationStoreHeader(
             modelConfigJSON: try modelConfigJSON(config), hooks: hookNames,
             sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,
             positions: options.positions, maxLength: plan.maxLength, nExamples: plan.count,
             extra: ["checkpoint_fingerprint": checkpointFingerprint(model), "data_fingerprint": plan.fingerprint,
-                    "sequence": "[bos] + prompt + target + [eos], teacher-forced",
+                    "sequence": "[bos] + prompt + target + [eos], teacher-forced", "tokenizer": tokenizer.kind,
                     "prediction": "teacher-forced argmax from answer_pos, cut at the first <eos>"])
         let columns = plan.metaColumns
         let writer: ActivationStoreWriter
@@ -126,7 +141,7 @@ extension Jobs {
                 batchLengths = (start..<end).map { plan.sequences[$0].count }
                 batchPicks = (start..<end).map { plan.pick($0) }
                 let S = batchLengths.max()!
-                var tokens = [Int32](repeating: CharTokenizer.pad, count: b * S)
+                var tokens = [Int32](repeating: plan.pad, count: b * S)
                 for (i, ex) in (start..<end).enumerated() {
                     for (p, t) in plan.sequences[ex].enumerated() { tokens[i * S + p] = t }
                 }

@@ -19,11 +19,15 @@ struct DumpPlan {
     /// FNV-1a of every token sequence: identifies the data for --resume.
     let fingerprint: String
     let metaColumns: [MetaColumnSpec]
-    private let hasRule, hasRuleId, hasA, hasB: Bool
+    /// The tokenizer's padding and end ids.
+    let pad: Int32, eos: Int32
+    private let hasRule, hasRuleId, hasA, hasB, hasSources: Bool
 
     var count: Int { examples.count }
 
-    init(examples: [Example], tokenizer: CharTokenizer, config: GPTConfig, positions: String) throws {
+    init(examples: [Example], tokenizer: any TextTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
+        pad = tokenizer.pad
+        eos = tokenizer.eos
         self.examples = examples
         var seqs: [[Int32]] = [], answers: [Int] = []
         seqs.reserveCapacity(examples.count)
@@ -31,16 +35,13 @@ struct DumpPlan {
         for (i, ex) in examples.enumerated() {
             let prompt = try tokenizer.encode(ex.prompt, context: "example \(i) (id \(ex.id ?? i)), field prompt")
             let target = try tokenizer.encode(ex.target, context: "example \(i) (id \(ex.id ?? i)), field target")
-            let seq = [CharTokenizer.bos] + prompt + target + [CharTokenizer.eos]
-            guard seq.count <= config.nCtx else {
-                throw RuleLensError("example \(i) (id \(ex.id ?? i)) is \(seq.count) tokens with <bos>/<eos>, longer than the model's context of \(config.nCtx)",
-                                    fix: "drop or shorten that example, or use a model with a longer context")
-            }
+            let seq = [tokenizer.bos] + prompt + target + [tokenizer.eos]
             seq.withUnsafeBytes { f.add($0) }
             f.add("|")
             seqs.append(seq)
             answers.append(prompt.count)
         }
+        try Batching.checkContext(seqs.map(\.count), examples: examples, nCtx: config.nCtx, source: source, use: .dump)
         sequences = seqs
         answerPositions = answers
         maxLength = seqs.map(\.count).max() ?? 1
@@ -64,20 +65,32 @@ struct DumpPlan {
         hasRuleId = examples.contains { $0.ruleId != nil }
         hasA = examples.contains { $0.a != nil }
         hasB = examples.contains { $0.b != nil }
+        hasSources = examples.contains { $0.sources != nil }
         var columns = [MetaColumnSpec(name: "id", type: .int64),
                        MetaColumnSpec(name: "tokens", type: .int32, width: maxLength),
                        MetaColumnSpec(name: "length", type: .int32),
                        MetaColumnSpec(name: "answer_pos", type: .int32),
                        MetaColumnSpec(name: "prompt", type: .string, width: Self.bytes(examples.map(\.prompt))),
                        MetaColumnSpec(name: "target", type: .string, width: Self.bytes(examples.map(\.target))),
-                       // The argmax text is at most the target and one more character (it stops at <eos>).
-                       MetaColumnSpec(name: "prediction", type: .string, width: Self.bytes(examples.map(\.target)) + 1),
+                       // Characters: the argmax text is at most the target and one more character (it stops at <eos>).
+                       // BPE tokens vary in length, so there the column holds variable-length strings.
+                       MetaColumnSpec(name: "prediction", type: .string, width: tokenizer is CharTokenizer ? Self.bytes(examples.map(\.target)) + 1 : nil),
                        MetaColumnSpec(name: "correct", type: .int32)]
         if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string, width: Self.bytes(examples.map { $0.rule ?? "" }))) }
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
         if hasA { columns.append(MetaColumnSpec(name: "a", type: .int64)) }
         if hasB { columns.append(MetaColumnSpec(name: "b", type: .int64)) }
+        if hasSources {
+            columns.append(MetaColumnSpec(name: "sources", type: .string, width: Self.bytes(examples.map { Self.sourcesJSON($0.sources) })))
+        }
         metaColumns = columns
+    }
+
+    /// An example's source keys as compact JSON (`[[0,3],[1,4]]`: per target character, prompt character positions),
+    /// "" when the example has none.
+    static func sourcesJSON(_ sources: [[Int]]?) -> String {
+        guard let sources else { return "" }
+        return "[" + sources.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
     }
 
     /// Width in bytes of a fixed-length string column holding `texts` (at least 1).
@@ -96,7 +109,7 @@ struct DumpPlan {
     /// Teacher-forced greedy verdict of example i from its logits [S, V]: the argmax at answer_pos … L-2
     /// (which predict the target characters and <eos>). `correct` iff every one matches — exactly when greedy
     /// decoding from the prompt would reproduce the target. `prediction` is the argmax text up to the first <eos>.
-    func predict(example i: Int, logits: UnsafePointer<Float>, vocabSize V: Int, tokenizer: CharTokenizer) -> (prediction: String, correct: Bool) {
+    func predict(example i: Int, logits: UnsafePointer<Float>, vocabSize V: Int, tokenizer: any TextTokenizer) -> (prediction: String, correct: Bool) {
         let seq = sequences[i]
         var predicted: [Int32] = []
         var correct = true
@@ -107,7 +120,7 @@ struct DumpPlan {
             for v in 1..<V where row[v] > row[best] { best = v }
             if Int32(best) != seq[p + 1] { correct = false }
             if !stopped {
-                if Int32(best) == CharTokenizer.eos { stopped = true } else { predicted.append(Int32(best)) }
+                if Int32(best) == eos { stopped = true } else { predicted.append(Int32(best)) }
             }
         }
         return (tokenizer.decode(predicted), correct)
@@ -117,7 +130,7 @@ struct DumpPlan {
     func appendMeta(to writer: ActivationStoreWriter, range: Range<Int>, verdicts: [(prediction: String, correct: Bool)]) throws {
         let exs = examples[range]
         try writer.appendMeta("id", ints: range.map { examples[$0].id ?? $0 })
-        var tokens = [Int](repeating: Int(CharTokenizer.pad), count: range.count * maxLength)
+        var tokens = [Int](repeating: Int(pad), count: range.count * maxLength)
         for (row, i) in range.enumerated() { for (p, t) in sequences[i].enumerated() { tokens[row * maxLength + p] = Int(t) } }
         try writer.appendMeta("tokens", ints: tokens)
         try writer.appendMeta("length", ints: range.map { sequences[$0].count })
@@ -131,5 +144,6 @@ struct DumpPlan {
         if hasRuleId { try writer.appendMeta("rule_id", ints: exs.map { $0.ruleId ?? -1 }) }
         if hasA { try writer.appendMeta("a", ints: exs.map { $0.a ?? -1 }) }
         if hasB { try writer.appendMeta("b", ints: exs.map { $0.b ?? -1 }) }
+        if hasSources { try writer.appendMeta("sources", strings: exs.map { Self.sourcesJSON($0.sources) }) }
     }
 }

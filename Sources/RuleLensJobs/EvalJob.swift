@@ -7,6 +7,18 @@ extension Jobs {
         try JSONL.readExamples(path: path)
     }
 
+    /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
+    /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.
+    public static func tokenizer(checkpoint: String, vocabSize: Int) throws -> any TextTokenizer {
+        let tokenizer = try TokenizerFolder.load(folder: checkpoint)
+        guard tokenizer.count <= vocabSize else {
+            let file = tokenizer is CharTokenizer ? "vocab.json" : "tokenizer"
+            throw RuleLensError("the \(file) in \(checkpoint) has \(tokenizer.count) ids, but the model's vocabulary (vocab_size in config.json) has only \(vocabSize)",
+                                fix: "put the tokenizer the model was trained with into \(checkpoint) (tokenizer.json, or vocab.json + merges.txt)")
+        }
+        return tokenizer
+    }
+
     /// The tokenizer a checkpoint was trained with: its vocab.json, or the standard character vocabulary.
     public static func tokenizer(vocab: [String: Int]?, checkpoint: String) throws -> CharTokenizer {
         guard let vocab else { return .standard }
@@ -43,9 +55,7 @@ public struct EvalResult: Sendable {
 
     /// `{"accuracy":…,"loss":…,"n":…}`. A non-finite loss (a diverged model) is written as `null`, since JSON has no NaN.
     public var jsonLine: String {
-        let lossValue: Any = loss.isFinite ? loss : NSNull()
-        let data = try! JSONSerialization.data(withJSONObject: ["accuracy": accuracy, "loss": lossValue, "n": n], options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        (try? JSONText.string(["accuracy": accuracy, "loss": loss, "n": n])) ?? "{}"
     }
 }
 
@@ -53,19 +63,22 @@ public struct EvalResult: Sendable {
 public enum EvalJob {
     /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
     public static func run(checkpoint: String, data: String, batchSize: Int = 64) throws -> EvalResult {
-        let (model, vocab) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let (model, _) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize)
     }
 
     /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors).
-    public static func run(_ model: GPT, tokenizer: CharTokenizer = .standard, examples: [Example], source: String,
+    public static func run(_ model: GPT, tokenizer: any TextTokenizer = CharTokenizer.standard, examples: [Example], source: String,
                            batchSize: Int = 64) throws -> EvalResult {
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
-        let losses = targetLoss(model, items: items, batchSize: batchSize)
+        let batchSize = max(1, min(batchSize, items.count))   // never more rows than examples
+        try MemoryEstimate.inference(model.config, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
+            .require("evaluating \(items.count) examples", fix: "evaluate in smaller batches (EvalJob.run(batchSize:)) or on a machine with more memory")
+        let losses = targetLoss(model, items: items, batchSize: batchSize, pad: tokenizer.pad)
         // Decode a little past the longest target, enough to see whether eos follows it.
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
-        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: batchSize)
+        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: tokenizer.eos, batchSize: batchSize)
         var predictions: [EvalPrediction] = []
         var correct = 0
         for (i, e) in examples.enumerated() {
@@ -81,7 +94,7 @@ public enum EvalJob {
 
     /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
-    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int) -> (perExample: [Double], mean: Double) {
+    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad) -> (perExample: [Double], mean: Double) {
         let vocab = model.config.vocabSize
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false   // forward only
@@ -90,7 +103,7 @@ public enum EvalJob {
         var total = 0.0, count = 0
         for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
             let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
-            let batch = Batching.makeBatch(chunk, lossOn: .target)
+            let batch = Batching.makeBatch(chunk, lossOn: .target, pad: pad)
             // logits: [batch, seqLen, vocab]
             let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
             for row in 0..<batch.batch {
@@ -112,12 +125,10 @@ public enum EvalJob {
         return (perExample, total / Double(max(1, count)))
     }
 
-    /// Writes predictions as JSONL (sorted keys) atomically.
+    /// Writes predictions as JSONL (sorted keys; a non-finite loss as null) atomically.
     public static func writePredictions(_ predictions: [EvalPrediction], to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
-        for p in predictions { data.append(try encoder.encode(p)); data.append(0x0A) }
+        for p in predictions { data.append(try JSONText.encode(p)); data.append(0x0A) }
         try AtomicFile.write(data, to: path)
     }
 }
@@ -127,12 +138,18 @@ public enum LogitsJob {
     /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
     /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab].
     public static func run(checkpoint: String, data: String, out: String) throws {
-        let (model, vocab) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let (model, _) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
         model.retainsActivationsForBackward = false   // forward only
-        let full = Batching.makeBatch(items, lossOn: .all)
-        let n = full.batch, t = full.seqLen, v = model.config.vocabSize
+        // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
+        let longest = items.map(\.inputLength).max() ?? 1, v = model.config.vocabSize
+        let logitBytes = items.count.multipliedReportingOverflow(by: longest).partialValue.multipliedReportingOverflow(by: v * 8).partialValue
+        try MemoryEstimate.inference(model.config, batch: min(64, items.count), seqLen: longest,
+                                     extraBytes: logitBytes < 0 ? Int.max : logitBytes, extraLabel: "the logits [\(items.count), \(longest), \(v)] and their file")
+            .require("writing the logits of \(items.count) examples", fix: "split --data into smaller files and run `rulelens logits` on each")
+        let full = Batching.makeBatch(items, lossOn: .all, pad: tokenizer.pad)
+        let n = full.batch, t = full.seqLen
         let logits = FloatBuffer(count: n * t * v)
         for start in stride(from: 0, to: n, by: 64) {
             let rows = min(64, n - start)

@@ -29,8 +29,8 @@ extension ProbeJob {
     /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
-        let (model, vocab) = try Checkpoint.load(o.checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+        let (model, _) = try Checkpoint.load(o.checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: o.checkpoint, vocabSize: model.config.vocabSize)
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {
             switch o.label {
@@ -62,7 +62,7 @@ extension ProbeJob {
         let labels = Labels(strings: picked.map { ruleOf($0)! })
         let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
         let sequences = items.map { item -> GradientKernel.Sequence in
-            let b = Batching.makeBatch([item], lossOn: o.lossOn)
+            let b = Batching.makeBatch([item], lossOn: o.lossOn, pad: tokenizer.pad)
             return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
         }
         let started = Date()

@@ -108,15 +108,12 @@ public enum PlaneAccuracy {
         var flat: [Double] = []
         flat.reserveCapacity(nA * nB)
         for row in report.accuracy { flat += row }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         var summary = report
         summary.accuracy = []; summary.counts = []   // the arrays live in the .npy
         let files: [(String, Data)] = [
             (prefix + ".npy", NPY.float64(flat, shape: [nA, nB])),
             (prefix + ".svg", Data(heatmap(report, title: title).utf8)),
-            (prefix + ".json", try enc.encode(summary)),
+            (prefix + ".json", try JSONText.encode(summary, pretty: true)),
         ]
         let parent = (prefix as NSString).deletingLastPathComponent
         if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
@@ -176,7 +173,7 @@ extension PlaneAccuracy {
         var out: [(a: Int, b: Int, correct: Bool)] = []
         let fix = "each line needs \"correct\" (true/false) or \"prediction\" and \"answer\", and integer \"a\" and \"b\" "
             + "unless the lines follow the data part in order (the output of `rulelens eval --out`)"
-        let lines = text.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
         for (n, line) in lines.enumerated() {
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 throw RuleLensError("line \(n + 1) of \(path) is not a JSON object", fix: fix)

@@ -11,11 +11,8 @@ public struct ProbeReport {
     /// Files written (HDF5, SVG), for the caller to mention.
     public var written: [String] = []
 
-    /// `json` serialised with sorted keys.
-    public func jsonText() throws -> String {
-        let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
-        return String(decoding: data, as: UTF8.self)
-    }
+    /// `json` serialised with sorted keys (non-finite numbers as null, through `JSONText`).
+    public func jsonText() throws -> String { try JSONText.string(json, pretty: true) }
 }
 
 /// A fixed-width text table.

@@ -17,6 +17,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var gradClip: Float = 1.0
     public var seed: UInt64 = 0
     public var lossOn: LossOn = .target
+    /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
+    /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
+    public var initFrom: String? = nil
 
     public init(data: String) { self.data = data }
 
@@ -32,7 +35,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         }
         if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
         if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !(weightDecay >= 0) { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        if !gradClip.isFinite || gradClip < 0 {
+            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
+        }
+        if !minLRFraction.isFinite || minLRFraction < 0 {
+            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
+        }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
         try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
     }
 }
@@ -62,14 +71,24 @@ public final class TrainJob {
     public let options: TrainOptions
     public let outDir: String
     public let resume: Bool
-    /// Save a checkpoint every this many steps (and always after the last).
+    /// Save a checkpoint every this many steps (0: no periodic saves); the last step is always saved.
     public var saveEvery = 100
-    /// Evaluate every this many steps (0 = never).
+    /// Evaluate every this many steps (0: no periodic evaluation).
     public var evalEvery = 0
-    /// Worker threads for RuleLens loops and BLAS (nil = leave as configured).
+    /// Worker threads for RuleLens loops and BLAS (nil = leave as configured, 0 = all cores).
     public var threads: Int? = nil
+
+    /// Checks the run-time options (0 means "none"/"automatic" for each; negative numbers are refused).
+    public func validateRunOptions() throws {
+        for (name, value) in [("save-every", saveEvery), ("eval-every", evalEvery), ("threads", threads ?? 0)] where value < 0 {
+            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive",
+                                fix: "pass --\(name) 0 (\(name == "threads" ? "all cores" : "never periodically")) or a positive number")
+        }
+    }
     /// The progress line (disable for quiet library use).
     public var progress = ProgressLine()
+    /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
+    var tokenizer: any TextTokenizer = CharTokenizer.standard
 
     public init(options: TrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
@@ -82,29 +101,40 @@ public final class TrainJob {
     /// and for a non-finite loss (the last good checkpoint stays in place).
     @discardableResult
     public func run() throws -> TrainSummary {
+        try validateRunOptions()
         if let threads { Parallel.configure(threads: threads) }
-        let tokenizer = CharTokenizer.standard
+        var tokenizer: any TextTokenizer = CharTokenizer.standard
         var options = self.options
         let fm = FileManager.default
 
         // Decide where we start: a fresh folder or the saved state of an earlier run.
-        var model: GPT
+        var model: GPT! = nil
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
         var savedFingerprint: String? = nil
         if resume {
+            try options.validate()
             let saved = try readSavedOptions()
             try checkResumable(requested: options, saved: saved)
             options = saved
             (model, startStep, savedFingerprint) = try loadState(into: &adam)
+            tokenizer = try Jobs.tokenizer(checkpoint: outDir, vocabSize: model.config.vocabSize)
+        } else if let initFrom = options.initFrom {
+            try checkFreshOutput()
+            model = try Checkpoint.load(initFrom).model
+            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+            // The shape is the pretrained model's; recorded so train_config.json says what was trained.
+            let c = model.config
+            options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+            try options.validate()
         } else {
             try options.validate()
             try checkFreshOutput()
-            model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed)
         }
+        self.tokenizer = tokenizer
 
         let examples = try Jobs.loadExamples(path: options.data)
-        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data)
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data, use: .training)
         let fingerprint = try Self.fingerprint(options.data)
         if let savedFingerprint, savedFingerprint != fingerprint {
             throw RuleLensError("--resume: \(options.data) is not the data the run in \(outDir) was trained on (its contents changed)",
@@ -112,8 +142,12 @@ public final class TrainJob {
         }
         var evalItems: [TokenizedExample]? = nil
         if let evalPath = options.evalData {
-            evalItems = try Batching.tokenize(try Jobs.loadExamples(path: evalPath), tokenizer: tokenizer, nCtx: options.ctx, source: evalPath)
+            evalItems = try Batching.tokenize(try Jobs.loadExamples(path: evalPath), tokenizer: tokenizer, nCtx: options.ctx, source: evalPath, use: .training)
         }
+        // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
+        try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
+                             evalInputs: evalItems?.map(\.inputLength).max())
+        if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
 
         if !resume {
             if !fm.fileExists(atPath: outDir) {
@@ -144,7 +178,7 @@ public final class TrainJob {
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
             let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                           lossOn: options.lossOn)
+                                           lossOn: options.lossOn, pad: tokenizer.pad)
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
             let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
@@ -179,7 +213,7 @@ public final class TrainJob {
             if evalEvery > 0 && (step + 1) % evalEvery == 0 {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
-            if (step + 1) % max(1, saveEvery) == 0 || step + 1 == options.steps {
+            if (saveEvery > 0 && (step + 1) % saveEvery == 0) || step + 1 == options.steps {
                 try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint)
                 lastSaved = step + 1
             }
@@ -188,6 +222,31 @@ public final class TrainJob {
         let seconds = ProgressLine.now() - t0
         return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
                             seconds: seconds, checkpoint: outDir)
+    }
+
+    /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
+    /// and which option to lower.
+    static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?) throws {
+        let config = options.modelConfig(vocabSize: vocabSize)
+        let seqLen = min(options.ctx, longestInput)
+        var estimate = MemoryEstimate.training(config, batch: options.batch, seqLen: seqLen)
+        if let evalInputs {   // held-out loss runs forward-only in batches of 64 on top of the training buffers
+            estimate.parts.append(("held-out evaluation", MemoryEstimate.inference(config, batch: min(64, options.batch), seqLen: min(options.ctx, evalInputs)).parts[1].bytes))
+        }
+        guard let room = MemoryEstimate.available(), estimate.total > room else { return }
+        let modelOnly = MemoryEstimate.training(config, batch: 1, seqLen: 1).parts[0].bytes
+        var fixes: [String] = []
+        if modelOnly > room / 2 {
+            let wpe = MemoryEstimate.format(config.nCtx.multipliedSaturating(config.dModel).multipliedSaturating(16))
+            if options.ctx > longestInput + 1 { fixes.append("lower --ctx to \(longestInput + 1) (what the data needs; --ctx \(options.ctx) alone costs \(wpe) of position embeddings and their optimizer state)") }
+            fixes.append("choose a smaller model (--layers, --d-model, --d-mlp)")
+        } else if let fits = MemoryEstimate.largestBatch(upTo: options.batch, { MemoryEstimate.training(config, batch: $0, seqLen: seqLen) }) {
+            fixes.append("lower --batch to \(fits) or less")
+        } else {
+            fixes.append("choose a smaller model or shorter examples")
+        }
+        try estimate.require("training (\(MemoryEstimate.parameterCount(config)) parameters, batch \(options.batch) × \(seqLen) positions)",
+                             fix: fixes.joined(separator: ", or "))
     }
 
     // MARK: - Output folder and resume
@@ -270,7 +329,9 @@ public final class TrainJob {
         try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
                                Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
                               metadata: meta, to: path(Self.stateFile))
-        try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: outDir,
+        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
+        let chars = tokenizer as? CharTokenizer
+        try Checkpoint.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:], to: outDir,
                             extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
                             metadata: ["step": "\(step)"], overwrite: true)
     }
@@ -297,12 +358,13 @@ public final class TrainJob {
     func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
         let line: String
         if let evalItems {
-            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64).mean
+            let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean
             line = "\(step),heldout,\(loss),"
             progress.message(String(format: "eval step %d: held-out loss %.4f (%d examples)", step, loss, evalItems.count))
         } else {
             let subset = Array(trainItems.prefix(128))
-            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1)
+            let outputs = Generate.greedy(model, prompts: subset.map(\.prompt), maxNewTokens: (subset.map { $0.tokens.count - $0.promptLength }.max() ?? 1) + 1,
+                                          eos: tokenizer.eos)
             let correct = zip(subset, outputs).filter { item, output in Array(item.tokens[item.promptLength..<(item.tokens.count - 1)]) == output }.count
             let accuracy = Double(correct) / Double(max(1, subset.count))
             line = "\(step),train_subset,,\(accuracy)"

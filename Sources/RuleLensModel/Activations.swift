@@ -4,6 +4,8 @@ import RuleLensNumerics
 /// reused. Per-layer buffers are stacked [L, …]; `layer(l)` offsets use the current pass's sizes.
 final class Activations {
     let config: GPTConfig
+    /// Extra key/value slots per attention call (1 with memory injection): attention rows hold P + T keys.
+    let prefixSlots: Int
     // Saved for backward (per layer unless noted).
     var resid = FloatBuffer(count: 0)      // [2L+1, N, d]: 2l = resid_pre of l, 2l+1 = resid_mid, 2L = final resid_post
                                            // (inference-only passes: 3 rotating slots, see GPT.residSlot)
@@ -11,7 +13,7 @@ final class Activations {
     var ln1Mean = FloatBuffer(count: 0)    // [L, N]
     var ln1Rstd = FloatBuffer(count: 0)    // [L, N]
     var qkv = FloatBuffer(count: 0)        // [L, N, 3d]
-    var pattern = FloatBuffer(count: 0)    // [L, B, H, T, T]
+    var pattern = FloatBuffer(count: 0)    // [L, B, H, T, P+T]
     var z = FloatBuffer(count: 0)          // [L, N, d]  attention-weighted values before c_proj
     var ln2 = FloatBuffer(count: 0)        // [L, N, d]
     var ln2Mean = FloatBuffer(count: 0)    // [L, N]
@@ -34,9 +36,11 @@ final class Activations {
     var dz = FloatBuffer(count: 0)         // [N, d]
     var dqkv = FloatBuffer(count: 0)       // [N, 3d]
     var dfc = FloatBuffer(count: 0)        // [N, dMLP]
-    var dpattern = FloatBuffer(count: 0)   // [B, H, T, T]
+    var dpattern = FloatBuffer(count: 0)   // [B, H, T, P+T]
+    var dPrefixK = FloatBuffer(count: 0)   // [B, P, d]  memory injection: gradient of the slot as a key
+    var dPrefixV = FloatBuffer(count: 0)   // [B, P, d]  … and as a value
 
-    init(config: GPTConfig) { self.config = config }
+    init(config: GPTConfig, prefixSlots: Int = 0) { self.config = config; self.prefixSlots = prefixSlots }
 
     private func grow(_ buffer: inout FloatBuffer, _ count: Int) {
         if buffer.count < count { buffer = FloatBuffer(count: count) }
@@ -49,7 +53,7 @@ final class Activations {
         grow(&resid, (L == c.nLayer ? 2 * L + 1 : 3) * N * d)
         grow(&ln1, L * N * d); grow(&ln1Mean, L * N); grow(&ln1Rstd, L * N)
         grow(&qkv, L * N * 3 * d)
-        grow(&pattern, L * B * c.nHead * T * T)
+        grow(&pattern, L * B * c.nHead * T * (prefixSlots + T))
         grow(&z, L * N * d)
         grow(&ln2, L * N * d); grow(&ln2Mean, L * N); grow(&ln2Rstd, L * N)
         grow(&fcPre, L * N * c.dMLP); grow(&fcPost, L * N * c.dMLP)
@@ -69,14 +73,7 @@ final class Activations {
         grow(&dlogits, N * c.vocabSize)
         grow(&dresid, N * d); grow(&dln, N * d); grow(&dz, N * d)
         grow(&dqkv, N * 3 * d); grow(&dfc, N * c.dMLP)
-        grow(&dpattern, B * c.nHead * T * T)
-    }
-}
-
-/// Elementwise out = a + b, the exact Float sum (the residual identities rely on it).
-@inline(__always)
-func addElementwise(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
-    Parallel.forRanges(count, minPerThread: 16_384) { i0, i1 in
-        for i in i0..<i1 { out[i] = a[i] + b[i] }
+        grow(&dpattern, B * c.nHead * T * (prefixSlots + T))
+        grow(&dPrefixK, B * prefixSlots * d); grow(&dPrefixV, B * prefixSlots * d)
     }
 }

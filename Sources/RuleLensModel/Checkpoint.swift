@@ -7,7 +7,8 @@ import RuleLensNumerics
 /// - `model.safetensors` — every parameter under its HF name and layout (Conv1D weights [in, out]); the LM head
 ///   is tied to `transformer.wte.weight` and not stored;
 /// - `config.json` — an HF `GPT2Config` (gelu_new, layer_norm_epsilon, tied embeddings, bos/eos ids);
-/// - `vocab.json` — token → id (optional);
+/// - `vocab.json` — token → id (optional), and with a character vocabulary `tokenizer.json` +
+///   `tokenizer_config.json` (see `TokenizerFiles`), so `AutoTokenizer` and TransformerLens open the folder as it is;
 /// - `rulelens.json` — RuleLens's own notes (version, plus the caller's `extra` fields).
 public enum Checkpoint {
     public static let weightsFile = "model.safetensors"
@@ -15,9 +16,9 @@ public enum Checkpoint {
     public static let vocabFile = "vocab.json"
     public static let infoFile = "rulelens.json"
 
-    /// Whether `dir` holds a checkpoint (its weights file exists).
+    /// Whether `dir` holds a checkpoint (its weights file, or a sharded index, exists).
     public static func exists(at dir: String) -> Bool {
-        FileManager.default.fileExists(atPath: dir + "/" + weightsFile)
+        WeightFiles.exist(in: dir)
     }
 
     /// Writes the checkpoint into `dir`.
@@ -26,8 +27,9 @@ public enum Checkpoint {
     /// Into an existing folder (e.g. a training run's output), each file is written to a temporary name and renamed,
     /// weights last; an existing checkpoint there is replaced only when `overwrite` is true.
     /// `metadata` goes into the safetensors header (`__metadata__`, alongside `format: pt`).
-    public static func save(_ model: GPT, vocab: [String: Int]?, to dir: String, extra: [String: String] = [:],
-                            metadata: [String: String] = [:], overwrite: Bool = false) throws {
+    /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
+    public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
+                            extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
@@ -40,7 +42,11 @@ public enum Checkpoint {
         }
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
-        if let vocab { files.append((vocabFile, try sortedJSON(vocab))) }
+        if let vocab {
+            files.append((vocabFile, try sortedJSON(vocab)))
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+        }
+        for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
         var info = extra
         info["format"] = "rulelens-checkpoint"
         info["rulelens_version"] = RuleLensVersion.string
@@ -84,11 +90,12 @@ public enum Checkpoint {
                                 fix: "pass the --out folder of a finished `rulelens train` run (it holds model.safetensors and config.json)")
         }
         let config = try readConfig(dir + "/" + configFile)
-        guard exists(at: dir) else {
-            throw RuleLensError("\(dir) has a config.json but no \(weightsFile)",
-                                fix: "the checkpoint is incomplete; train again or re-save it with safetensors (save_pretrained(..., safe_serialization=True))")
-        }
-        let file = try Safetensors.read(path: dir + "/" + weightsFile)
+        let file = try WeightFiles.open(folder: dir)
+        // Before anything is allocated: config.json must agree with the tensors and the training options, and fit.
+        try checkConfig(config, against: file, configPath: dir + "/" + configFile)
+        try checkTrainingOptions(config, dir: dir, configPath: dir + "/" + configFile)
+        try MemoryEstimate.model(config).require("loading the model in \(dir)",
+                                                 fix: "use a machine with more memory, or a smaller model")
         let model = try GPT(config: config, seed: 0)
         try assign(file, to: model.params)
         var vocab: [String: Int]? = nil
@@ -106,6 +113,7 @@ public enum Checkpoint {
                 v[token] = n
             }
             vocab = v
+            try checkSpecialTokens(configPath: dir + "/" + configFile, vocab: v)
         }
         return (model, vocab)
     }
@@ -118,12 +126,17 @@ public enum Checkpoint {
         return Safetensors.encode(entries, metadata: metadata)
     }
 
-    /// Copies every parameter of `params` from `file`, matching HF names with or without `transformer.`.
+    /// Copies every parameter of `params` from one safetensors file.
     public static func assign(_ file: Safetensors.File, to params: GPTParameters) throws {
+        try assign(WeightFiles(file), to: params)
+    }
+
+    /// Copies every parameter of `params` from `file` (one file or shards), matching HF names with or without `transformer.`.
+    public static func assign(_ file: WeightFiles, to params: GPTParameters) throws {
         var byName: [String: Safetensors.TensorInfo] = [:]
         var ignoredHead: Safetensors.TensorInfo? = nil
         var unexpected: [String] = []
-        for info in file.tensors {
+        for info in file.tensors.map(\.info) {
             let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
             if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
             if info.name == "lm_head.weight" { ignoredHead = info; continue }
@@ -131,32 +144,33 @@ public enum Checkpoint {
             byName[name] = info
         }
         let missing = params.tensors.map(\.name).filter { byName[$0] == nil }
+        let filePath = file.description
         if !missing.isEmpty || !unexpected.isEmpty {
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing tensors: \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? " … (\(missing.count) in all)" : "")") }
             if !unexpected.isEmpty { parts.append("unexpected tensors: \(unexpected.prefix(8).joined(separator: ", "))\(unexpected.count > 8 ? " … (\(unexpected.count) in all)" : "")") }
-            throw RuleLensError("\(file.path) does not match the GPT-2 model its config.json describes (\(parts.joined(separator: "; ")))",
+            throw RuleLensError("\(filePath) does not match the GPT-2 model its config.json describes (\(parts.joined(separator: "; ")))",
                                 fix: "make config.json (n_layer, n_embd, …) agree with the weights, or re-save the checkpoint from the model it came from")
         }
         for t in params.tensors {
             let info = byName[t.name]!
             guard info.shape == t.shape else {
-                throw RuleLensError("tensor \(info.name) in \(file.path) has shape \(info.shape), but the config needs \(t.shape)",
+                throw RuleLensError("tensor \(info.name) in \(filePath) has shape \(info.shape), but the config needs \(t.shape)",
                                     fix: "make config.json agree with the weights (GPT-2 Conv1D weights are stored [in, out])")
             }
-            file.copyFloats(info, into: params.storage.ptr + t.offset)
+            file.copyFloats(info.name, into: params.storage.ptr + t.offset)
         }
         if let head = ignoredHead, let wte = params.tensor("transformer.wte.weight") {
             // RuleLens ties the LM head to the token embedding; an untied head would silently change the model.
             guard head.shape == wte.shape else {
-                throw RuleLensError("lm_head.weight in \(file.path) has shape \(head.shape), not the embedding's \(wte.shape)",
+                throw RuleLensError("lm_head.weight in \(filePath) has shape \(head.shape), not the embedding's \(wte.shape)",
                                     fix: "RuleLens supports only GPT-2 models whose LM head is tied to transformer.wte.weight")
             }
             var values = [Float](repeating: 0, count: head.count)
-            values.withUnsafeMutableBufferPointer { file.copyFloats(head, into: $0.baseAddress!) }
+            values.withUnsafeMutableBufferPointer { file.copyFloats(head.name, into: $0.baseAddress!) }
             let embedding = params.storage.ptr + wte.offset
             for i in 0..<head.count where values[i] != embedding[i] {
-                throw RuleLensError("lm_head.weight in \(file.path) differs from transformer.wte.weight (an untied LM head)",
+                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight (an untied LM head)",
                                     fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
             }
         }
@@ -197,8 +211,15 @@ public enum Checkpoint {
             throw RuleLensError("\(path) is not a JSON object", fix: "re-save the checkpoint; config.json must be an HF GPT2Config")
         }
         func int(_ key: String, _ fallback: String? = nil) throws -> Int {
-            if let v = (dict[key] as? NSNumber)?.intValue { return v }
-            if let fallback, let v = (dict[fallback] as? NSNumber)?.intValue { return v }
+            for k in [key] + (fallback.map { [$0] } ?? []) {
+                guard let value = dict[k] else { continue }
+                // 1e9 is a JSON number too; what matters is that it is a whole number an Int holds.
+                guard let n = value as? NSNumber, n.doubleValue.isFinite, n.doubleValue == n.doubleValue.rounded(),
+                      abs(n.doubleValue) < 9.2e18 else {
+                    throw RuleLensError("\(path): \(k) is \(value), not a whole number", fix: "set \(k) to a positive integer (an HF GPT2Config field)")
+                }
+                return Int(n.doubleValue)
+            }
             throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
         }
         if let type = dict["model_type"] as? String, type != "gpt2" {
@@ -218,8 +239,15 @@ public enum Checkpoint {
             throw RuleLensError("\(path) sets scale_attn_weights false", fix: "RuleLens's attention always scales by 1/sqrt(d_head); use a standard GPT-2 config")
         }
         let dModel = try int("n_embd")
-        let dMLP = (dict["n_inner"] as? NSNumber)?.intValue ?? 4 * dModel
-        let eps = (dict["layer_norm_epsilon"] as? NSNumber)?.floatValue ?? 1e-5
+        let dMLP = dict["n_inner"] == nil || dict["n_inner"] is NSNull ? 4 * dModel : try int("n_inner")
+        var eps: Float = 1e-5
+        if let value = dict["layer_norm_epsilon"] {
+            guard let n = value as? NSNumber, n.doubleValue.isFinite, n.doubleValue > 0, n.doubleValue < 1 else {
+                throw RuleLensError("\(path): layer_norm_epsilon is \(value), not a small positive number",
+                                    fix: "set layer_norm_epsilon to a number such as 1e-05 (GPT-2's value)")
+            }
+            eps = n.floatValue
+        }
         let config = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), dModel: dModel, dMLP: dMLP,
                                nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps)
         do { try config.validate() } catch let error as RuleLensError {

@@ -27,7 +27,7 @@ public final class HookSet {
     }
 
     private var registrations: [(patterns: [String], callback: Callback)] = []
-    private var planCache: (config: GPTConfig, count: Int, plan: HookPlan)?
+    private var planCache: (sites: [String], count: Int, plan: HookPlan)?
 
     public init() {}
 
@@ -52,12 +52,17 @@ public final class HookSet {
         _ = try HookSites.resolve(patterns, config: config)
     }
 
-    /// The callbacks per concrete site for `config` (nil when nothing matches), cached until the set changes.
-    func plan(for config: GPTConfig) -> HookPlan? {
-        if let cached = planCache, cached.config == config, cached.count == registrations.count {
+    /// `validate` against any model's site list (`LanguageModel.hookSites`).
+    public func validate(sites: [String]) throws {
+        _ = try HookSites.resolve(patterns, sites: sites)
+    }
+
+    /// The callbacks per concrete site of a model with these sites (nil when nothing matches), cached until the set
+    /// or the site list changes.
+    func plan(sites all: [String]) -> HookPlan? {
+        if let cached = planCache, cached.count == registrations.count, cached.sites == all {
             return cached.plan.callbacks.isEmpty ? nil : cached.plan
         }
-        let all = HookSites.names(for: config)
         var callbacks: [String: [Callback]] = [:]
         for registration in registrations {
             var matched = Set<String>()
@@ -65,7 +70,7 @@ public final class HookSet {
             for site in all where matched.contains(site) { callbacks[site, default: []].append(registration.callback) }
         }
         let plan = HookPlan(callbacks: callbacks)
-        planCache = (config, registrations.count, plan)
+        planCache = (all, registrations.count, plan)
         return callbacks.isEmpty ? nil : plan
     }
 }

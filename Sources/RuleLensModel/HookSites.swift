@@ -23,19 +23,38 @@ public enum HookSites {
         "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
     ]
 
-    /// Every site for `config`, in the order the forward pass reaches them.
-    public static func names(for config: GPTConfig) -> [String] {
-        var out = ["hook_embed", "hook_pos_embed"]
-        for l in 0..<config.nLayer { out += blockSuffixes.map { "blocks.\(l).\($0)" } }
-        out += ["ln_final.hook_normalized", "unembed.hook_out"]
+    /// Every site for `config`, in the order the forward pass reaches them. A wiring adds its prefix (a VAE encoder's
+    /// `encoder.`) and its injection sites (`hook_latent_embed`, `blocks.{l}.attn.hook_q_inject`/`hook_k_inject`/
+    /// `hook_v_inject`/`hook_mem_kv`, each [batch, d_model]); an encoder has no `unembed.hook_out`.
+    public static func names(for config: GPTConfig, wiring: GPTWiring = .standard) -> [String] {
+        let p = wiring.hookPrefix, inj = wiring.injections
+        var out = [p + "hook_embed", p + "hook_pos_embed"]
+        if inj.contains(.embedding) { out.append(p + "hook_latent_embed") }
+        for l in 0..<config.nLayer {
+            for suffix in blockSuffixes {
+                out.append("\(p)blocks.\(l).\(suffix)")
+                if suffix == "ln1.hook_normalized" {
+                    for (injection, name) in [(Injection.query, "attn.hook_q_inject"), (.key, "attn.hook_k_inject"),
+                                              (.value, "attn.hook_v_inject")] where inj.contains(injection) {
+                        out.append("\(p)blocks.\(l).\(name)")
+                    }
+                }
+                if suffix == "attn.hook_v" && inj.contains(.memory) { out.append("\(p)blocks.\(l).attn.hook_mem_kv") }
+            }
+        }
+        out.append(p + "ln_final.hook_normalized")
+        if wiring.hookPrefix.isEmpty { out.append("unembed.hook_out") }
         return out
     }
 
-    /// The site's name with its block prefix removed (`blocks.3.attn.hook_q` → `attn.hook_q`).
+    /// The site's name with its stack and block prefixes removed (`blocks.3.attn.hook_q` → `attn.hook_q`,
+    /// `encoder.blocks.0.hook_resid_post` → `hook_resid_post`, `encoder.hook_embed` → `hook_embed`).
     static func suffix(of name: String) -> String {
-        guard name.hasPrefix("blocks.") else { return name }
+        var name = Substring(name)
+        if name.hasPrefix("encoder.") { name = name.dropFirst("encoder.".count) }
+        guard name.hasPrefix("blocks.") else { return String(name) }
         let rest = name.dropFirst("blocks.".count)
-        guard let dot = rest.firstIndex(of: ".") else { return name }
+        guard let dot = rest.firstIndex(of: ".") else { return String(name) }
         return String(rest[rest.index(after: dot)...])
     }
 
@@ -46,6 +65,8 @@ public enum HookSites {
         case "attn.hook_attn_scores", "attn.hook_pattern": return ["batch", "head", "q_pos", "k_pos"]
         case "mlp.hook_pre", "mlp.hook_post": return ["batch", "pos", "d_mlp"]
         case "unembed.hook_out": return ["batch", "pos", "d_vocab"]
+        case "attn.hook_q_inject", "attn.hook_k_inject", "attn.hook_v_inject", "attn.hook_mem_kv", "hook_latent_embed":
+            return ["batch", "d_model"]
         case "hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
              "hook_mlp_out", "ln1.hook_normalized", "ln2.hook_normalized", "ln_final.hook_normalized":
             return ["batch", "pos", "d_model"]
@@ -54,11 +75,13 @@ public enum HookSites {
     }
 
     /// Full shape of a site's values for one forward pass (batch first); empty for an unknown name.
-    public static func shape(of name: String, config c: GPTConfig, batch: Int, seqLen: Int) -> [Int] {
+    /// With memory injection (`wiring`) attention rows have one more key: the memory slot, first.
+    public static func shape(of name: String, config c: GPTConfig, batch: Int, seqLen: Int, wiring: GPTWiring = .standard) -> [Int] {
         dims(of: name).map { dim in
             switch dim {
             case "batch": return batch
-            case "pos", "q_pos", "k_pos": return seqLen
+            case "pos", "q_pos": return seqLen
+            case "k_pos": return seqLen + wiring.prefixSlots
             case "head": return c.nHead
             case "d_head": return c.dHead
             case "d_mlp": return c.dMLP
@@ -72,14 +95,18 @@ public enum HookSites {
     /// site names in forward order, without duplicates. A name or pattern that matches nothing throws a
     /// `RuleLensError` naming the closest valid site and listing every valid one.
     public static func resolve(_ patterns: [String], config: GPTConfig) throws -> [String] {
-        let all = names(for: config)
+        try resolve(patterns, sites: names(for: config), modelDescription: "this \(config.nLayer)-layer model")
+    }
+
+    /// `resolve` against any model's site list (`LanguageModel.hookSites`).
+    public static func resolve(_ patterns: [String], sites all: [String], modelDescription: String = "this model") throws -> [String] {
         var chosen = Set<String>()
         for pattern in patterns {
             let matches = all.filter { glob(pattern, matches: $0) }
             guard !matches.isEmpty else {
                 let closest = all.min { editDistance(pattern, $0) < editDistance(pattern, $1) } ?? ""
                 throw RuleLensError(
-                    "unknown hook site '\(pattern)' (closest match: '\(closest)'); this \(config.nLayer)-layer model's sites are: "
+                    "unknown hook site '\(pattern)' (closest match: '\(closest)'); \(modelDescription)'s sites are: "
                         + all.joined(separator: ", "),
                     fix: "use one of the names above or a glob pattern such as 'blocks.*.hook_mlp_out', 'blocks.0.attn.*' or '*'")
             }
@@ -120,11 +147,23 @@ public enum HookSites {
     }
 }
 
+/// The model-level site names of one stack (prefixed for a VAE's encoder).
+struct RootSiteNames {
+    let embed, posEmbed, latentEmbed, lnFinal, unembed: String
+    init(prefix: String = "") {
+        embed = prefix + "hook_embed"; posEmbed = prefix + "hook_pos_embed"; latentEmbed = prefix + "hook_latent_embed"
+        lnFinal = prefix + "ln_final.hook_normalized"; unembed = prefix + "unembed.hook_out"
+    }
+}
+
 /// One block's site names, built once per model so the forward pass never formats strings.
 struct BlockSiteNames {
     let residPre, ln1Normalized, q, k, v, attnScores, pattern, z, attnOut, residMid, ln2Normalized, mlpPre, mlpPost, mlpOut, residPost: String
-    init(layer l: Int) {
-        let p = "blocks.\(l)."
+    let qInject, kInject, vInject, memKV: String
+    init(layer l: Int, prefix: String = "") {
+        let p = "\(prefix)blocks.\(l)."
+        qInject = p + "attn.hook_q_inject"; kInject = p + "attn.hook_k_inject"; vInject = p + "attn.hook_v_inject"
+        memKV = p + "attn.hook_mem_kv"
         residPre = p + "hook_resid_pre"; ln1Normalized = p + "ln1.hook_normalized"
         q = p + "attn.hook_q"; k = p + "attn.hook_k"; v = p + "attn.hook_v"
         attnScores = p + "attn.hook_attn_scores"; pattern = p + "attn.hook_pattern"; z = p + "attn.hook_z"

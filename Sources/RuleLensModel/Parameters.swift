@@ -26,8 +26,9 @@ public final class GPTParameters {
     let lnfWeight: UnsafeMutablePointer<Float>  // [d]
     let lnfBias: UnsafeMutablePointer<Float>    // [d]
 
-    /// The tensor list (names, shapes, offsets) for a configuration, in HF order.
-    public static func layout(for c: GPTConfig) -> [ParameterTensor] {
+    /// The tensor list (names, shapes, offsets) for a configuration, in HF order. `prefix` replaces `transformer.`
+    /// (a VAE's encoder stack is `encoder.`).
+    public static func layout(for c: GPTConfig, prefix: String = "transformer.") -> [ParameterTensor] {
         var out: [ParameterTensor] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) {
@@ -36,10 +37,10 @@ public final class GPTParameters {
             out.append(t)
         }
         let d = c.dModel
-        add("transformer.wte.weight", [c.vocabSize, d])
-        add("transformer.wpe.weight", [c.nCtx, d])
+        add(prefix + "wte.weight", [c.vocabSize, d])
+        add(prefix + "wpe.weight", [c.nCtx, d])
         for l in 0..<c.nLayer {
-            let p = "transformer.h.\(l)."
+            let p = prefix + "h.\(l)."
             add(p + "ln_1.weight", [d]); add(p + "ln_1.bias", [d])
             add(p + "attn.c_attn.weight", [d, 3 * d]); add(p + "attn.c_attn.bias", [3 * d])
             add(p + "attn.c_proj.weight", [d, d]); add(p + "attn.c_proj.bias", [d])
@@ -47,14 +48,14 @@ public final class GPTParameters {
             add(p + "mlp.c_fc.weight", [d, c.dMLP]); add(p + "mlp.c_fc.bias", [c.dMLP])
             add(p + "mlp.c_proj.weight", [c.dMLP, d]); add(p + "mlp.c_proj.bias", [d])
         }
-        add("transformer.ln_f.weight", [d]); add("transformer.ln_f.bias", [d])
+        add(prefix + "ln_f.weight", [d]); add(prefix + "ln_f.bias", [d])
         return out
     }
 
-    /// Zero-filled parameters for `config` (call `config.validate()` first).
-    public init(config: GPTConfig) {
+    /// Zero-filled parameters for `config` (call `config.validate()` first), tensor names under `prefix`.
+    public init(config: GPTConfig, prefix: String = "transformer.") {
         self.config = config
-        let list = Self.layout(for: config)
+        let list = Self.layout(for: config, prefix: prefix)
         let buffer = FloatBuffer(count: list.last.map { $0.offset + $0.count } ?? 0)
         tensors = list
         storage = buffer
@@ -63,10 +64,10 @@ public final class GPTParameters {
         index = idx
         let base = buffer.ptr
         func p(_ name: String) -> UnsafeMutablePointer<Float> { base + list[idx[name]!].offset }
-        wte = p("transformer.wte.weight"); wpe = p("transformer.wpe.weight")
-        lnfWeight = p("transformer.ln_f.weight"); lnfBias = p("transformer.ln_f.bias")
+        wte = p(prefix + "wte.weight"); wpe = p(prefix + "wpe.weight")
+        lnfWeight = p(prefix + "ln_f.weight"); lnfBias = p(prefix + "ln_f.bias")
         layers = (0..<config.nLayer).map { l in
-            let h = "transformer.h.\(l)."
+            let h = prefix + "h.\(l)."
             return LayerWeights(ln1Weight: p(h + "ln_1.weight"), ln1Bias: p(h + "ln_1.bias"),
                                 qkvWeight: p(h + "attn.c_attn.weight"), qkvBias: p(h + "attn.c_attn.bias"),
                                 attnProjWeight: p(h + "attn.c_proj.weight"), attnProjBias: p(h + "attn.c_proj.bias"),

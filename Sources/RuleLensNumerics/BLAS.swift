@@ -31,8 +31,10 @@ public enum BLAS {
     /// `sgemm` with C split into one block per `Parallel.threads` worker, each block one single-threaded OpenBLAS
     /// call. Used for the model's mid-sized products (a few hundred MFLOP or less), where OpenBLAS's own threads
     /// cost more in hand-offs and spin-waiting (`sched_yield`) than they gain. C is split along its longer side at
-    /// multiples of 16 (the kernels' register-block width), so each element's dot product is computed exactly as
-    /// in one call, whatever the thread count. Small products run as a single call.
+    /// multiples of 16 (the kernels' register-block width). The result is deterministic for a given kernel and
+    /// thread count; whether it equals one whole call bit for bit depends on the kernel (SkylakeX: yes; Haswell:
+    /// no), so callers may rely only on float-rounding closeness across thread counts or kernels. Small products
+    /// run as a single call.
     public static func sgemmSplit(_ transA: Transpose, _ transB: Transpose,
                                   m: Int, n: Int, k: Int,
                                   alpha: Float = 1,

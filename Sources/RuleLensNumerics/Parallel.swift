@@ -6,10 +6,11 @@ public enum Parallel {
     /// Defaults to the active processor count.
     nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Sets RuleLens's loop threads and OpenBLAS's threads together.
+    /// Sets RuleLens's loop threads and OpenBLAS's threads together; 0 (or less) means every core.
     public static func configure(threads n: Int) {
-        threads = max(1, n)
-        BLAS.threads = max(1, n)
+        let count = n > 0 ? n : ProcessInfo.processInfo.activeProcessorCount
+        threads = count
+        BLAS.threads = count
     }
 
     /// Runs `body(chunkStart, chunkEnd)` over `0..<count` split into contiguous chunks, one per thread.

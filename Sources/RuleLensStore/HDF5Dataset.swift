@@ -195,14 +195,21 @@ public final class HDF5Dataset: HDF5Object {
                 defer { pointers.forEach { if let p = $0 { H5free_memory(p) } } }
                 return pointers.map { $0.map { String(cString: $0) } ?? "" }
             }
-            // Fixed-length strings: read into a padded byte buffer with a matching memory type.
+            // Fixed-length strings: read the stored bytes as they are (the file's own type, so h5py's ASCII `S`
+            // columns need no ASCII → UTF-8 conversion, which HDF5 refuses), then cut the padding.
             let width = H5Tget_size(stored.id)
-            let memType = try HDF5Temp.fixedUTF8String(width: width)
+            guard width > 0, width <= 1 << 20 else {
+                throw RuleLensError("\(name) in \(path) has a string width of \(width) bytes", fix: "the file is damaged or unusual; store the column as variable-length or fixed-length strings of a sane width")
+            }
+            let memType = try HDF5Temp.type(H5Tcopy(stored.id), "copy the string type of \(name)")
+            let spacePadded = H5Tget_strpad(stored.id) == H5T_STR_SPACEPAD
             var bytes = [CChar](repeating: 0, count: n * width)
             try HDF5.check(H5Dread(id, memType.id, memory.id, file.id, rl_H5P_DEFAULT(), &bytes),
-                           "read strings from \(name) in \(path)")
+                           "read strings from \(name) in \(path)",
+                           fix: "the file is corrupt or truncated; regenerate it")
             return (0..<n).map { i in
-                let slice = bytes[(i * width)..<((i + 1) * width)].prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                var slice = bytes[(i * width)..<((i + 1) * width)].prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                if spacePadded { while slice.last == 0x20 { slice.removeLast() } }
                 return String(decoding: slice, as: UTF8.self)
             }
         }

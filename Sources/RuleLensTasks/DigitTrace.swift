@@ -9,22 +9,71 @@ public enum DigitTrace {
     public static func example(a: Int, b: Int, base: Int, modulus: Int?, format: TaskFormat, rule: String) -> Example {
         let sa = digits(a, base: base), sb = digits(b, base: base)
         let answer = modulus.map { String((a + b) % $0) } ?? digits(a + b, base: base)
+        var example: Example
         switch format {
         case .direct:
-            return Example(prompt: "\(sa)+\(sb)=", target: answer, answer: answer, rule: rule, a: a, b: b)
+            example = Example(prompt: "\(sa)+\(sb)=", target: answer, answer: answer, rule: rule, a: a, b: b)
         case .scratchpad:
             var lines = scratchpad(sa, sb, base: base)
             if let m = modulus { lines.append("\(a + b)%\(m)=\(answer)") }
             lines.append(answer)
-            return Example(prompt: "\(sa)+\(sb)=", target: lines.joined(separator: "\n"), answer: answer,
-                           rule: rule, a: a, b: b)
+            example = Example(prompt: "\(sa)+\(sb)=", target: lines.joined(separator: "\n"), answer: answer,
+                              rule: rule, a: a, b: b)
         case .rule:
             let prompt = ruleCode(base: base, modulus: modulus) + "\nadd(\(sa),\(sb))="
             var lines = execution(sa, sb, base: base, modulus: modulus, sum: a + b)
             lines.append(answer)
-            return Example(prompt: prompt, target: lines.joined(separator: "\n"), answer: answer,
-                           rule: rule, a: a, b: b)
+            example = Example(prompt: prompt, target: lines.joined(separator: "\n"), answer: answer,
+                              rule: rule, a: a, b: b)
         }
+        example.sources = sources(example, sa: sa, sb: sb, format: format, columnAligned: modulus == nil)
+        return example
+    }
+
+    /// Source keys (see `SourceKeys`): the operands are the last `sa+sb=` (or `add(sa,sb)=`) of the prompt.
+    static func sources(_ e: Example, sa: String, sb: String, format: TaskFormat, columnAligned: Bool) -> [[Int]] {
+        let aStart = e.prompt.count - (sa.count + sb.count + (format == .rule ? 3 : 2))
+        let bStart = aStart + sa.count + 1
+        let operandPositions = Array(aStart..<(aStart + sa.count)) + Array(bStart..<(bStart + sb.count))
+        let targetLength = e.target.count
+        /// The final answer, column by column or from every operand digit.
+        func answerSources(into sources: inout [[Int]], answerStart: Int) {
+            let answer = e.answer ?? ""
+            if columnAligned {
+                let columns = SourceKeys.columns(targetLength: targetLength, answerStart: answerStart, answer: answer,
+                                                 aStart: aStart, aDigits: sa.count, bStart: bStart, bDigits: sb.count)
+                for i in answerStart..<(answerStart + answer.count) { sources[i] = columns[i] }
+            } else {
+                for (k, c) in answer.enumerated() where c.isNumber { sources[answerStart + k] = operandPositions }
+            }
+        }
+        var sources = [[Int]](repeating: [], count: targetLength)
+        let answerStart = targetLength - (e.answer ?? "").count
+        answerSources(into: &sources, answerStart: answerStart)
+        guard format == .scratchpad else { return sources }
+        // Scratchpad steps: "x+y,partial,C:carry". x and y copy the prompt's unprocessed digits; the first partial digit
+        // and the carry come from this step's column (place = step − 1); the rest of partial repeats the previous line.
+        let lines = e.target.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lineStart = 0
+        for (step, line) in lines.enumerated() {
+            defer { lineStart += line.count + 1 }
+            guard let plus = line.firstIndex(of: "+"), line.contains(",C:") else { continue }
+            let x = line[..<plus].count, fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let y = fields[0].count - x - 1
+            for k in 0..<x { sources[lineStart + k] = [aStart + k] }
+            for k in 0..<y { sources[lineStart + x + 1 + k] = [bStart + k] }
+            guard step > 0 else { continue }
+            let place = step - 1
+            var column: [Int] = []
+            if place < sa.count { column.append(aStart + sa.count - 1 - place) }
+            if place < sb.count { column.append(bStart + sb.count - 1 - place) }
+            if column.isEmpty { column = [aStart, bStart] }           // the carry-out step
+            let partialStart = lineStart + fields[0].count + 1
+            if !fields[1].isEmpty { sources[partialStart] = column }
+            sources[lineStart + line.count - 1] = column             // the carry digit
+        }
+        return sources
     }
 
     /// The scratchpad trace of PAPERS.md: state lines `A+B,partial,C:carry`, one digit per step,

@@ -17,6 +17,9 @@ public struct Example: Codable, Equatable, Sendable {
     /// Operands of operand-plane tasks (study 1), in the task's own plane.
     public var a: Int?
     public var b: Int?
+    /// Per target character, the prompt character positions it should be retrieved from (`SourceKeys`); `[]` = no
+    /// source (a fixed word or a computed value). nil when the generator did not record them (e.g. user data).
+    public var sources: [[Int]]?
 
     public init(id: Int? = nil, prompt: String, target: String, answer: String? = nil,
                 rule: String? = nil, ruleId: Int? = nil, a: Int? = nil, b: Int? = nil) {
@@ -25,7 +28,7 @@ public struct Example: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, prompt, target, answer, rule, a, b
+        case id, prompt, target, answer, rule, a, b, sources
         case ruleId = "rule_id"
     }
 }

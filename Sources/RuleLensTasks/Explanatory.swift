@@ -142,8 +142,10 @@ public enum Explanatory {
             premises = chain.map { "if something \($0.condition) then it \($0.consequence)" }
             conclusion = "if something \(chain[0].condition) then it \(chain.last!.consequence)"
         }
-        return Example(prompt: premises.joined(separator: "; "), target: conclusion, answer: conclusion,
-                       rule: inferenceTypes[type], ruleId: type)
+        var example = Example(prompt: premises.joined(separator: "; "), target: conclusion, answer: conclusion,
+                              rule: inferenceTypes[type], ruleId: type)
+        example.sources = SourceKeys.copiedWords(prompt: example.prompt, target: conclusion) { !SourceKeys.explanatoryFixedWords.contains($0) }
+        return example
     }
 
     /// Up to `count` distinct steps, inference types in round-robin order with an equal quota each

@@ -87,7 +87,10 @@ public enum MathDerivation {
         }
         let conclusion = result.description
         guard !result.isZero, conclusion.count <= 80 else { return nil }
-        return Example(prompt: prompt, target: conclusion, answer: conclusion, rule: operators[op], ruleId: op)
+        var example = Example(prompt: prompt, target: conclusion, answer: conclusion, rule: operators[op], ruleId: op)
+        // The variables are read from the premise; coefficients and exponents are computed (no single source).
+        example.sources = SourceKeys.copiedWords(prompt: prompt, target: conclusion) { $0 == "x" || $0 == "y" }
+        return example
     }
 
     /// Parenthesised when it has more than one term, so "multiply (x + 1) by x" reads one way only.

@@ -105,14 +105,21 @@ public enum OperandTasks {
             return DigitTrace.example(a: a, b: b, base: 9, modulus: nil, format: format, rule: ruleText(of: task))
         case .linearRegression:
             let c = String(a + 2 * b + 3)
-            return Example(prompt: "(\(a),\(b))=", target: c, answer: c, rule: ruleText(of: task), a: a, b: b)
+            var e = Example(prompt: "(\(a),\(b))=", target: c, answer: c, rule: ruleText(of: task), a: a, b: b)
+            let aDigits = String(a).count, bDigits = String(b).count
+            e.sources = SourceKeys.allOperandDigits(target: c, operandPositions: Array(1...aDigits) + Array((aDigits + 2)..<(aDigits + 2 + bDigits)))
+            return e
         case .chickensRabbits:
             let heads = b, legs = 2 * a
             let rabbits = a - heads, chickens = 2 * heads - a
-            let prompt = "Rabbits have 4 legs and 1 head. Chickens have 2 legs and 1 head. There are \(legs) legs "
-                + "and \(heads) heads on the farm. How many rabbits and chickens are there?"
+            let lead = "Rabbits have 4 legs and 1 head. Chickens have 2 legs and 1 head. There are "
+            let prompt = lead + "\(legs) legs and \(heads) heads on the farm. How many rabbits and chickens are there?"
             let answer = "There are \(rabbits) rabbits and \(chickens) chickens."
-            return Example(prompt: prompt, target: answer, answer: answer, rule: ruleText(of: task), a: a, b: b)
+            var e = Example(prompt: prompt, target: answer, answer: answer, rule: ruleText(of: task), a: a, b: b)
+            let legsStart = lead.count, headsStart = legsStart + String(legs).count + " legs and ".count
+            e.sources = SourceKeys.allOperandDigits(target: answer, operandPositions: Array(legsStart..<(legsStart + String(legs).count))
+                                                        + Array(headsStart..<(headsStart + String(heads).count)))
+            return e
         default:
             preconditionFailure("\(task.rawValue) is not an operand task")
         }

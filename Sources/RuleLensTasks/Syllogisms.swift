@@ -69,7 +69,9 @@ public enum Syllogisms {
         let (minorX, minorY) = form.figure == 1 || form.figure == 2 ? (s, m) : (m, s)
         let prompt = statement(mood[1], minorX, minorY) + " " + statement(mood[0], majorX, majorY)
         let conclusion = statement(mood[2], s, p)
-        return Example(prompt: prompt, target: conclusion, answer: conclusion, rule: form.label, ruleId: ruleId)
+        var e = Example(prompt: prompt, target: conclusion, answer: conclusion, rule: form.label, ruleId: ruleId)
+        e.sources = SourceKeys.copiedWords(prompt: prompt, target: conclusion) { $0 == s || $0 == p }   // the terms; quantifiers are fixed
+        return e
     }
 
     /// `count` distinct instances, forms in round-robin order so every form is equally represented.

@@ -4,7 +4,7 @@ import RuleLensNumerics
 /// Everything that determines a generated data set: task, format, split, split options and seed.
 /// Same spec → byte-identical files.
 public struct TaskSpec: Codable, Equatable, Sendable {
-    public static let generatorVersion = "rulelens-tasks 1"
+    public static let generatorVersion = "rulelens-tasks 2"  // 2: every example records its source keys
 
     public var task: TaskName
     public var format: TaskFormat = .direct

@@ -13,16 +13,16 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "Split: random, leave-square-out, holes, length.")
     var split: String = "random"
 
-    @Option(help: "random split: share of examples in train.")
+    @Option(parsing: .unconditional, help: "random split: share of examples in train.")
     var trainFraction: Double = 0.7
 
     @Option(help: "leave-square-out: centre A,B in the task's plane (default: 50,50; 56,56 modular; 70,50 chickens-rabbits in legs/2,heads).")
     var center: String?
 
-    @Option(help: "leave-square-out: half-length L of the square (2L+1 points a side; L=10 → 441 test points).")
+    @Option(parsing: .unconditional, help: "leave-square-out: half-length L of the square (2L+1 points a side; L=10 → 441 test points).")
     var half: Int = 10
 
-    @Option(help: "holes: number of random non-overlapping squares.")
+    @Option(parsing: .unconditional, help: "holes: number of random non-overlapping squares.")
     var holes: Int = 3
 
     @Option(help: "holes: range the half-length of each square is drawn from.")
@@ -37,13 +37,13 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "length split: test digit counts.")
     var testDigits: String = "6-15"
 
-    @Option(help: "Sampled tasks (multi-digit-addition, syllogism, math-derivation, explanatory): examples to generate (length split: train examples).")
+    @Option(parsing: .unconditional, help: "Sampled tasks (multi-digit-addition, syllogism, math-derivation, explanatory): examples to generate (length split: train examples).")
     var count: Int?
 
-    @Option(help: "length split: test examples per digit count.")
+    @Option(parsing: .unconditional, help: "length split: test examples per digit count.")
     var testPerDigit: Int = 100
 
-    @Option(help: "Seed (default 0): the same seed and options give byte-identical data (train: also initialisation and data order).")
+    @Option(parsing: .unconditional, help: "Seed (default 0): the same seed and options give byte-identical data (train: also initialisation and data order).")
     var seed: UInt64?
 
     /// The spec these options describe (nil when no --task was given).

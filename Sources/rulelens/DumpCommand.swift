@@ -27,13 +27,13 @@ struct DumpCommand: ParsableCommand {
     @Option(help: "Comma-separated hook names or glob patterns (TransformerLens names; '*' = every site).")
     var hooks: String
 
-    @Option(help: "Positions to keep: all, last (the <eos>), answer (last prompt position), or an index K (negative: from the end).")
+    @Option(parsing: .unconditional, help: "Positions to keep: all, last (the <eos>), answer (last prompt position), or an index K (negative: from the end).")
     var positions: String = "all"
 
-    @Option(help: "Examples per forward pass.")
+    @Option(parsing: .unconditional, help: "Examples per forward pass.")
     var batch: Int = 32
 
-    @Option(help: "gzip level 0-9 (with shuffle); 0 = uncompressed.")
+    @Option(parsing: .unconditional, help: "gzip level 0-9 (with shuffle); 0 = uncompressed.")
     var gzip: Int = 1
 
     @Option(help: "Output HDF5 file.")

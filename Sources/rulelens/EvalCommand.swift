@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "With --task or a `data generate` directory: which part to evaluate (train, test, all).") var part: String = "test"
     @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
     @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
 
     func run() throws {
         if let threads { Parallel.configure(threads: threads) }
@@ -28,8 +28,8 @@ struct EvalCommand: ParsableCommand {
             try refuseToOverwrite(out)
             if plane != nil, let planePrefix { for ext in ["npy", "svg", "json"] { try refuseToOverwrite(planePrefix + "." + ext) } }
         }
-        let (model, vocab) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+        let (model, _) = try Checkpoint.load(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin)
         if let out { try EvalJob.writePredictions(result.predictions, to: out) }
         let answerOK = PlaneAccuracy.answerCorrect(predictions: result.predictions.map(\.prediction), examples: loaded.examples)
@@ -58,7 +58,7 @@ struct EvalCommand: ParsableCommand {
             if let d = breakdown.digits {
                 fields["digits"] = Dictionary(d.map { (String($0.digits), $0.accuracy) }, uniquingKeysWith: { a, _ in a })
             }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self))
+            print(try JSONText.string(fields))
         } else {
             print(String(format: "accuracy %.4f (%d/%d exact), answer accuracy %.4f, loss %.4f", result.accuracy,
                          result.predictions.filter(\.correct).count, result.n, answerAccuracy, result.loss))

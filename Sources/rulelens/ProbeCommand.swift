@@ -16,7 +16,7 @@ struct ProbeFileOptions: ParsableArguments {
     var file: String
     @Option(help: "Hook site, `*` pattern (a sweep, one row per site ordered by layer), or /dataset path. Repeatable.")
     var site: [String]
-    @Option(help: "Position of per-position sites: last (the <eos>), answer (last prompt position), mean, or an index (negative: from each example's end).")
+    @Option(parsing: .unconditional, help: "Position of per-position sites: last (the <eos>), answer (last prompt position), mean, or an index (negative: from each example's end).")
     var position: String = "last"
     @Flag(help: "Print machine-readable JSON instead of the table.")
     var json = false
@@ -26,7 +26,7 @@ struct ProbeFileOptions: ParsableArguments {
     var plot: String?
     @Flag(help: "Replace existing --out / --plot files.")
     var force = false
-    @Option(help: "Seed for sampling, folds, control labels and k-means.")
+    @Option(parsing: .unconditional, help: "Seed for sampling, folds, control labels and k-means.")
     var seed: UInt64 = 0
 
     func options(label: String?) throws -> ProbeOptions {
@@ -48,9 +48,9 @@ struct ProbePCA: ParsableCommand {
         abstract: "Principal components of each site: explained variance (ratio), components, projections; --plot draws PC1/PC2 coloured by --label.")
     @OptionGroup var common: ProbeFileOptions
     @Option(help: "Label column to colour the scatter plot by (optional).") var label: String?
-    @Option(help: "Components to keep (default 10, at most the feature count).") var components: Int?
+    @Option(parsing: .unconditional, help: "Components to keep (default 10, at most the feature count).") var components: Int?
     @Option(help: "covariance (streams the file in --chunk-rows blocks) or svd (in memory).") var method: String = "covariance"
-    @Option(help: "Rows per block when streaming.") var chunkRows: Int = 4096
+    @Option(parsing: .unconditional, help: "Rows per block when streaming.") var chunkRows: Int = 4096
 
     func run() throws {
         var o = try common.options(label: label)
@@ -67,9 +67,9 @@ struct ProbeSeparability: ParsableCommand {
         abstract: "How separable the label is at each site: silhouette, Davies–Bouldin, Calinski–Harabasz, Fisher ratio, k-NN accuracy, k-means NMI.")
     @OptionGroup var common: ProbeFileOptions
     @Option(help: "Label column (/meta/COLUMN, or a /dataset path).") var label: String
-    @Option(name: .customLong("k"), help: "Neighbours for the leave-one-out k-NN accuracy.") var neighbours: Int = 5
-    @Option(help: "Compute the silhouette on this many examples drawn with --seed (default: exact over all).") var sample: Int?
-    @Option(help: "k-means clusters (default: the number of classes).") var clusters: Int?
+    @Option(name: .customLong("k"), parsing: .unconditional, help: "Neighbours for the leave-one-out k-NN accuracy.") var neighbours: Int = 5
+    @Option(parsing: .unconditional, help: "Compute the silhouette on this many examples drawn with --seed (default: exact over all).") var sample: Int?
+    @Option(parsing: .unconditional, help: "k-means clusters (default: the number of classes).") var clusters: Int?
     @Option(help: "Metric drawn by --plot: silhouette, davies_bouldin, calinski_harabasz, fisher_ratio, knn_accuracy, kmeans_nmi.") var plotMetric: String = "silhouette"
 
     func run() throws {
@@ -86,8 +86,8 @@ struct ProbeLinear: ParsableCommand {
         abstract: "Cross-validated L2 logistic-regression probe accuracy, control-task accuracy and selectivity (Hewitt & Liang).")
     @OptionGroup var common: ProbeFileOptions
     @Option(help: "Label column.") var label: String
-    @Option(name: .customLong("C"), help: "Inverse L2 strength, as scikit-learn's C.") var C: Double = 1
-    @Option(help: "Cross-validation folds.") var folds: Int = 5
+    @Option(name: .customLong("C"), parsing: .unconditional, help: "Inverse L2 strength, as scikit-learn's C.") var C: Double = 1
+    @Option(parsing: .unconditional, help: "Cross-validation folds.") var folds: Int = 5
     @Flag(help: "Contiguous folds in row order (scikit-learn KFold without shuffle) instead of seeded shuffled folds.") var contiguousFolds = false
     @Option(help: "Column whose values are the control task's input types (default: prompt).") var controlType: String?
     @Flag(help: "Skip the control task.") var noControl = false
@@ -115,9 +115,9 @@ struct ProbeNTK: ParsableCommand {
     @Option(help: "Checkpoint folder (rulelens train --out).") var checkpoint: String
     @Option(help: "Labelled examples (JSON Lines).") var data: String
     @Option(help: "Example field holding the rule: rule, rule_id, a or b.") var label: String = "rule"
-    @Option(help: "At most this many examples per rule (seeded draw).") var maxPerRule: Int = 32
+    @Option(parsing: .unconditional, help: "At most this many examples per rule (seeded draw).") var maxPerRule: Int = 32
     @Option(help: "Loss positions: target or all.") var lossOn: LossOn = .target
-    @Option(help: "Seed of the example draw.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed of the example draw.") var seed: UInt64 = 0
     @Flag(help: "Print machine-readable JSON instead of the table.") var json = false
     @Option(help: "Write the result arrays to this HDF5 file.") var out: String?
     @Option(help: "Write an SVG line chart (within − between by layer, per block) here.") var plot: String?

@@ -12,7 +12,7 @@ struct RuleLensCommand: ParsableCommand {
             DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self,
+            ProbeCommand.self, TokenizeCommand.self,
             RunCommand.self,
         ]
     )

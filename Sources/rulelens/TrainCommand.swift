@@ -20,21 +20,22 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var source: DataSourceOptions
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
-    @Option(help: "Transformer blocks (default 2).") var layers: Int?
-    @Option(help: "Attention heads per block (default 4).") var heads: Int?
-    @Option(name: .customLong("d-model"), help: "Residual stream width (default 128).") var dModel: Int?
-    @Option(name: .customLong("d-mlp"), help: "MLP width (default 4 x d-model).") var dMLP: Int?
-    @Option(help: "Context length in positions (default 32).") var ctx: Int?
-    @Option(help: "Optimizer steps (default 1000).") var steps: Int?
-    @Option(help: "Examples per step (default 32).") var batch: Int?
-    @Option(help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
-    @Option(help: "Linear warm-up steps (default 50).") var warmup: Int?
-    @Option(help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
-    @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
+    @Option(name: .customLong("init-from"), help: "Fine-tune the model in this folder (a RuleLens run or a Hugging Face GPT-2 folder with safetensors); its shape and tokenizer are used.") var initFrom: String?
+    @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
+    @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
+    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
+    @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).") var dMLP: Int?
+    @Option(parsing: .unconditional, help: "Context length in positions (default 32).") var ctx: Int?
+    @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Examples per step (default 32).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate; cosine schedule down to 10% of it (default 1e-3).") var lr: Float?
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default 50).") var warmup: Int?
+    @Option(parsing: .unconditional, help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
     @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
-    @Option(help: "Threads for RuleLens loops and BLAS (default: all cores).") var threads: Int?
-    @Option(help: "Evaluate every N steps (0 = never).") var evalEvery: Int = 0
-    @Option(help: "Save a resumable checkpoint every N steps (and after the last).") var saveEvery: Int = 100
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation).") var evalEvery: Int = 0
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves); the last step is always saved.") var saveEvery: Int = 100
     @Flag(help: "Continue the run saved in --out from its last checkpoint (options default to the saved ones).") var resume = false
     @Flag(help: "No progress line.") var quiet = false
 
@@ -58,6 +59,16 @@ struct TrainCommand: ParsableCommand {
             if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
         }
         if let files { options.data = files.train }
+        if let initFrom {
+            guard !resume else {
+                throw RuleLensError("--init-from and --resume cannot be combined", fix: "--resume continues the run in --out; drop --init-from")
+            }
+            for (flag, given) in [("--layers", layers != nil), ("--heads", heads != nil), ("--d-model", dModel != nil), ("--d-mlp", dMLP != nil), ("--ctx", ctx != nil)] where given {
+                throw RuleLensError("\(flag) cannot be combined with --init-from (the model's shape comes from \(initFrom)/config.json)",
+                                    fix: "drop \(flag)")
+            }
+            options.initFrom = initFrom
+        }
         if let evalData { options.evalData = evalData }
         if let layers { options.layers = layers }
         if let heads { options.heads = heads }

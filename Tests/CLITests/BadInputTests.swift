@@ -52,7 +52,7 @@ final class BadInputTests: XCTestCase {
     func testExampleLongerThanContext() throws {
         let data = try file("long.jsonl", "{\"prompt\":\"1+1=\",\"target\":\"2\"}\n{\"prompt\":\"123456789+987654321=\",\"target\":\"1111111110\"}\n")
         try assertFails(["train", "--data", data, "--out", path("run")] + tiny,
-                        ["example 2", "needs 31 positions", "more than the context of 16", "raise --ctx to at least 31"])
+                        ["example 2", "needs 32 positions", "more than --ctx 16", "the longest is example 2", "pass --ctx 32"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))
     }
 

@@ -52,25 +52,36 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testAttentionBackwardAndPhasesMatchFused() {
-        let dims = Attention.Dims(B: 2, T: 4, H: 2, dh: 3)
-        let N = dims.B * dims.T, d = dims.d
+        let dims = AttentionDims(B: 2, T: 4, H: 2, dh: 3)
+        let N = dims.B * dims.T, d = dims.H * dims.dh
         let qkv = randomFloats(N * 3 * d, seed: 9), r = randomFloats(N * d, seed: 10)
+        func input(_ qkv: UnsafePointer<Float>) -> AttentionInput {
+            AttentionInput(q: qkv, qStride: 3 * d, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d)
+        }
         func forward(_ qkv: [Float]) -> (z: [Float], pattern: [Float]) {
             var z = [Float](repeating: 0, count: N * d), pattern = [Float](repeating: 0, count: dims.B * dims.H * dims.T * dims.T)
-            Attention.forward(z: &z, pattern: &pattern, qkv: qkv, dims: dims)
+            qkv.withUnsafeBufferPointer { Attention.forward(z: &z, pattern: &pattern, input: input($0.baseAddress!), dims: dims) }
             return (z, pattern)
         }
         let (z, pattern) = forward(qkv)
         var dqkv = [Float](repeating: 0, count: N * 3 * d), dpattern = pattern
-        Attention.backward(dqkv: &dqkv, dpattern: &dpattern, dz: r, qkv: qkv, pattern: pattern, dims: dims)
+        qkv.withUnsafeBufferPointer { q in
+            dqkv.withUnsafeMutableBufferPointer { g in
+                let grads = AttentionGradients(dq: g.baseAddress!, dk: g.baseAddress! + d, dv: g.baseAddress! + 2 * d)
+                Attention.backward(grads, dpattern: &dpattern, dz: r, input: input(q.baseAddress!), pattern: pattern, dims: dims)
+            }
+        }
         assertGradient("attention dqkv", input: qkv, analytic: dqkv) { project(forward($0).z, r) }
 
         // The phased path (used when scores/pattern are hooked) gives the same bits.
         var z2 = [Float](repeating: 0, count: N * d), pattern2 = pattern.map { _ in Float(7) }
-        Attention.scoresPhase(pattern: &pattern2, qkv: qkv, dims: dims)
-        XCTAssertEqual(pattern2[1], -Float.infinity, "masked score (q 0, k 1) is −∞")
-        Attention.softmaxPhase(pattern: &pattern2, dims: dims)
-        Attention.valuesPhase(z: &z2, pattern: pattern2, qkv: qkv, dims: dims)
+        qkv.withUnsafeBufferPointer { q in
+            let x = input(q.baseAddress!)
+            Attention.scoresPhase(pattern: &pattern2, input: x, dims: dims)
+            XCTAssertEqual(pattern2[1], -Float.infinity, "masked score (q 0, k 1) is −∞")
+            Attention.softmaxPhase(pattern: &pattern2, input: x, dims: dims)
+            Attention.valuesPhase(z: &z2, pattern: pattern2, input: x, dims: dims)
+        }
         XCTAssertEqual(pattern2, pattern)
         XCTAssertEqual(z2, z)
     }

@@ -59,10 +59,10 @@ def test_every_task_is_reproducible_across_processes(tmp_path):
 def test_jsonl_schema(tmp_path):
     out = generate(tmp_path, "s", "--task", "syllogism", "--count", "48")
     for e in lines(out / "train.jsonl") + lines(out / "test.jsonl"):
-        assert set(e) == {"id", "prompt", "target", "answer", "rule", "rule_id"}
+        assert set(e) == {"id", "prompt", "target", "answer", "rule", "rule_id", "sources"}
     out = generate(tmp_path, "c", "--task", "chickens-rabbits", "--split", "leave-square-out")
     e = lines(out / "test.jsonl")[0]
-    assert set(e) == {"id", "prompt", "target", "answer", "rule", "a", "b"}
+    assert set(e) == {"id", "prompt", "target", "answer", "rule", "a", "b", "sources"}
     assert f"There are {2 * e['a']} legs and {e['b']} heads" in e["prompt"]
 
 
