@@ -132,9 +132,10 @@ def test_killed_run_continues(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([rulelens_bin(), "run", str(spec), "--out", str(out), "--threads", "1"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    state = out / "train" / "train_state.safetensors"
+    # A checkpoint is complete once its weights are in place (they are written last).
+    state, weights = out / "train" / "train_state.safetensors", out / "train" / "model.safetensors"
     deadline = time.time() + 240
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
+    while not (state.exists() and weights.exists()) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its first checkpoint; make it longer"
     proc.send_signal(signal.SIGKILL)

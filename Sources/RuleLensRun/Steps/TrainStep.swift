@@ -57,17 +57,9 @@ public enum TrainStep: RunStep {
 
     public static func run(_ o: StepOptions, _ ctx: StepContext) throws -> StepOutcome {
         let (options, evalEvery, saveEvery) = try trainOptions(o)
-        var resume = false
-        if let saved = try? TrainJob.savedOptions(in: ctx.dir) {
-            if saved == options { resume = true } else {
-                // Another run's state (the options changed): start afresh.
-                try FileManager.default.removeItem(atPath: ctx.dir)
-                try FileManager.default.createDirectory(atPath: ctx.dir, withIntermediateDirectories: true)
-            }
-        } else if FileManager.default.fileExists(atPath: ctx.dir) {
-            try FileManager.default.removeItem(atPath: ctx.dir)
-            try FileManager.default.createDirectory(atPath: ctx.dir, withIntermediateDirectories: true)
-        }
+        // The runner leaves a folder here only when a killed attempt with the same fingerprint (same options and
+        // inputs) wrote it: continue that run from its last checkpoint.
+        let resume = (try? TrainJob.savedOptions(in: ctx.dir)) == options
         let job = TrainJob(options: options, outDir: ctx.dir, resume: resume)
         job.evalEvery = evalEvery
         job.saveEvery = saveEvery
