@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        // Open MPI (Debian: libopenmpi-dev, openmpi-bin): data-parallel training and sharded dumps under mpirun.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // Numerics: buffers, BLAS/LAPACK wrappers, seeded RNG, threading, errors. Everything else builds on it.
         .target(name: "RuleLensNumerics", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: v5),
@@ -40,6 +42,8 @@ let package = Package(
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
         .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
+        .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).
         .target(name: "RuleLensReport", dependencies: [], swiftSettings: v5),
         // Analysis: PCA/SVD, separability, probes, CKA, gradient-kernel blocks.
@@ -49,7 +53,7 @@ let package = Package(
         // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe).
         .target(name: "RuleLensJobs",
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
-                               "RuleLensAnalysis", "RuleLensReport"],
+                               "RuleLensAnalysis", "RuleLensReport", "RuleLensDistributed"],
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         .target(name: "RuleLensRun",
@@ -57,7 +61,11 @@ let package = Package(
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",
+<<<<<<< HEAD
                           dependencies: ["RuleLensJobs", "RuleLensRun",
+=======
+                          dependencies: ["RuleLensJobs", "RuleLensDistributed",
+>>>>>>> main
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
@@ -70,6 +78,10 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
+<<<<<<< HEAD
         .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
+=======
+        .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
+>>>>>>> main
     ]
 )

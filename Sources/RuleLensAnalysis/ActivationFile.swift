@@ -99,6 +99,15 @@ public final class ActivationFile {
         return m
     }
 
+    /// Whether `site` keeps a position axis (a per-position dump, or an [N, pos, …] dataset), so `--position` applies.
+    public func hasPositionAxis(_ site: String) throws -> Bool {
+        switch try rowSource(site, position: .last) {
+        case let s as StoreRowSource: return s.position != nil
+        case let s as HDF5RowSource: return s.positionAxis != nil
+        default: return true
+        }
+    }
+
     /// A streaming row source over `site` at `position` (reads the file a block of examples at a time).
     public func rowSource(_ site: String, position: PositionSelector = .last) throws -> RowChunkSource {
         if let store, !site.hasPrefix("/") {

@@ -87,6 +87,16 @@ extension Analysis {
         public let value: Double
         /// 0 when S_w was well conditioned; otherwise the ridge added to its diagonal.
         public let ridge: Double
+        /// Condition number of S_w, largest / smallest eigenvalue (+inf when S_w is singular), before any ridge.
+        public let condition: Double
+        /// Above this condition number the ratio is dominated by S_w's smallest directions and flagged as unreliable.
+        public static let illConditioned = 1e6
+        /// Whether S_w's condition number exceeds `illConditioned` (the value may be inflated by noise directions).
+        public var isIllConditioned: Bool { !(condition <= Self.illConditioned) }
+
+        public init(value: Double, ridge: Double, condition: Double) {
+            self.value = value; self.ridge = ridge; self.condition = condition
+        }
     }
 
     /// Fisher's ratio tr(S_w⁻¹ S_b) with the scatter matrices S_w = Σ_c Σ_{i∈c} (xᵢ − μ_c)(xᵢ − μ_c)ᵀ and
@@ -134,6 +144,6 @@ extension Analysis {
             }
             value += projected / (max(values[e], 0) + ridge)
         }
-        return FisherRatio(value: value, ridge: ridge)
+        return FisherRatio(value: value, ridge: ridge, condition: smallest > 0 ? largest / smallest : .infinity)
     }
 }

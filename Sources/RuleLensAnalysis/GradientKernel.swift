@@ -36,10 +36,18 @@ public enum GradientKernel {
         /// Mean cosine similarity of per-example gradients within a rule, and between rules.
         public let within: Double
         public let between: Double
-        /// within / between when between > 0 (block-diagonality); nil otherwise (see `difference`).
+        /// within / between when between > 0 (block-diagonality); nil when between ≤ 0 (see `ratio(within:between:)`).
         public let ratio: Double?
         /// within − between.
         public let difference: Double
+    }
+
+    /// The block-diagonality ratio within / between, defined only when the mean between-rule cosine is positive.
+    /// When it is ≤ 0 — gradients of different rules orthogonal or opposed on average — a ratio would change sign or
+    /// blow up without saying anything more about block structure, so none is reported (nil; `null` in JSON, "n/a"
+    /// in the table) and the difference within − between is the measure to read.
+    public static func ratio(within: Double, between: Double) -> Double? {
+        between > 0 ? within / between : nil
     }
 
     /// The four blocks of every layer, in forward order.
@@ -124,7 +132,7 @@ public enum GradientKernel {
             let within = withinPairs > 0 ? withinSum / withinPairs : 0
             let between = betweenPairs > 0 ? betweenSum / betweenPairs : 0
             return BlockSimilarity(block: block.name, layer: block.layer, kind: block.kind, parameters: p, within: within,
-                                   between: between, ratio: between > 0 ? within / between : nil, difference: within - between)
+                                   between: between, ratio: GradientKernel.ratio(within: within, between: between), difference: within - between)
         }
     }
 }

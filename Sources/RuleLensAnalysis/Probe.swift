@@ -49,7 +49,7 @@ extension Analysis {
                                    controlLabels: Labels? = nil, maxIterations: Int = 1000,
                                    name: String = "data") throws -> LinearProbeResult {
         try requireFinite(x, name)
-        try requireClasses(labels, name)
+        try requireClasses(labels, name, maxClassesBelowN: true)   // as many classes as examples: nothing to generalise to
         let n = x.rows
         guard folds.foldCount >= 2, n >= 2 * folds.foldCount else {
             throw RuleLensError("\(name): \(folds.foldCount)-fold cross-validation needs ≥ 2 folds and ≥ 2 examples per fold (have \(n) examples)",

@@ -32,11 +32,21 @@ public struct DumpOptions {
     public var progress = true
     /// Debug/verification: also write each site's stored rows to DIR/<hook>.npy, exactly as handed to HDF5.
     public var exportNPY: String? = nil
+    /// Under mpirun: write only this shard's examples (the plan — T, string widths, fingerprints — still covers all
+    /// of `examples`, so every shard has the same layout). nil: the whole dump.
+    public var shard: DumpShard? = nil
 
     public init(checkpoint: String, examples: [Example], sourceData: String, hooks: [String], out: String) {
         self.checkpoint = checkpoint; self.examples = examples; self.sourceData = sourceData
         self.hooks = hooks; self.out = out
     }
+}
+
+/// One rank's part of a sharded dump: the contiguous examples `examples` of `count` shards.
+public struct DumpShard: Sendable, Equatable {
+    public var index: Int, count: Int
+    public var examples: Range<Int>
+    public init(index: Int, count: Int, examples: Range<Int>) { self.index = index; self.count = count; self.examples = examples }
 }
 
 /// What a dump did.
@@ -81,6 +91,12 @@ extension Jobs {
         let hookNames = try HookSites.resolve(options.hooks, config: config)
         let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions, source: options.sourceData)
 
+        // The examples this run writes: all, or this rank's shard.
+        let range = options.shard?.examples ?? 0..<plan.count
+        var shardAttributes: [String: String] = [:]
+        if let shard = options.shard {
+            shardAttributes = ["shard_index": "\(shard.index)", "shard_count": "\(shard.count)", "shard_first_example": "\(range.lowerBound)"]
+        }
         let layouts = hookNames.map { DumpSiteLayout(name: $0, config: config, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
         // Never more rows per forward pass than examples; then check the pass, the staging rows and the chunk
         // buffers fit before anything is allocated or created.
@@ -96,10 +112,10 @@ extension Jobs {
         let header = ActivationStoreHeader(
             modelConfigJSON: try modelConfigJSON(config), hooks: hookNames,
             sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,
-            positions: options.positions, maxLength: plan.maxLength, nExamples: plan.count,
+            positions: options.positions, maxLength: plan.maxLength, nExamples: range.count,
             extra: ["checkpoint_fingerprint": checkpointFingerprint(model), "data_fingerprint": plan.fingerprint,
                     "sequence": "[bos] + prompt + target + [eos], teacher-forced", "tokenizer": tokenizer.kind,
-                    "prediction": "teacher-forced argmax from answer_pos, cut at the first <eos>"])
+                    "prediction": "teacher-forced argmax from answer_pos, cut at the first <eos>"].merging(shardAttributes) { a, _ in a })
         let columns = plan.metaColumns
         let writer: ActivationStoreWriter
         if options.resume && exists {
@@ -108,14 +124,14 @@ extension Jobs {
             writer = try ActivationStoreWriter.create(path: options.out, header: header, sites: layouts.map(\.spec), meta: columns,
                                                       batch: options.batch, gzip: options.gzip, overwrite: options.force)
         }
-        let firstExample = writer.examplesWritten
+        let firstExample = range.lowerBound + writer.examplesWritten
         var npys: [String: NPYWriter] = [:]
         var correctCount = 0, done = firstExample, producedBytes = 0
         do {
             if let dir = options.exportNPY {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 for l in layouts {
-                    npys[l.name] = try NPYWriter(path: "\(dir)/\(l.name).npy", shape: [plan.count - firstExample] + l.spec.rowShape)
+                    npys[l.name] = try NPYWriter(path: "\(dir)/\(l.name).npy", shape: [range.upperBound - firstExample] + l.spec.rowShape)
                 }
             }
             // Staging rows for one batch per site: [batch] + stored row shape. Reused, so memory is flat in N.
@@ -132,11 +148,11 @@ extension Jobs {
                                    length: batchLengths[e], pick: batchPicks[e])
                 }
             }
-            let progress = DumpProgress(total: plan.count, start: firstExample, enabled: options.progress)
+            let progress = DumpProgress(total: range.count, start: firstExample - range.lowerBound, enabled: options.progress)
             var start = firstExample
             var lastFlush = -Double.infinity
-            while start < plan.count {
-                let end = min(plan.count, start + options.batch)
+            while start < range.upperBound {
+                let end = min(range.upperBound, start + options.batch)
                 let b = end - start
                 batchLengths = (start..<end).map { plan.sequences[$0].count }
                 batchPicks = (start..<end).map { plan.pick($0) }
@@ -157,15 +173,15 @@ extension Jobs {
                 // Flush after the first batch, then at most once a second: a kill loses at most ~1 s of work,
                 // and small batches do not pay a flush each.
                 let now = ProgressLine.now()
-                let flush = now - lastFlush >= 1 || end == plan.count
+                let flush = now - lastFlush >= 1 || end == range.upperBound
                 try writer.endBatch(count: b, flush: flush)
                 if flush { lastFlush = now }
                 correctCount += verdicts.filter(\.correct).count
                 start = end
                 done = end
-                progress.update(done: done, bytes: producedBytes)
+                progress.update(done: done - range.lowerBound, bytes: producedBytes)
             }
-            progress.finish(done: done, bytes: producedBytes)
+            progress.finish(done: done - range.lowerBound, bytes: producedBytes)
             for (_, n) in npys { try n.close() }
             try writer.finish()
         } catch {
@@ -174,8 +190,8 @@ extension Jobs {
             if !(options.resume && exists) { try? FileManager.default.removeItem(atPath: options.out) }
             throw error
         }
-        let thisRun = plan.count - firstExample
-        return DumpSummary(out: options.out, examples: plan.count, examplesThisRun: thisRun, sites: hookNames,
+        let thisRun = range.upperBound - firstExample
+        return DumpSummary(out: options.out, examples: range.count, examplesThisRun: thisRun, sites: hookNames,
                            accuracy: thisRun > 0 ? Double(correctCount) / Double(thisRun) : .nan,
                            seconds: Date().timeIntervalSince(started), activationBytes: producedBytes)
     }

@@ -135,10 +135,26 @@ public enum EvalJob {
 
 /// Raw logits of a checkpoint on a data file (the `rulelens logits` helper, used to compare with `transformers`).
 public enum LogitsJob {
+    /// Adds `vector` (one value per element of a position: d_model for `hook_q`/`hook_k`/`hook_v`/`hook_z` taken
+    /// whole, [head, d_head] flattened) at every position of `site` — activation addition / a steering vector, and the
+    /// training-free rule prior of `rulelens retrieve`.
+    public static func addAtEveryPosition(_ hooks: HookSet, site: String, vector: [Float]) {
+        hooks.edit([site]) { name, values, shape in
+            let width = shape.count >= 3 ? shape.dropFirst(2).reduce(1, *) : shape.last!
+            precondition(vector.count == width, "\(name): \(vector.count) values for a position of width \(width)")
+            for row in 0..<(shape.reduce(1, *) / width) {
+                let x = values + row * width
+                for c in 0..<width { x[c] += vector[c] }
+            }
+        }
+    }
+
     /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
-    /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab].
-    public static func run(checkpoint: String, data: String, out: String) throws {
+    /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab]. `hooks` (optional)
+    /// run on every forward pass (e.g. a steering vector added at a site).
+    public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil) throws {
         let (model, _) = try Checkpoint.load(checkpoint)
+        try hooks?.validate(for: model.config)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
         let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
         model.retainsActivationsForBackward = false   // forward only
@@ -154,7 +170,7 @@ public enum LogitsJob {
         for start in stride(from: 0, to: n, by: 64) {
             let rows = min(64, n - start)
             let tokens = Array(full.inputs[(start * t)..<((start + rows) * t)])
-            let out = model.forward(tokens: tokens, batch: rows, seqLen: t)
+            let out = model.forward(tokens: tokens, batch: rows, seqLen: t, hooks: hooks)
             (logits.ptr + start * t * v).update(from: out, count: rows * t * v)
         }
         let lengths = items.map { Int32($0.inputLength) }

@@ -75,16 +75,13 @@ extension ProbeJob {
         }
         progressDone()
 
-        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
-        for r in results {
-            table.add([String(r.layer), r.kind, String(r.parameters), fmt(r.within), fmt(r.between), fmt(r.ratio, 3), fmt(r.difference)])
-        }
+
         let rows: [[String: Any]] = results.map {
             ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,
              "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference]
         }
-        var report = ProbeReport(table: table.render(), json: [
-            "analysis": "ntk", "checkpoint": o.checkpoint, "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
+        var report = ProbeReport(table: ntkTable(results), json: [
+            "analysis": "ntk", "ratio_definition": "within / between when between > 0, else null (read difference)", "checkpoint": o.checkpoint, "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
             "rules": labels.names, "examples_per_rule": labels.classSizes, "example_indices": chosen, "blocks": rows])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -108,5 +105,20 @@ extension ProbeJob {
             report.written.append(plot)
         }
         return report
+    }
+
+    /// The NTK table; a block whose between-rule cosine is ≤ 0 shows "n/a" as its ratio, with a footnote saying why.
+    static func ntkTable(_ results: [GradientKernel.BlockSimilarity]) -> String {
+        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
+        for r in results {
+            table.add([String(r.layer), r.kind, String(r.parameters), fmt(r.within), fmt(r.between),
+                       r.ratio.map { fmt($0, 3) } ?? "n/a", fmt(r.difference)])
+        }
+        var text = table.render()
+        if results.contains(where: { $0.ratio == nil }) {
+            text += "\nratio n/a: the between-rule cosine is ≤ 0 (gradients of different rules orthogonal or opposed on average),"
+                + " so within/between is not defined; read within-between"
+        }
+        return text
     }
 }

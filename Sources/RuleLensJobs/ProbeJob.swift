@@ -13,6 +13,9 @@ public struct ProbeOptions {
     /// /meta label column (or a dataset path starting with "/").
     public var label: String?
     public var position: PositionSelector = .last
+    /// Whether the caller chose `position` (then a site stored with one position per example, which has nothing
+    /// to choose from, is an error rather than silently ignoring it).
+    public var positionGiven = false
     public var out: String?
     public var plot: String?
     /// Replace existing --out / --plot files.
@@ -59,9 +62,20 @@ public enum ProbeJob {
     }
     static func progressDone() { if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 
+    /// With an explicit `--position`, every site must have a position axis to choose from.
+    static func checkPosition(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions) throws {
+        guard o.positionGiven else { return }
+        let single = try sites.filter { try !file.hasPositionAxis($0) }
+        if !single.isEmpty {
+            throw RuleLensError("--position \(positionText(o.position)) was given, but \(single.prefix(3).joined(separator: ", "))\(single.count > 3 ? " and \(single.count - 3) more" : "") hold\(single.count == 1 ? "s" : "") one position per example (dumped with --positions last/answer/K, or [N, d] data), so there is no position to choose",
+                                fix: "drop --position for these sites, or dump them again with --positions all")
+        }
+    }
+
     /// Reads each site's [N, d] matrix in turn, with a progress line and ETA, and checks it has one row per label.
     static func forEachSite(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions, what: String, labelName: String,
                             labelCount: Int, _ body: (String, FloatMatrix) throws -> Void) throws {
+        try checkPosition(sites, in: file, o)
         let started = Date()
         for (i, site) in sites.enumerated() {
             let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
@@ -89,6 +103,7 @@ public enum ProbeJob {
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         let labels = try o.label.map { try file.labels($0) }
+        try checkPosition(sites, in: file, o)
         var table = TextTable(["site", "n", "d", "PC1", "PC2", "PC3", "top-k cum."])
         var results: [[String: Any]] = []
         var fits: [(String, PCA, FloatMatrix)] = []
@@ -171,26 +186,37 @@ public enum ProbeJob {
         var table = TextTable(["layer", "component", "site", "silhouette", "davies-bouldin", "calinski-harabasz", "fisher", "knn-acc", "kmeans-nmi"])
         var results: [[String: Any]] = []
         var assignments: [(String, [Int])] = []
+        var illConditioned: [String] = []
         try forEachSite(sites, in: file, o, what: "separability", labelName: labelName, labelCount: labels.count) { site, x in
             let sil = try Analysis.silhouette(x, labels, sampleSize: o.silhouetteSample, seed: o.seed, name: site)
             let db = try Analysis.daviesBouldin(x, labels, name: site)
             let ch = try Analysis.calinskiHarabasz(x, labels, name: site)
             let fisher = try Analysis.fisherRatio(x, labels, name: site)
-            let knn = try Analysis.knnAccuracy(x, labels, k: min(o.neighbours, x.rows - 1), name: site)
+            guard o.neighbours < x.rows else {
+                throw RuleLensError("--k \(o.neighbours) needs more than \(o.neighbours) examples, but \(site) has \(x.rows) (with k ≥ n every vote is the whole data set: the majority rate)",
+                                    fix: "pass --k \(max(1, min(5, x.rows - 1))) or another value below \(x.rows)")
+            }
+            let knn = try Analysis.knnAccuracy(x, labels, k: o.neighbours, name: site)
             let km = try KMeans.fit(x, k: o.clusters ?? labels.classCount, seed: o.seed, name: site)
             let nmi = Analysis.normalizedMutualInformation(labels.ids, km.assignments)
             let layer = SiteOrder.layer(of: site)
             table.add([layerText(site), SiteOrder.component(of: site), site,
-                       fmt(sil), fmt(db), fmt(ch, 2), fmt(fisher.value, 3), fmt(knn), fmt(nmi)])
+                       fmt(sil), fmt(db), fmt(ch, 2), fmt(fisher.value, 3) + (fisher.isIllConditioned ? "!" : ""), fmt(knn), fmt(nmi)])
+            if fisher.isIllConditioned { illConditioned.append(site) }
             results.append(["site": site, "layer": layer == Int.max ? -2 : layer, "component": SiteOrder.component(of: site),
                             "n": x.rows, "d": x.cols, "silhouette": sil, "davies_bouldin": db, "calinski_harabasz": ch,
-                            "fisher_ratio": fisher.value, "fisher_ridge": fisher.ridge, "knn_accuracy": knn, "knn_k": min(o.neighbours, x.rows - 1),
+                            "fisher_ratio": fisher.value, "fisher_ridge": fisher.ridge, "knn_accuracy": knn, "knn_k": o.neighbours, "fisher_condition": fisher.condition, "fisher_ill_conditioned": fisher.isIllConditioned,
                             "kmeans_nmi": nmi, "kmeans_inertia": km.inertia, "kmeans_clusters": km.centres.rows,
                             "silhouette_sample": o.silhouetteSample ?? NSNull()])
             assignments.append((site, km.assignments))
         }
         progressDone()
-        var report = ProbeReport(table: table.render(), json: ["analysis": "separability", "file": o.file, "label": labelName,
+        var tableText = table.render()
+        if !illConditioned.isEmpty {
+            tableText += "\nfisher !: S_w's condition number exceeds \(String(format: "%.0e", Analysis.FisherRatio.illConditioned)) at \(illConditioned.count) site\(illConditioned.count == 1 ? "" : "s")"
+                + " (fisher_condition in --json): the ratio is dominated by near-null directions of the within-class scatter (d close to n, or constant columns) and is not comparable across sites"
+        }
+        var report = ProbeReport(table: tableText, json: ["analysis": "separability", "file": o.file, "label": labelName,
                                                                 "classes": labels.names, "position": positionText(o.position), "sites": results])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in
@@ -245,6 +271,7 @@ public enum ProbeJob {
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         let labels = try file.labels(labelName)
+        try Analysis.requireClasses(labels, "label \(labelName)", maxClassesBelowN: true)
         var control: Labels? = nil, controlColumn: String? = nil
         if !o.noControl {
             let columns = try file.labelColumns()
@@ -303,6 +330,7 @@ public enum ProbeJob {
             throw RuleLensError("CKA compares sites, but \(o.sites.joined(separator: " ")) resolved to only \(sites.first ?? "nothing")",
                                 fix: "pass two --site options or a pattern matching several sites (e.g. --site 'blocks.*.hook_resid_post')")
         }
+        try checkPosition(sites, in: file, o)
         var matrices: [FloatMatrix] = []
         for (i, site) in sites.enumerated() {
             progress("cka: reading \(i + 1)/\(sites.count) \(site)")

@@ -12,8 +12,10 @@ public enum ActivationStoreFormat {
     /// Group of activation datasets, one per hook site, named exactly as the hook.
     public static let actsGroup = "acts"
     /// Root attribute keys whose values must match for `--resume` to continue a file.
+    /// (The shard keys only exist in the per-rank files of a dump under mpirun.)
     public static let identityKeys = ["model_config", "hooks", "positions", "max_length", "n_examples",
-                                      "checkpoint_fingerprint", "data_fingerprint", "source_data"]
+                                      "checkpoint_fingerprint", "data_fingerprint", "source_data",
+                                      "shard_index", "shard_count", "shard_first_example"]
 }
 
 /// One activation dataset: a hook site and the shape each example contributes.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RuleLensDistributed
 import RuleLensJobs
 
 /// `rulelens dump`: record hook sites of a checkpoint on a data set into an HDF5 activation file.
@@ -13,6 +14,10 @@ struct DumpCommand: ParsableCommand {
         Examples:
           rulelens dump --checkpoint runs/add --data test.jsonl --hooks 'blocks.*.hook_resid_post' --out resid.h5
           rulelens dump --checkpoint runs/add --task addition --split leave-square-out --hooks '*' --positions answer --out all.h5
+
+        Under mpirun (mpirun -np N rulelens dump … --out OUT.h5), rank r writes its contiguous slice of the examples to \
+        OUT.rank{r}.h5 and, once every shard is complete, rank 0 writes OUT.h5: virtual datasets over the shards that \
+        every reader sees as one file (keep the shards beside it). --resume continues each shard.
         """)
 
     @Option(help: "Checkpoint directory (model.safetensors, config.json, vocab.json).")
@@ -48,10 +53,14 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores; under mpirun the default shares a node's cores among its ranks).")
+    var threads: Int?
+
     @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
     var exportNpy: String?
 
     func run() throws {
+        try configureThreads(threads)
         let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !patterns.isEmpty else {
             throw RuleLensError("--hooks is empty", fix: "pass hook names or patterns, e.g. --hooks 'blocks.*.hook_resid_post'")
@@ -75,7 +84,10 @@ struct DumpCommand: ParsableCommand {
         options.resume = resume
         options.progress = !quiet
         options.exportNPY = exportNpy
-        let summary = try Jobs.dump(options)
+        let world = Communicator.world
+        if threads == nil && world.size > 1 { Parallel.configure(threads: world.defaultThreads) }
+        let summary = try Jobs.dump(options, communicator: world)
+        guard world.isRoot else { return }
         let mb = Double(summary.activationBytes) / 1e6
         print(String(format: "wrote %@: %d examples (%d this run), %d sites, %.1f MB of activations, teacher-forced accuracy %.4f, %.2f s",
                      summary.out, summary.examples, summary.examplesThisRun, summary.sites.count, mb, summary.accuracy, summary.seconds))

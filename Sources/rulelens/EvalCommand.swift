@@ -14,10 +14,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "With --task or a `data generate` directory: which part to evaluate (train, test, all).") var part: String = "test"
     @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
     @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
-    @Option(parsing: .unconditional, help: "Threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
 
     func run() throws {
-        if let threads { Parallel.configure(threads: threads) }
+        try configureThreads(threads)
         guard let dataPart = DataPart(rawValue: part) else {
             throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
         }
@@ -83,10 +83,25 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Examples (JSON Lines).") var data: String
     @Option(help: "Output .safetensors file.") var out: String
     @Flag(help: "Replace --out if it exists.") var force = false
+    @Option(name: .customLong("add"), help: ArgumentHelp("SITE=FILE.json: add a vector (a JSON array, one value per element of a position, e.g. d_model values for blocks.1.attn.hook_q) at every position of SITE (repeatable).", valueName: "site=file"))
+    var additions: [String] = []
 
     func run() throws {
         if !force { try refuseToOverwrite(out) }
-        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out)
+        var hooks: HookSet? = nil
+        for addition in additions {
+            guard let eq = addition.firstIndex(of: "=") else {
+                throw RuleLensError("--add \(addition) is not SITE=FILE.json", fix: "pass e.g. --add blocks.1.attn.hook_q=shift.json")
+            }
+            let site = String(addition[..<eq]), file = String(addition[addition.index(after: eq)...])
+            guard let data = FileManager.default.contents(atPath: file),
+                  let vector = (try? JSONSerialization.jsonObject(with: data)) as? [Double], vector.allSatisfy(\.isFinite) else {
+                throw RuleLensError("--add: \(file) is not a JSON array of finite numbers", fix: "write the vector as [0.1, -0.2, …]")
+            }
+            hooks = hooks ?? HookSet()
+            LogitsJob.addAtEveryPosition(hooks!, site: site, vector: vector.map { Float($0) })
+        }
+        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out, hooks: hooks)
     }
 }
 
@@ -95,4 +110,13 @@ func refuseToOverwrite(_ path: String) throws {
     if FileManager.default.fileExists(atPath: path) {
         throw RuleLensError("\(path) already exists", fix: "choose another --out path, or delete the file first")
     }
+}
+
+/// `--threads N` of every command: 0 (or absent) = all cores; negative numbers are refused.
+func configureThreads(_ threads: Int?) throws {
+    guard let threads else { return }
+    guard threads >= 0 else {
+        throw RuleLensError("--threads is \(threads), but it must be 0 or positive", fix: "pass --threads 0 (all cores) or a positive number")
+    }
+    Parallel.configure(threads: threads)
 }

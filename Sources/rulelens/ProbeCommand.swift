@@ -16,8 +16,8 @@ struct ProbeFileOptions: ParsableArguments {
     var file: String
     @Option(help: "Hook site, `*` pattern (a sweep, one row per site ordered by layer), or /dataset path. Repeatable.")
     var site: [String]
-    @Option(parsing: .unconditional, help: "Position of per-position sites: last (the <eos>), answer (last prompt position), mean, or an index (negative: from each example's end).")
-    var position: String = "last"
+    @Option(parsing: .unconditional, help: "Position of per-position sites: last (the <eos>, the default), answer (last prompt position), mean, or an index (negative: from each example's end); an error for sites stored with one position.")
+    var position: String?
     @Flag(help: "Print machine-readable JSON instead of the table.")
     var json = false
     @Option(help: "Write the result arrays to this HDF5 file.")
@@ -28,11 +28,15 @@ struct ProbeFileOptions: ParsableArguments {
     var force = false
     @Option(parsing: .unconditional, help: "Seed for sampling, folds, control labels and k-means.")
     var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).")
+    var threads: Int?
 
     func options(label: String?) throws -> ProbeOptions {
+        try configureThreads(threads)
         guard !site.isEmpty else { throw RuleLensError("no --site given", fix: "pass --site NAME or a pattern such as --site 'blocks.*.hook_resid_post'") }
         var o = ProbeOptions(file: file, sites: site, label: label)
-        o.position = try PositionSelector(parsing: position)
+        o.position = try PositionSelector(parsing: position ?? "last")
+        o.positionGiven = position != nil
         o.out = out; o.plot = plot; o.overwrite = force; o.seed = seed
         return o
     }
@@ -122,8 +126,10 @@ struct ProbeNTK: ParsableCommand {
     @Option(help: "Write the result arrays to this HDF5 file.") var out: String?
     @Option(help: "Write an SVG line chart (within − between by layer, per block) here.") var plot: String?
     @Flag(help: "Replace existing --out / --plot files.") var force = false
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
 
     func run() throws {
+        try configureThreads(threads)
         var o = NTKOptions(checkpoint: checkpoint, data: data)
         o.label = label; o.maxPerRule = maxPerRule; o.lossOn = lossOn; o.seed = seed
         o.out = out; o.plot = plot; o.overwrite = force

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RuleLensDistributed
 import RuleLensJobs
 
 @main
@@ -12,7 +13,8 @@ struct RuleLensCommand: ParsableCommand {
             DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self, TokenizeCommand.self,
+            ProbeCommand.self, TokenizeCommand.self, RetrieveCommand.self,
+            InfoCommand.self, HooksCommand.self, InitCommand.self,
             RunCommand.self,
         ]
     )
@@ -22,10 +24,14 @@ struct RuleLensCommand: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            // Under mpirun, commands that used MPI end it cleanly (a rank that exits without MPI_Finalize is an error).
+            Communicator.existing?.finalize()
         } catch let error as RuleLensError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            Foundation.exit(1)
+            Communicator.exit(after: error)
+        } catch let error as CollectiveError {
+            Communicator.exit(after: error)
         } catch {
+            if Communicator.existing != nil { Communicator.exit(after: error) }
             exit(withError: error)
         }
     }

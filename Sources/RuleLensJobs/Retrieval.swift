@@ -1,0 +1,198 @@
+import Foundation
+
+/// Where a training-free rule prior is added: the queries, keys or values of one layer (TransformerLens's
+/// `blocks.{l}.attn.hook_q` / `hook_k` / `hook_v`, [batch, pos, head, d_head] = one d_model vector per position).
+public enum PriorSite: String, Sendable, CaseIterable, Codable {
+    case q, k, v
+    func hook(layer: Int) -> String { "blocks.\(layer).attn.hook_\(rawValue)" }
+}
+
+/// One measured condition of the retrieval test.
+public struct RetrievalCondition: Sendable, Hashable, Codable {
+    /// `none` (no prior), `prior` (the example's own rule), `wrong-prior` (another rule's), `random` (a random vector
+    /// of the prior's norm).
+    public var kind: String
+    public var site: PriorSite
+    public var layer: Int
+    public var alpha: Float
+    public var label: String { kind == "none" ? "none" : "\(kind) \(site.rawValue)@\(layer) α=\(alpha)" }
+}
+
+/// What one example shows under one condition.
+public struct RetrievalExample: Sendable {
+    /// Greedy decoding would reproduce the target and eos exactly (teacher-forced argmax right at every target position:
+    /// the same event, computed without decoding).
+    public var exact: Double
+    /// Share of target tokens (and eos) whose teacher-forced argmax is right.
+    public var tokenAccuracy: Double
+    /// Per layer and head ([layer · H + head]): attention mass from each target position onto its source keys, mean over
+    /// the target characters that have sources; the best source key's rank among the visible keys (1 = most attended);
+    /// the attention entropy (nats) of those query rows. NaN when the example has no sourced target character.
+    public var mass: [Double], rank: [Double], entropy: [Double]
+}
+
+/// The key–query–value retrieval test (study 2's second finding) on a GPT: does adding a rule prior to the queries
+/// raise the attention mass that lands on the right keys — the prompt positions each target character is read from
+/// (`Example.sources`) — and the accuracy of what is retrieved, against no prior, a wrong rule's prior, a random
+/// vector of equal norm, and the same prior in K or V?
+///
+/// The training-free prior of rule r at layer l and site s is Δᵣ = mean(site values over every real position of the
+/// examples of rule r) − mean(over all examples' positions); a condition adds α·Δ to every position of each example.
+public enum Retrieval {
+    /// The sequences the test reads: `[bos] + prompt + target + [eos]` (teacher-forced), and each target character's
+    /// source keys as token positions (prompt character j is token j + 1).
+    public struct Item: Sendable {
+        public let tokens: TokenizedExample
+        /// Per target character i (query position promptLength − 1 + i): its source key token positions.
+        public let keys: [[Int]]
+    }
+
+    /// Tokenizes examples and maps their source keys to token positions. Throws when no example carries `sources`.
+    public static func items(_ examples: [Example], tokenizer: CharTokenizer, nCtx: Int, source: String) throws -> [Item] {
+        guard examples.contains(where: { $0.sources != nil }) else {
+            throw RuleLensError("no example in \(source) has source keys (the `sources` field)",
+                                fix: "generate the data with `rulelens data generate` (every task records sources), or add `sources` to each line")
+        }
+        let tokenized = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: nCtx, source: source)
+        return try zip(examples, tokenized).enumerated().map { i, pair in
+            let (e, t) = pair
+            let sources = e.sources ?? []
+            let promptLength = t.promptLength - 1
+            guard sources.isEmpty || sources.count == e.target.unicodeScalars.count else {
+                throw RuleLensError("example \(i + 1) of \(source) has \(sources.count) source lists for a \(e.target.unicodeScalars.count)-character target",
+                                    fix: "give one list per target character (see Data/README.md, Source keys)")
+            }
+            for keys in sources { for j in keys where j < 0 || j >= promptLength {
+                throw RuleLensError("example \(i + 1) of \(source) names source position \(j), outside its \(promptLength)-character prompt",
+                                    fix: "source positions are 0-based character indices into the prompt")
+            } }
+            return Item(tokens: t, keys: sources.map { $0.map { $0 + 1 } })
+        }
+    }
+
+    /// Δᵣ for every class of `labels` at `site` of `layer`: [classes][d_model]. Means run over every real input position.
+    public static func priors(model: GPT, items: [Item], labels: Labels, site: PriorSite, layer: Int, batchSize: Int = 32) -> [[Float]] {
+        let d = model.config.dModel, R = labels.classCount
+        var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: R), counts = [Int](repeating: 0, count: R)
+        var rows: [Int] = []
+        let hooks = HookSet()
+        hooks.observe([site.hook(layer: layer)]) { _, values, shape in
+            let T = shape[1]
+            for (row, i) in rows.enumerated() {
+                let r = labels.ids[i]
+                for t in 0..<items[i].tokens.inputLength {
+                    let v = values + (row * T + t) * d
+                    for c in 0..<d { sums[r][c] += Double(v[c]) }
+                }
+                counts[r] += items[i].tokens.inputLength
+            }
+        }
+        forEachBatch(model, items: items, batchSize: batchSize, hooks: hooks, willRun: { rows = $0 }) { _, _ in }
+        let total = sums.indices.reduce(into: [Double](repeating: 0, count: d)) { acc, r in for c in 0..<d { acc[c] += sums[r][c] } }
+        let n = Double(counts.reduce(0, +))
+        return (0..<R).map { r in (0..<d).map { c in Float(sums[r][c] / Double(max(1, counts[r])) - total[c] / n) } }
+    }
+
+    /// A random direction per class with exactly the norm of that class's prior (Gaussian, seeded by (seed, class)).
+    public static func randomLike(_ priors: [[Float]], seed: UInt64) -> [[Float]] {
+        priors.enumerated().map { r, prior in
+            var rng = SeededRNG(seed: seed, stream: "retrieval.random.\(r)")
+            let g = prior.map { _ in Double(rng.normal()) }
+            let gNorm = g.reduce(0) { $0 + $1 * $1 }.squareRoot(), pNorm = prior.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            return g.map { Float($0 * pNorm / max(gNorm, 1e-30)) }
+        }
+    }
+
+    /// Runs the examples with `vectors[i]` (d_model values, or nil for none) scaled by `alpha` added to every position of
+    /// `site` at `layer`, and measures every example. `vectors` nil = no edit at all (the `none` condition).
+    public static func measure(model: GPT, items: [Item], vectors: [[Float]]?, alpha: Float, site: PriorSite, layer: Int,
+                               batchSize: Int = 32) -> [RetrievalExample] {
+        let L = model.config.nLayer, H = model.config.nHead, V = model.config.vocabSize
+        var out = [RetrievalExample?](repeating: nil, count: items.count)
+        var rows: [Int] = []
+        let hooks = HookSet()
+        if let vectors {
+            let d = model.config.dModel
+            hooks.edit([site.hook(layer: layer)]) { _, values, shape in
+                let T = shape[1]
+                for (row, i) in rows.enumerated() {
+                    let v = vectors[i]
+                    for t in 0..<T {
+                        let x = values + (row * T + t) * d
+                        for c in 0..<d { x[c] += alpha * v[c] }
+                    }
+                }
+            }
+        }
+        // Attention metrics, computed while each layer's pattern is live (nothing is cached).
+        var mass = [[Double]](), rank = [[Double]](), entropy = [[Double]]()
+        let patternSites = (0..<L).map { "blocks.\($0).attn.hook_pattern" }
+        let layerOf = Dictionary(uniqueKeysWithValues: patternSites.enumerated().map { ($1, $0) })
+        hooks.observe(patternSites) { name, pattern, shape in
+            let l = layerOf[name]!, T = shape[2], K = shape[3]
+            for (row, i) in rows.enumerated() {
+                let item = items[i]
+                for h in 0..<H {
+                    var m = 0.0, rk = 0.0, en = 0.0, n = 0
+                    for (c, keys) in item.keys.enumerated() where !keys.isEmpty {
+                        let q = item.tokens.promptLength - 1 + c
+                        let p = pattern + ((row * H + h) * T + q) * K
+                        var best = -1.0, sum = 0.0, ent = 0.0
+                        for j in keys { sum += Double(p[j]); best = max(best, Double(p[j])) }
+                        var above = 0
+                        for k in 0...q {
+                            let pk = Double(p[k])
+                            if pk > best { above += 1 }
+                            if pk > 0 { ent -= pk * log(pk) }
+                        }
+                        m += sum; rk += Double(1 + above); en += ent; n += 1
+                    }
+                    let idx = l * H + h
+                    mass[row][idx] = n > 0 ? m / Double(n) : .nan
+                    rank[row][idx] = n > 0 ? rk / Double(n) : .nan
+                    entropy[row][idx] = n > 0 ? en / Double(n) : .nan
+                }
+            }
+        }
+        forEachBatch(model, items: items, batchSize: batchSize, hooks: hooks, willRun: { batchRows in
+            rows = batchRows
+            mass = Array(repeating: Array(repeating: .nan, count: L * H), count: batchRows.count)
+            rank = mass; entropy = mass
+        }) { logits, seqLen in
+            for (row, i) in rows.enumerated() {
+                let t = items[i].tokens
+                var right = 0
+                let targets = t.tokens.count - t.promptLength          // target characters + eos
+                for c in 0..<targets {
+                    let z = logits + (row * seqLen + t.promptLength - 1 + c) * V
+                    var best = 0
+                    for v in 1..<V where z[v] > z[best] { best = v }
+                    if Int32(best) == t.tokens[t.promptLength + c] { right += 1 }
+                }
+                out[i] = RetrievalExample(exact: right == targets ? 1 : 0, tokenAccuracy: Double(right) / Double(targets),
+                                          mass: mass[row], rank: rank[row], entropy: entropy[row])
+            }
+        }
+        return out.map { $0! }
+    }
+
+    /// Runs every example once through the model in right-padded batches; `willRun` is told the batch's example indices
+    /// before the forward (so hooks know which rows hold which examples), `body` gets the logits and the padded length.
+    static func forEachBatch(_ model: GPT, items: [Item], batchSize: Int, hooks: HookSet, willRun: ([Int]) -> Void,
+                             _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false
+        defer { model.retainsActivationsForBackward = retained }
+        for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
+            let indices = Array(start..<min(items.count, start + max(1, batchSize)))
+            let seqLen = indices.map { items[$0].tokens.inputLength }.max()!
+            var tokens = [Int32](repeating: CharTokenizer.pad, count: indices.count * seqLen)
+            for (row, i) in indices.enumerated() {
+                for (p, token) in items[i].tokens.tokens.dropLast().enumerated() { tokens[row * seqLen + p] = token }
+            }
+            willRun(indices)
+            let logits = model.forward(tokens: tokens, batch: indices.count, seqLen: seqLen, hooks: hooks)
+            body(logits, seqLen)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import RuleLensJobs
+
+/// `rulelens info CHECKPOINT`: architecture, parameters, training options and step, kernel, tokenizer.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Describe a checkpoint: architecture, parameters, training options and step, BLAS kernel, tokenizer.")
+
+    @Argument(help: "Checkpoint folder (rulelens train/init --out, or a Hugging Face GPT-2 folder).") var checkpoint: String
+    @Flag(help: "Print one JSON object instead of the lines.") var json = false
+
+    func run() throws {
+        let info = try CheckpointInfo(dir: checkpoint)
+        if json { print(try JSONText.string(info.json, pretty: true)) } else { info.lines.forEach { print($0) } }
+    }
+}
+
+/// `rulelens hooks CHECKPOINT [PATTERN]`: every hook site with its per-example shape.
+struct HooksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hooks",
+        abstract: "List a checkpoint's hook sites (TransformerLens names) with their per-example shapes.",
+        discussion: "Shapes leave out the batch axis; `pos` is the position axis (up to the model's context). PATTERN takes names or `*` globs, comma-separated, as `dump --hooks`.")
+
+    @Argument(help: "Checkpoint folder.") var checkpoint: String
+    @Argument(help: "Names or `*` patterns (default: every site).") var pattern: String?
+
+    func run() throws {
+        let config = try Checkpoint.readConfig(checkpoint + "/" + Checkpoint.configFile)
+        let patterns = (pattern ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let rows = try CheckpointInfo.hooks(config: config, patterns: patterns)
+        let w0 = rows.map(\.name.count).max() ?? 0, w1 = rows.map(\.shape.count).max() ?? 0
+        for r in rows {
+            print(r.name.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.shape.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.dims)
+        }
+    }
+}
+
+/// `rulelens init --out DIR`: a randomly initialised checkpoint, the untrained baseline for probes.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a randomly initialised GPT-2 checkpoint (a baseline: the weights `train --seed S` starts from).")
+
+    @Option(help: "Output folder (must not exist).") var out: String
+    @Option(parsing: .unconditional, help: "Transformer blocks.") var layers: Int = 2
+    @Option(parsing: .unconditional, help: "Attention heads per block.") var heads: Int = 4
+    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width.") var dModel: Int = 128
+    @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).") var dMLP: Int?
+    @Option(parsing: .unconditional, help: "Context length in positions.") var ctx: Int = 32
+    @Option(parsing: .unconditional, help: "Initialisation seed (as train --seed).") var seed: UInt64 = 0
+
+    func run() throws {
+        let config = GPTConfig(nLayer: layers, nHead: heads, dModel: dModel, dMLP: dMLP, nCtx: ctx, vocabSize: CharTokenizer.standard.count)
+        try CheckpointInfo.writeRandomInit(config: config, seed: seed, to: out)
+        print("wrote \(out): random initialisation, \(MemoryEstimate.parameterCount(config)) parameters, seed \(seed)")
+    }
+}

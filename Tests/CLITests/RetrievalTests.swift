@@ -1,0 +1,135 @@
+import XCTest
+import Foundation
+import RuleLensJobs
+
+/// The retrieval test's measurements against closed forms and independent recounts.
+final class RetrievalTests: XCTestCase {
+    func syllogisms(_ n: Int) throws -> [Example] {
+        var rng = SeededRNG(seed: 3)
+        return try Syllogisms.generate(count: n, rng: &rng)
+    }
+
+    func model(seed: UInt64 = 1, zeroAttention: Bool = false) throws -> GPT {
+        let model = try GPT(config: GPTConfig(nLayer: 2, nHead: 2, dModel: 16, dMLP: 32, nCtx: 96, vocabSize: CharTokenizer.standard.count),
+                            seed: seed)
+        if zeroAttention {
+            // q = k = 0 everywhere: every visible key gets the same weight, so the mass on the sources of query q is
+            // |sources| / (q + 1), the best source's rank is 1 and the entropy is log(q + 1).
+            for l in 0..<2 { for part in ["weight", "bias"] {
+                let name = "transformer.h.\(l).attn.c_attn.\(part)"
+                model.params.pointer(name).update(repeating: 0, count: model.params.tensor(name)!.count)
+            } }
+        }
+        return model
+    }
+
+    func testUniformAttentionGivesTheClosedForm() throws {
+        let examples = try syllogisms(24)
+        let items = try Retrieval.items(examples, tokenizer: .standard, nCtx: 96, source: "test")
+        let measured = Retrieval.measure(model: try model(zeroAttention: true), items: items, vectors: nil, alpha: 0, site: .q, layer: 0,
+                                         batchSize: 5)
+        for (item, m) in zip(items, measured) {
+            var mass = 0.0, entropy = 0.0, n = 0.0
+            for (c, keys) in item.keys.enumerated() where !keys.isEmpty {
+                let q = item.tokens.promptLength - 1 + c
+                mass += Double(keys.count) / Double(q + 1); entropy += log(Double(q + 1)); n += 1
+            }
+            XCTAssertGreaterThan(n, 0)
+            for idx in 0..<4 {
+                XCTAssertEqual(m.mass[idx], mass / n, accuracy: 1e-5)
+                XCTAssertEqual(m.entropy[idx], entropy / n, accuracy: 1e-4)
+                XCTAssertEqual(m.rank[idx], 1)
+            }
+        }
+    }
+
+    /// The on-the-fly metrics against a recount from cached patterns and logits (a different code path).
+    func testMetricsMatchARecountFromCachedPatterns() throws {
+        let examples = try syllogisms(12)
+        let model = try model(seed: 7)
+        for i in 0..<model.params.storage.count { model.params.storage[i] *= 6 }   // peaked attention, varied ranks
+        let items = try Retrieval.items(examples, tokenizer: .standard, nCtx: 96, source: "test")
+        let measured = Retrieval.measure(model: model, items: items, vectors: nil, alpha: 0, site: .q, layer: 0, batchSize: 4)
+        let H = 2, V = model.config.vocabSize
+        for (i, item) in items.enumerated() {
+            let hooks = HookSet()
+            let cache = hooks.cache(["blocks.*.attn.hook_pattern"])
+            let T = item.tokens.inputLength
+            let logits = model.forward(tokens: Array(item.tokens.tokens.dropLast()), batch: 1, seqLen: T, hooks: hooks)
+            var right = 0
+            for p in (item.tokens.promptLength - 1)..<T {
+                let row = Array(UnsafeBufferPointer(start: logits + p * V, count: V))
+                if Int32(row.indices.max { row[$0] < row[$1] }!) == item.tokens.tokens[p + 1] { right += 1 }
+            }
+            XCTAssertEqual(measured[i].tokenAccuracy, Double(right) / Double(T - item.tokens.promptLength + 1), accuracy: 1e-12)
+            for l in 0..<2 {
+                let pattern = cache["blocks.\(l).attn.hook_pattern"]!.values
+                for h in 0..<H {
+                    var mass = 0.0, rank = 0.0, n = 0.0
+                    for (c, keys) in item.keys.enumerated() where !keys.isEmpty {
+                        let q = item.tokens.promptLength - 1 + c
+                        let row = (0...q).map { Double(pattern[(h * T + q) * T + $0]) }
+                        let best = keys.map { row[$0] }.max()!
+                        mass += keys.map { row[$0] }.reduce(0, +); rank += Double(1 + row.filter { $0 > best }.count); n += 1
+                    }
+                    XCTAssertEqual(measured[i].mass[l * H + h], mass / n, accuracy: 1e-6)
+                    XCTAssertEqual(measured[i].rank[l * H + h], rank / n, accuracy: 1e-12)
+                }
+            }
+        }
+    }
+
+    func testAlphaZeroIsBitwiseNoPriorAndRandomControlHasThePriorsNorm() throws {
+        let examples = try syllogisms(48)
+        let model = try model(seed: 2)
+        let items = try Retrieval.items(examples, tokenizer: .standard, nCtx: 96, source: "test")
+        let labels = Labels(strings: examples.map { $0.rule! })
+        let priors = Retrieval.priors(model: model, items: items, labels: labels, site: .q, layer: 1)
+        XCTAssertEqual(priors.count, labels.classCount)
+        let vectors = labels.ids.map { priors[$0] }
+        let none = Retrieval.measure(model: model, items: items, vectors: nil, alpha: 0, site: .q, layer: 1)
+        let zero = Retrieval.measure(model: model, items: items, vectors: vectors, alpha: 0, site: .q, layer: 1)
+        for (a, b) in zip(none, zero) {
+            XCTAssertEqual(a.mass, b.mass); XCTAssertEqual(a.rank, b.rank); XCTAssertEqual(a.exact, b.exact)
+        }
+        let shifted = Retrieval.measure(model: model, items: items, vectors: vectors, alpha: 4, site: .q, layer: 1)
+        XCTAssertNotEqual(shifted.map(\.mass), none.map(\.mass), "a non-zero prior changes the attention")
+        let random = Retrieval.randomLike(priors, seed: 5)
+        for (p, r) in zip(priors, random) {
+            let pn = p.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot(), rn = r.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            XCTAssertEqual(rn, pn, accuracy: 1e-5 * pn)
+            XCTAssertNotEqual(r, p)
+        }
+        // The priors are mean differences: weighted by class size they sum to zero.
+        var counts = [Double](repeating: 0, count: labels.classCount)
+        for (i, item) in items.enumerated() { counts[labels.ids[i]] += Double(item.tokens.inputLength) }
+        for c in 0..<16 {
+            let s = priors.indices.reduce(0.0) { $0 + counts[$1] * Double(priors[$1][c]) }
+            XCTAssertEqual(s, 0, accuracy: 1e-3)
+        }
+    }
+
+    func testJobReportsEveryConditionAndRefusesBadInput() throws {
+        let examples = try syllogisms(48)
+        let model = try model(seed: 4)
+        var options = RetrievalOptions()
+        options.layers = [1]; options.alphas = [1]; options.sites = [.q, .k]; options.bootstrap = 50
+        let report = try RetrievalJob.run(model: model, tokenizer: .standard, examples: examples, labels: Labels(strings: examples.map { $0.rule! }),
+                                          source: "test", options: options)
+        XCTAssertEqual(report.conditions.count, 1 + 2 * 3)
+        XCTAssertEqual(report.overall.count, report.conditions.count)
+        XCTAssertEqual(report.perRule.count, Set(examples.map { $0.rule! }).count)
+        for s in report.overall { XCTAssertLessThanOrEqual(s.mass.lo, s.mass.mean); XCTAssertGreaterThanOrEqual(s.mass.hi, s.mass.mean) }
+        XCTAssertEqual(report.overall[0].massChange.mean, 0)
+        options.alphas = [.nan]
+        XCTAssertThrowsError(try RetrievalJob.run(model: model, tokenizer: .standard, examples: examples,
+                                                  labels: Labels(strings: examples.map { $0.rule! }), source: "t", options: options))
+        options.alphas = [1]
+        XCTAssertThrowsError(try RetrievalJob.run(model: model, tokenizer: .standard, examples: examples,
+                                                  labels: Labels(strings: examples.map { _ in "one" }), source: "t", options: options))
+        var bare = examples
+        for i in bare.indices { bare[i].sources = nil }
+        XCTAssertThrowsError(try RetrievalJob.run(model: model, tokenizer: .standard, examples: bare,
+                                                  labels: Labels(strings: examples.map { $0.rule! }), source: "t", options: options))
+    }
+}
