@@ -61,11 +61,7 @@ let package = Package(
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",
-<<<<<<< HEAD
-                          dependencies: ["RuleLensJobs", "RuleLensRun",
-=======
-                          dependencies: ["RuleLensJobs", "RuleLensDistributed",
->>>>>>> main
+                          dependencies: ["RuleLensJobs", "RuleLensDistributed", "RuleLensRun",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
@@ -78,10 +74,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
-<<<<<<< HEAD
-        .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
-=======
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
->>>>>>> main
+        .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
     ]
 )
