@@ -150,3 +150,13 @@ def test_killed_run_continues(tmp_path):
     assert train["resumed"] is True and train["steps"] == 400
     log = (out / "train" / "train_log.csv").read_text().strip().splitlines()
     assert len(log) == 401 and log[-1].startswith("400,")
+
+
+def test_every_spec_validates_against_the_schema():
+    import jsonschema
+    import yaml
+    schema = json.loads((ROOT / "Probes" / "rulelens-spec.schema.json").read_text())
+    for spec in SPECS:
+        jsonschema.validate(yaml.safe_load(spec.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "x", "claim": "y", "steps": [{"trian": {"data": "d"}}]}, schema)

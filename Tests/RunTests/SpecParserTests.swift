@@ -127,3 +127,22 @@ final class SpecParserTests: XCTestCase {
         }
     }
 }
+
+/// The JSON Schema in Probes/ names every step kind and exactly its options (plus id and quick), so editors and
+/// the parser agree.
+final class SpecSchemaTests: XCTestCase {
+    func testSchemaMatchesTheRegistry() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Probes/rulelens-spec.schema.json")
+        let schema = try RunValue.parse(json: try Data(contentsOf: path))
+        guard let steps = schema.lookup(["$defs", "step", "properties"]) else { return XCTFail("no $defs.step.properties") }
+        XCTAssertEqual(Set(steps.childKeys), Set(StepRegistry.kinds))
+        for type in StepRegistry.all {
+            let props = steps.lookup([type.kind, "properties"])?.childKeys ?? []
+            XCTAssertEqual(Set(props), Set(type.options.map(\.name) + ["id", "quick"]), type.kind)
+            let required = (steps.lookup([type.kind, "required"]).flatMap { v -> [String]? in
+                if case .array(let a) = v { return a.compactMap(\.string) } else { return nil } }) ?? []
+            XCTAssertEqual(Set(required), Set(type.options.filter(\.required).map(\.name)), type.kind)
+        }
+    }
+}
