@@ -41,7 +41,9 @@ let package = Package(
         // Model: GPT-2 forward/backward, hooks, optimiser, checkpoints (safetensors, HF names).
         .target(name: "RuleLensModel", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
         // Store: HDF5 wrapper and the activation store.
-        .target(name: "RuleLensStore", dependencies: ["CHDF5", "RuleLensNumerics"], swiftSettings: v5),
+        // A signal guard for reads of damaged HDF5 files (a crash inside HDF5 becomes an error paragraph).
+        .target(name: "CRuleLensGuard"),
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CRuleLensGuard", "RuleLensNumerics"], swiftSettings: v5),
         // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
         .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).
@@ -50,10 +52,15 @@ let package = Package(
         .target(name: "RuleLensAnalysis",
                 dependencies: ["RuleLensNumerics", "RuleLensStore", "RuleLensModel", "RuleLensReport"],
                 swiftSettings: v5),
-        // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe).
+        // Interventions: ablation (zero/mean/resample per layer and head), activation patching, logit lens and
+        // direct logit attribution, bootstrap intervals — defined as TransformerLens defines them.
+        .target(name: "RuleLensInterventions",
+                dependencies: ["RuleLensNumerics", "RuleLensModel", "RuleLensAnalysis"],
+                swiftSettings: v5),
+        // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe, ablate, patch, lens).
         .target(name: "RuleLensJobs",
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
-                               "RuleLensAnalysis", "RuleLensReport", "RuleLensDistributed"],
+                               "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         .target(name: "RuleLensRun",
@@ -74,6 +81,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
+        .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
         .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
     ]

@@ -122,7 +122,7 @@ extension Analysis {
         for i in 0..<n { joint[la.ids[i] * lb.classCount + lb.ids[i], default: 0] += 1 }
         let pa = la.classSizes, pb = lb.classSizes, N = Double(n)
         var mi = 0.0
-        for (key, count) in joint {
+        for (key, count) in joint.sorted(by: { $0.key < $1.key }) {   // a fixed summation order: the same bits every run
             let i = key / lb.classCount, j = key % lb.classCount
             let c = Double(count)
             mi += c / N * (log(c * N) - log(Double(pa[i]) * Double(pb[j])))

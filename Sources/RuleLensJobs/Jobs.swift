@@ -4,6 +4,8 @@
 @_exported import RuleLensStore
 @_exported import RuleLensAnalysis
 @_exported import RuleLensReport
+@_exported import RuleLensInterventions
+@_exported import RuleLensDistributed
 
 /// Library-level workflows (train, eval, dump, probe). The CLI parses options and calls these;
 /// Swift users can call them directly.

@@ -90,6 +90,11 @@ public final class TrainJob {
     /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
     var tokenizer: any TextTokenizer = CharTokenizer.standard
 
+    /// Data parallelism under mpirun (nil: one process, exactly as before). Each step every rank computes its rows of
+    /// the global batch and `parallel` turns its gradient into the global batch's; only rank 0 writes (TrainParallel.swift).
+    public var parallel: GradientReducer? = nil
+    var writes: Bool { (parallel?.rank ?? 0) == 0 }
+
     public init(options: TrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
     }
@@ -148,8 +153,10 @@ public final class TrainJob {
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
                              evalInputs: evalItems?.map(\.inputLength).max())
         if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
+        // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
+        try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
 
-        if !resume {
+        if !resume && writes {
             if !fm.fileExists(atPath: outDir) {
                 do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
                     throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
@@ -159,8 +166,8 @@ public final class TrainJob {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try AtomicFile.write(try encoder.encode(options), to: path(Self.configFile))
         }
-        let log = try TrainLog(path: path(Self.logFile), keepingStepsThrough: resume ? startStep : nil)
-        if resume && FileManager.default.fileExists(atPath: path(Self.evalLogFile)) {
+        let log = writes ? try TrainLog(path: path(Self.logFile), keepingStepsThrough: resume ? startStep : nil) : nil
+        if resume && writes && FileManager.default.fileExists(atPath: path(Self.evalLogFile)) {
             try TrainLog.rewind(path(Self.evalLogFile), header: Self.evalLogHeader, throughStep: startStep)
         }
 
@@ -177,13 +184,18 @@ public final class TrainJob {
         }
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
-            let batch = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                           lossOn: options.lossOn, pad: tokenizer.pad)
+            let global = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
+                                            lossOn: options.lossOn, pad: tokenizer.pad)
+            let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
-            let loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
+            var loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
             guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
             model.backward()
+            if let parallel {
+                loss = parallel.reduce(gradients: model.grads.storage.ptr, count: model.grads.storage.count, localLoss: loss,
+                                       localWeight: batch.lossWeight, globalWeight: global.lossWeight)
+            }
             let lr = schedule.lr(at: step)
             if options.gradClip > 0 {
                 let norm = clipGradNorm(model.grads, maxNorm: options.gradClip)
@@ -193,7 +205,7 @@ public final class TrainJob {
             lastLoss = loss
 
             let now = ProgressLine.now()
-            let stepTokens = batch.batch * batch.seqLen
+            let stepTokens = global.batch * global.seqLen
             tokensDone += stepTokens
             stepSeconds += now - stepStart
             windowTokens += stepTokens
@@ -203,22 +215,23 @@ public final class TrainJob {
                 tokensPerSecond = Double(windowTokens) / max(windowSeconds, 1e-9)
                 windowSeconds = 0; windowTokens = 0
             }
-            try log.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
+            try log?.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
             // ETA from the mean wall time per step of this session (evaluation and saving included).
             let remaining = Double(options.steps - step - 1) * (now - t0) / Double(step + 1 - startStep)
             progress.update(String(format: "step %d/%d | loss %.4f | lr %.2e | ", step + 1, options.steps, loss, lr)
                             + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
                             final: step + 1 == options.steps)
 
-            if evalEvery > 0 && (step + 1) % evalEvery == 0 {
+            if writes && evalEvery > 0 && (step + 1) % evalEvery == 0 {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
             if (saveEvery > 0 && (step + 1) % saveEvery == 0) || step + 1 == options.steps {
-                try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint)
+                try parallel?.checkIdentical(model.params.storage.ptr, count: model.params.storage.count, what: "weights")
+                if writes { try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint) }
                 lastSaved = step + 1
             }
         }
-        try log.close()
+        try log?.close()
         let seconds = ProgressLine.now() - t0
         return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
                             seconds: seconds, checkpoint: outDir)

@@ -70,6 +70,10 @@ extension Checkpoint {
                 contradictions.append("\(field) is \(value) but the model was trained with \(option) \(trained)")
             }
         }
+        // `rulelens train` always uses GPT-2's LayerNorm epsilon; no tensor shows it, so an edit would pass silently.
+        if config.layerNormEps != GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: 1, vocabSize: 1).layerNormEps {
+            contradictions.append("layer_norm_epsilon is \(config.layerNormEps) but `rulelens train` trained with 1e-05")
+        }
         if let dModel = (options["dModel"] as? NSNumber)?.intValue {
             let trained = (options["dMLP"] as? NSNumber)?.intValue ?? 4 * dModel
             if trained != config.dMLP { contradictions.append("n_inner is \(config.dMLP) but the model was trained with dMLP \(trained)") }

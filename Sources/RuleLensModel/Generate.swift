@@ -7,8 +7,11 @@ public enum Generate {
     ///
     /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding; every
     /// new token re-runs the forward over the whole sequence (no KV cache), and finished rows leave the batch.
+    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token;
+    /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold.
     public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
-                              batchSize: Int = 64) -> [[Int32]] {
+                              batchSize: Int = 64, hooks: HookSet? = nil,
+                              willRun: ((_ rows: [Int]) -> Void)? = nil) -> [[Int32]] {
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
@@ -28,7 +31,8 @@ public enum Generate {
                     var tokens = [Int32]()
                     tokens.reserveCapacity(active.count * seqLen)
                     for i in active { tokens += prompts[i]; tokens += results[i] }
-                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen)
+                    willRun?(active)
+                    let logits = model.forward(tokens: tokens, batch: active.count, seqLen: seqLen, hooks: hooks)
                     var stillActive: [Int] = []
                     for (row, i) in active.enumerated() {
                         // logits[row, seqLen-1, :] — the next-token distribution.

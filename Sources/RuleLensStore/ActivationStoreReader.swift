@@ -73,7 +73,7 @@ public final class ActivationStoreReader {
     /// Names of the /meta columns.
     public let metaColumns: [String]
 
-    private let file: HDF5File
+    let file: HDF5File
 
     /// Opens `path`. Files that are missing, not HDF5, truncated, corrupt, not RuleLens activation files, or
     /// incomplete (unless `allowIncomplete`) are errors that say which and what to do.

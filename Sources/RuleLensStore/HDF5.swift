@@ -1,4 +1,5 @@
 import CHDF5
+import CRuleLensGuard
 import Foundation
 import RuleLensNumerics
 
@@ -19,7 +20,8 @@ public enum HDF5 {
     @inline(__always)
     public static func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
-        defer { lock.unlock() }
+        rl_guard_enter()
+        defer { rl_guard_leave(); lock.unlock() }
         if !initialised {
             H5open()
             rl_H5_silence_errors()
@@ -27,6 +29,11 @@ public enum HDF5 {
         }
         return try body()
     }
+
+    /// Turns a crash inside the HDF5 library (a fault HDF5 does not check for, e.g. a damaged global heap) into an
+    /// `error:`/`fix:` paragraph and exit code 1 instead of a signal. Crashes outside HDF5 calls are untouched.
+    /// The command-line tool installs it at start-up.
+    public static func installCrashGuard() { rl_guard_install() }
 
     /// The innermost messages on HDF5's error stack for the calling thread (most specific last), then clears it.
     static func errorStackSummary() -> String {

@@ -15,12 +15,14 @@ struct RuleLensCommand: ParsableCommand {
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, RetrieveCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
+            AblateCommand.self, PatchCommand.self, LensCommand.self,
             RunCommand.self,
         ]
     )
 
     static func main() {
         BLASEnvironment.ensureCoreTypeOrReexec()
+        HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RuleLensDistributed
 import RuleLensJobs
 
 /// `rulelens train`: parses options into `TrainOptions` and runs a `TrainJob`.
@@ -38,14 +39,18 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves); the last step is always saved.") var saveEvery: Int = 100
     @Flag(help: "Continue the run saved in --out from its last checkpoint (options default to the saved ones).") var resume = false
     @Flag(help: "No progress line.") var quiet = false
+    @Option(help: ArgumentHelp("Under mpirun: reduce gradients in buckets of N floats (non-blocking allreduces) instead of one call; for make bench.", visibility: .hidden))
+    var allreduceBucket: Int?
 
     func run() throws {
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
         // Generated data (--task) is written into OUT/data/ (or checked against it on resume).
+        // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
+        let world = Communicator.world
         var files: (train: String, test: String?)? = nil
         if source.data != nil || source.generated.task != nil {
-            files = try source.source().materialize(into: (out as NSString).appendingPathComponent("data"))
+            files = try world.rootFirst { try source.source().materialize(into: (out as NSString).appendingPathComponent("data")) }
         }
         var options: TrainOptions
         if resume {
@@ -85,10 +90,19 @@ struct TrainCommand: ParsableCommand {
         if let lossOn { options.lossOn = lossOn }
         let job = TrainJob(options: options, outDir: out, resume: resume)
         job.saveEvery = saveEvery; job.evalEvery = evalEvery; job.threads = threads
-        job.progress = ProgressLine(enabled: !quiet)
+        job.progress = ProgressLine(enabled: !quiet && world.isRoot)
+        var parallel: DataParallel? = nil
+        if world.size > 1 {
+            parallel = DataParallel(communicator: world)
+            parallel?.bucketElements = allreduceBucket
+            job.parallel = parallel
+            if threads == nil { job.threads = world.defaultThreads }
+        }
         let summary = try job.run()
+        guard world.isRoot else { return }
+        let ranks = parallel.map { String(format: "; %d ranks, allreduce %.2f ms/step", $0.ranks, $0.allreduceMillisecondsPerStep) } ?? ""
         print(String(format: "trained %d steps in %.1f s (%.0f tokens/s), final loss %.4f; ",
-                     summary.steps, summary.seconds, summary.tokensPerSecond, summary.finalLoss) + "checkpoint in \(summary.checkpoint)")
+                     summary.steps, summary.seconds, summary.tokensPerSecond, summary.finalLoss) + "checkpoint in \(summary.checkpoint)" + ranks)
     }
 }
 
