@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         // Open MPI (Debian: libopenmpi-dev, openmpi-bin): data-parallel training and sharded dumps under mpirun.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
@@ -43,7 +44,7 @@ let package = Package(
         // Store: HDF5 wrapper and the activation store.
         // A signal guard for reads of damaged HDF5 files (a crash inside HDF5 becomes an error paragraph).
         .target(name: "CRuleLensGuard"),
-        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CRuleLensGuard", "RuleLensNumerics"], swiftSettings: v5),
+        .target(name: "RuleLensStore", dependencies: ["CHDF5", "CDeflate", "CRuleLensGuard", "RuleLensNumerics"], swiftSettings: v5),
         // Distributed: ranks under mpirun (one rank without it), collectives, agreement checks, gradient reduction.
         .target(name: "RuleLensDistributed", dependencies: ["CMPI", "RuleLensNumerics"], swiftSettings: v5),
         // Report: SVG pictures (heatmaps, scatter plots, line charts).

@@ -3,7 +3,10 @@
 Model: a random GPT-2 (4 layers, d_model 128, 4 heads, ctx 64, the 99-token character vocabulary) made and saved
 by `transformers`. Data: `a+b=` additions (a, b < 1000), so sequences are 8-12 tokens.
 - Throughput: `rulelens-bench dump` runs the same 2,000 examples through a plain forward pass (no hooks, no file)
-  and through the dump (one site; every site), batch 32, gzip 1 + shuffle. MB/s counts uncompressed float32.
+  and through the dump (one site with gzip 1; every site with each `--compression`: none, gzip:1, gzip:6), batch 32.
+  MB/s counts uncompressed float32. The deflate rate is the activation MB over the time a compressed dump takes
+  beyond the uncompressed one (shuffle + deflate on every core; the uncompressed time is scaled by the ratio of the
+  two runs' plain-forward times, against load drift on a shared machine).
 - Reference: PyTorch forward (output_hidden_states) + h5py writing the same site with the same chunking and filters.
 - Memory: peak RSS (/usr/bin/time) of `rulelens dump --hooks 'blocks.*.hook_resid_post'` on 2,000 and 20,000 examples.
 """
@@ -109,17 +112,26 @@ def main(rulelens_bench: str) -> str:
         small = make_data(root / "n2000.jsonl", 2000)
         large = make_data(root / "n20000.jsonl", 20000)
         rows = []
-        for hooks, label in [(ONE_SITE, f"one site ({ONE_SITE})"), ("*", "every site (64)")]:
+        cases = [(ONE_SITE, f"one site ({ONE_SITE})", "gzip:1", 3)] + \
+                [("*", "every site (64)", c, 1) for c in ("none", "gzip:1", "gzip:6")]
+        every = {}
+        for hooks, label, compression, repeats in cases:
             # The machine is shared: take the best of 3 runs for the short one-site case (forward and dump separately).
-            runs = [json_line([rulelens_bench, "dump", str(ckpt), str(small), hooks, str(root / "bench.h5"), str(BATCH), "1"])
-                    for _ in range(3 if hooks == ONE_SITE else 1)]
+            runs = [json_line([rulelens_bench, "dump", str(ckpt), str(small), hooks, str(root / "bench.h5"), str(BATCH), compression])
+                    for _ in range(repeats)]
             r = dict(runs[0])
             r["forward_s"], r["dump_s"] = min(x["forward_s"] for x in runs), min(x["dump_s"] for x in runs)
             r["forward_examples_per_s"], r["dump_examples_per_s"] = r["examples"] / r["forward_s"], r["examples"] / r["dump_s"]
             r["dump_mb_per_s"] = r["activation_mb"] / r["dump_s"]
-            rows.append(f"| {label} | {r['forward_examples_per_s']:,.0f} | {r['dump_examples_per_s']:,.0f} | "
-                        f"{r['dump_s'] / r['forward_s']:.1f}x | {r['dump_mb_per_s']:.0f} | "
-                        f"{r['activation_mb']:.0f} → {r['file_mb']:.0f} |")
+            deflate = ""
+            if hooks == "*":
+                every[compression] = r
+                if compression != "none":
+                    extra = r["dump_s"] - every["none"]["dump_s"] * r["forward_s"] / every["none"]["forward_s"]
+                    deflate = f"{r['activation_mb'] / extra:.0f}" if extra > 0 else "n/a"
+            rows.append(f"| {label} | {compression} | {r['forward_examples_per_s']:,.0f} | {r['dump_examples_per_s']:,.0f} | "
+                        f"{r['dump_s'] / r['forward_s']:.2f}x | {r['dump_mb_per_s']:.0f} | {deflate or '–'} | "
+                        f"{r['activation_mb']:.0f} → {r['file_mb']:.0f} ({r['activation_mb'] / r['file_mb']:.2f}x) |")
             if hooks == ONE_SITE:
                 one = r
         ref_s = torch_h5py_reference(ckpt, small, root / "ref.h5")
@@ -127,10 +139,10 @@ def main(rulelens_bench: str) -> str:
         for n, data in [(2000, small), (20000, large)]:
             mem[n] = peak_rss_mb([rulelens, "dump", "--checkpoint", ckpt, "--data", data, "--hooks", "blocks.*.hook_resid_post",
                                   "--batch", str(BATCH), "--out", root / f"mem{n}.h5", "--force", "--quiet"])
-    out = [f"## Activation dump (random GPT-2 {LAYERS} layers, d{D}, {HEADS} heads; 2,000 `a+b=` examples; batch {BATCH}, gzip 1 + shuffle)",
+    out = [f"## Activation dump (random GPT-2 {LAYERS} layers, d{D}, {HEADS} heads; 2,000 `a+b=` examples; batch {BATCH})",
            "",
-           "| sites | plain forward ex/s | dump ex/s | dump / forward time | dump MB/s (float32) | MB: activations → file |",
-           "|---|---:|---:|---:|---:|---:|", *rows, "",
+           "| sites | --compression | plain forward ex/s | dump ex/s | dump / forward time | dump MB/s (float32) | deflate MB/s of input | MB: activations → file |",
+           "|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
            f"Side by side, one site: RuleLens dump {one['dump_s']:.2f} s vs PyTorch forward + h5py write {ref_s:.2f} s "
            f"(RuleLens {ref_s / one['dump_s']:.1f}x faster).", "",
            "| peak RSS, `--hooks 'blocks.*.hook_resid_post'` | 2,000 examples | 20,000 examples | ratio (target ≤ 1.3) |",

@@ -15,10 +15,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = [
-    # layers, d_model, heads, ctx, batch, timed steps
-    (4, 128, 4, 32, 64, 30),
-    (6, 256, 8, 64, 32, 15),
+    # layers, d_model, heads, ctx, batch, timed steps, warm-up steps
+    (4, 128, 4, 32, 64, 30, 3),
+    (6, 256, 8, 64, 32, 15, 3),
+    (12, 768, 12, 128, 16, 3, 1),   # GPT-2 small's shape (vocabulary 99): ~1 TFLOP per step
 ]
+# Threads under load: two busy loops beside the benchmark, 1 thread against 2 (config, rounds).
+LOAD_CONFIG = (4, 128, 4, 32, 64, 10, 2)
+LOAD_ROUNDS = 5
 THREADS = 2
 ROUNDS = 2
 VOCAB = 99
@@ -40,9 +44,9 @@ def main(rulelens_bench: str) -> str:
     env.setdefault("OMP_NUM_THREADS", str(THREADS))
     peak = max((_json_line([rulelens_bench, "sgemm", "1024"], env) for _ in range(ROUNDS)), key=lambda p: p["gflops"])
     rows = []
-    for layers, d, heads, ctx, batch, steps in CONFIGS:
+    for layers, d, heads, ctx, batch, steps, warmup in CONFIGS:
         args = ["--layers", layers, "--d-model", d, "--heads", heads, "--ctx", ctx, "--batch", batch,
-                "--steps", steps, "--threads", THREADS]
+                "--steps", steps, "--warmup-steps", warmup, "--threads", THREADS]
         args = list(map(str, args))
         # Alternate the two ROUNDS times and keep each one's best run: the machine is shared, and
         # interleaving exposes both to the same background load.
@@ -57,11 +61,41 @@ def main(rulelens_bench: str) -> str:
                     f"{ours['tokens_per_s']:,.0f} | {ref['tokens_per_s']:,.0f} | "
                     f"{ours['tokens_per_s'] / ref['tokens_per_s']:.2f}x | {gflops:.1f} | "
                     f"{100 * gflops / peak['gflops']:.0f}% |")
+    rows.append("")
+    rows.append(under_load(rulelens_bench, env))
     header = (f"## Training throughput (tokens/s, {THREADS} threads, best of {ROUNDS} alternating runs; sgemm peak {peak['gflops']:.0f} GFLOP/s "
               f"at 1024², {peak['core']} kernels)\n\n"
               "| config | RuleLens | PyTorch | RuleLens / PyTorch | RuleLens GFLOP/s | of sgemm peak |\n"
               "|---|---:|---:|---:|---:|---:|")
     return "\n".join([header, *rows])
+
+
+def under_load(rulelens_bench, env):
+    """Tokens/s with 1 and 2 threads while two busy loops (one per core of the build machine) compete for the CPU.
+    The runs alternate (1, 2, 1, 2, ...) and each side's median is kept; PyTorch the same way, for reference."""
+    import statistics
+    layers, d, heads, ctx, batch, steps, warmup = LOAD_CONFIG
+    base = list(map(str, ["--layers", layers, "--d-model", d, "--heads", heads, "--ctx", ctx, "--batch", batch,
+                          "--steps", steps, "--warmup-steps", warmup]))
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    runs = {("RuleLens", 1): [], ("RuleLens", 2): [], ("PyTorch", 1): [], ("PyTorch", 2): []}
+    try:
+        for _ in range(LOAD_ROUNDS):
+            for t in (1, 2):
+                runs[("RuleLens", t)].append(_json_line([rulelens_bench, "train", *base, "--threads", str(t)], env)["tokens_per_s"])
+                runs[("PyTorch", t)].append(_json_line([sys.executable, str(HERE / "reference_gpt2.py"), *base, "--threads", str(t)], env)["tokens_per_s"])
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    out = [f"### Under load: two busy loops running, {layers} layers d{d} ctx {ctx} batch {batch}, median of {LOAD_ROUNDS} alternating runs "
+           "(min–max in brackets)", "",
+           "| | 1 thread | 2 threads | 2 threads / 1 thread |", "|---|---:|---:|---:|"]
+    for name in ("RuleLens", "PyTorch"):
+        one, two = runs[(name, 1)], runs[(name, 2)]
+        m1, m2 = statistics.median(one), statistics.median(two)
+        out.append(f"| {name} | {m1:,.0f} ({min(one):,.0f}–{max(one):,.0f}) | {m2:,.0f} ({min(two):,.0f}–{max(two):,.0f}) | {m2 / m1:.2f}x |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -37,17 +37,56 @@ public struct LinearProbeResult: Sendable, Codable, Equatable {
     /// Majority-class accuracy (the chance baseline).
     public let majorityBaseline: Double
     public let C: Double
-    /// Whether every fold's optimiser met its gradient tolerance.
+    /// Whether every fold's optimiser (probe and control) met its gradient tolerance.
     public let converged: Bool
+    /// L-BFGS iterations of each fold's probe, and of each fold's control probe (empty without a control task).
+    public let foldIterations: [Int]
+    public let controlIterations: [Int]
+    /// Largest final max|∇| (of the objective divided by C·n, scikit-learn's `gtol` measure) over every fold's
+    /// probe and control probe.
+    public let gradientNorm: Double
+}
+
+/// The optimum of each fold's probe, kept to warm-start the next fit (the next fold, or the next C of a path).
+struct FoldStarts {
+    /// Per fold: parameters and the class names they belong to (a fold may lack a rare class).
+    var fits: [Int: (parameters: [Double], classes: [String])] = [:]
+
+    /// A start for a fit on `classes`: the same fold's earlier solution, else the nearest earlier fold's, mapped
+    /// class by class (weights of classes the earlier fit did not have start at 0). nil when there is none yet.
+    func start(fold: Int, classes: [String], features d: Int) -> [Double]? {
+        guard let (theta, from) = fits[fold] ?? (0..<fold).reversed().lazy.compactMap({ fits[$0] }).first else { return nil }
+        let m = classes.count == 2 ? 1 : classes.count, mFrom = from.count == 2 ? 1 : from.count
+        guard theta.count == (d + 1) * mFrom else { return nil }
+        if from == classes { return theta }
+        if m == 1 || mFrom == 1 { return nil }   // binary and multinomial parameterisations do not map
+        let index = Dictionary(uniqueKeysWithValues: from.enumerated().map { ($1, $0) })
+        var out = [Double](repeating: 0, count: (d + 1) * m)
+        for (c, name) in classes.enumerated() {
+            guard let old = index[name] else { continue }
+            for j in 0...d { out[j * m + c] = theta[j * mFrom + old] }
+        }
+        return out
+    }
 }
 
 extension Analysis {
     /// k-fold cross-validated accuracy of an L2 multinomial logistic-regression probe (`LogisticRegression`,
     /// same objective as scikit-learn's) predicting `labels` from X. Each fold's probe is trained on the classes
-    /// present in its training rows. Needs at least 2 classes and ≥ 2 examples per fold.
+    /// present in its training rows, warm-started from the previous fold's optimum (same optimum, fewer
+    /// iterations). Needs at least 2 classes and ≥ 2 examples per fold.
     public static func linearProbe(_ x: FloatMatrix, _ labels: Labels, C: Double = 1, folds: FoldAssignment = .shuffled(5, seed: 0),
                                    controlLabels: Labels? = nil, maxIterations: Int = 1000,
                                    name: String = "data") throws -> LinearProbeResult {
+        try linearProbePath(x, labels, Cs: [C], folds: folds, controlLabels: controlLabels, maxIterations: maxIterations, name: name)[0]
+    }
+
+    /// `linearProbe` for each regularisation strength in `Cs`, in the order given; each C's fold probes start from
+    /// the previous C's optimum of the same fold (put the Cs in increasing order: stronger regularisation first,
+    /// where the problem is best conditioned).
+    public static func linearProbePath(_ x: FloatMatrix, _ labels: Labels, Cs: [Double], folds: FoldAssignment = .shuffled(5, seed: 0),
+                                       controlLabels: Labels? = nil, maxIterations: Int = 1000,
+                                       name: String = "data") throws -> [LinearProbeResult] {
         try requireFinite(x, name)
         try requireClasses(labels, name, maxClassesBelowN: true)   // as many classes as examples: nothing to generalise to
         let n = x.rows
@@ -55,28 +94,50 @@ extension Analysis {
             throw RuleLensError("\(name): \(folds.foldCount)-fold cross-validation needs ≥ 2 folds and ≥ 2 examples per fold (have \(n) examples)",
                                 fix: "use fewer folds (--folds) or more examples")
         }
-        guard C > 0, C.isFinite else { throw RuleLensError("probe regularisation C = \(C) must be positive", fix: "pass --C with a positive value, e.g. 1") }
-        let split = folds.folds(n)
-        let main = crossValidate(x, labels, split, C: C, maxIterations: maxIterations)
-        var control: (Double, [Int], Bool)? = nil
-        if let cl = controlLabels {
-            precondition(cl.count == n)
-            control = cl.classCount >= 2 ? crossValidate(x, cl, split, C: C, maxIterations: maxIterations) : (Double(cl.classSizes.max()!) / Double(n), [], true)
+        guard !Cs.isEmpty else { throw RuleLensError("no regularisation strength C given", fix: "pass --C with a positive value, e.g. 1") }
+        for C in Cs {
+            guard C > 0, C.isFinite else { throw RuleLensError("probe regularisation C = \(C) must be positive", fix: "pass --C with a positive value, e.g. 1") }
         }
+        let split = folds.folds(n)
         let sizes = split.map(\.count)
-        let accs = zip(main.1, sizes).map { Double($0) / Double($1) }
-        return LinearProbeResult(accuracy: main.0, foldAccuracies: accs, foldCorrect: main.1, foldSizes: sizes,
-                                 controlAccuracy: control?.0, selectivity: control.map { main.0 - $0.0 },
-                                 majorityBaseline: Double(labels.classSizes.max()!) / Double(n), C: C,
-                                 converged: main.2 && (control?.2 ?? true))
+        var mainStarts = FoldStarts(), controlStarts = FoldStarts()
+        var results: [LinearProbeResult] = []
+        for C in Cs {
+            let main = crossValidate(x, labels, split, C: C, maxIterations: maxIterations, starts: &mainStarts)
+            var control: CrossValidation? = nil
+            var controlAccuracy: Double? = nil
+            if let cl = controlLabels {
+                precondition(cl.count == n)
+                if cl.classCount >= 2 {
+                    control = crossValidate(x, cl, split, C: C, maxIterations: maxIterations, starts: &controlStarts)
+                    controlAccuracy = control!.accuracy
+                } else {
+                    controlAccuracy = Double(cl.classSizes.max()!) / Double(n)
+                }
+            }
+            let accs = zip(main.correct, sizes).map { Double($0) / Double($1) }
+            results.append(LinearProbeResult(accuracy: main.accuracy, foldAccuracies: accs, foldCorrect: main.correct, foldSizes: sizes,
+                                             controlAccuracy: controlAccuracy, selectivity: controlAccuracy.map { main.accuracy - $0 },
+                                             majorityBaseline: Double(labels.classSizes.max()!) / Double(n), C: C,
+                                             converged: main.converged && (control?.converged ?? true),
+                                             foldIterations: main.iterations, controlIterations: control?.iterations ?? [],
+                                             gradientNorm: max(main.gradientNorm, control?.gradientNorm ?? 0)))
+        }
+        return results
     }
 
-    /// Mean fold accuracy, correct counts per fold, all converged.
+    struct CrossValidation {
+        var accuracy: Double, correct: [Int], converged: Bool, iterations: [Int], gradientNorm: Double
+    }
+
+    /// Mean fold accuracy, correct counts per fold, convergence, iterations per fold, the largest final gradient.
     static func crossValidate(_ x: FloatMatrix, _ labels: Labels, _ split: [[Int]], C: Double,
-                              maxIterations: Int) -> (Double, [Int], Bool) {
+                              maxIterations: Int, starts: inout FoldStarts) -> CrossValidation {
         let n = x.rows
-        var correct: [Int] = [], accSum = 0.0, converged = true
-        for test in split {
+        var result = CrossValidation(accuracy: 0, correct: [], converged: true, iterations: [], gradientNorm: 0)
+        var accSum = 0.0
+        let global = Dictionary(uniqueKeysWithValues: labels.names.enumerated().map { ($1, $0) })
+        for (f, test) in split.enumerated() {
             var isTest = [Bool](repeating: false, count: n)
             for i in test { isTest[i] = true }
             let train = (0..<n).filter { !isTest[$0] }
@@ -86,18 +147,23 @@ extension Analysis {
                 // Only one class to learn: the probe predicts it everywhere.
                 let only = labels.ids[train[0]]
                 right = test.filter { labels.ids[$0] == only }.count
+                result.iterations.append(0)
             } else {
+                let start = starts.start(fold: f, classes: trainLabels.names, features: x.cols)
                 let probe = LogisticRegression.fit(x.selectingRows(train), trainLabels.ids, classCount: trainLabels.classCount,
-                                                   C: C, maxIterations: maxIterations)
-                converged = converged && probe.converged
+                                                   C: C, maxIterations: maxIterations, initial: start)
+                starts.fits[f] = (probe.parameters, trainLabels.names)
+                result.converged = result.converged && probe.converged
+                result.iterations.append(probe.iterations)
+                result.gradientNorm = max(result.gradientNorm, probe.gradientNorm)
                 // Map the fold's class ids back to the global ids through the names.
-                let global = Dictionary(uniqueKeysWithValues: labels.names.enumerated().map { ($1, $0) })
                 let predicted = probe.predict(x.selectingRows(test)).map { global[trainLabels.names[$0]]! }
                 for (t, i) in test.enumerated() where predicted[t] == labels.ids[i] { right += 1 }
             }
-            correct.append(right); accSum += Double(right) / Double(test.count)
+            result.correct.append(right); accSum += Double(right) / Double(test.count)
         }
-        return (accSum / Double(split.count), correct, converged)
+        result.accuracy = accSum / Double(split.count)
+        return result
     }
 
     /// Hewitt & Liang control labels: every distinct input type (e.g. the prompt string of an example) gets a

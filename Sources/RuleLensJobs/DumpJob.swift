@@ -26,8 +26,13 @@ public struct DumpOptions {
     public var force = false
     /// Continue an incomplete output.
     public var resume = false
-    /// gzip level 0–9 (with shuffle); 0 stores uncompressed.
-    public var gzip = 1
+    /// How /acts chunks are stored (`none`, or shuffle + deflate at a level).
+    public var compression = ChunkCompression.default
+    /// The deflate level of `compression`, 0 for none (setting 0 selects none).
+    public var gzip: Int {
+        get { compression.gzipLevel }
+        set { compression = newValue <= 0 ? .none : .gzip(level: newValue) }
+    }
     /// Print a progress line on stderr.
     public var progress = true
     /// Debug/verification: also write each site's stored rows to DIR/<hook>.npy, exactly as handed to HDF5.
@@ -69,7 +74,9 @@ extension Jobs {
             throw RuleLensError("--force and --resume contradict each other", fix: "pass --resume to continue the file, or --force to start over")
         }
         guard options.batch > 0 else { throw RuleLensError("--batch must be positive (got \(options.batch))", fix: "pass e.g. --batch 32") }
-        guard (0...9).contains(options.gzip) else { throw RuleLensError("--gzip must be 0…9 (got \(options.gzip))", fix: "pass e.g. --gzip 1") }
+        guard (0...9).contains(options.gzip) else {
+            throw RuleLensError("gzip level \(options.gzip) is outside 1…9", fix: "pass --compression none, gzip or gzip:LEVEL with LEVEL 1–9")
+        }
         let exists = FileManager.default.fileExists(atPath: options.out)
         if exists && !options.force && !options.resume {
             throw RuleLensError("\(options.out) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
@@ -83,13 +90,12 @@ extension Jobs {
     }
 
     /// `dump` on a model already in memory, tokenizing with `tokenizer`.
-    public static func dump(model: GPT, tokenizer: any TextTokenizer, _ options: DumpOptions) throws -> DumpSummary {
+    public static func dump(model: any LanguageModel, tokenizer: any TextTokenizer, _ options: DumpOptions) throws -> DumpSummary {
         let started = Date()
         try checkOutput(options)
         let exists = FileManager.default.fileExists(atPath: options.out)
-        let config = model.config
-        let hookNames = try HookSites.resolve(options.hooks, config: config)
-        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, config: config, positions: options.positions, source: options.sourceData)
+        let hookNames = try model.resolveHooks(options.hooks)
+        let plan = try DumpPlan(examples: options.examples, tokenizer: tokenizer, contextLength: model.contextLength, positions: options.positions, source: options.sourceData)
 
         // The examples this run writes: all, or this rank's shard.
         let range = options.shard?.examples ?? 0..<plan.count
@@ -97,20 +103,20 @@ extension Jobs {
         if let shard = options.shard {
             shardAttributes = ["shard_index": "\(shard.index)", "shard_count": "\(shard.count)", "shard_first_example": "\(range.lowerBound)"]
         }
-        let layouts = hookNames.map { DumpSiteLayout(name: $0, config: config, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
+        let layouts = hookNames.map { DumpSiteLayout(name: $0, model: model, maxLength: plan.maxLength, singlePosition: plan.selector != nil) }
         // Never more rows per forward pass than examples; then check the pass, the staging rows and the chunk
         // buffers fit before anything is allocated or created.
         var options = options
         options.batch = min(options.batch, plan.count)
         let rowBytes = layouts.reduce(0) { $0.addingReportingOverflow($1.spec.rowElements * 4).partialValue }
         let staging = options.batch.multipliedReportingOverflow(by: rowBytes)
-        try MemoryEstimate.inference(config, batch: options.batch, seqLen: plan.maxLength, hooks: true,
+        try MemoryEstimate.inference(model, batch: options.batch, seqLen: plan.maxLength, hooks: true,
                                      extraBytes: staging.overflow ? Int.max : staging.partialValue.multipliedReportingOverflow(by: 3).partialValue,
                                      extraLabel: "staging and chunk buffers of \(layouts.count) site\(layouts.count == 1 ? "" : "s")")
             .require("dumping with --batch \(options.batch)",
                      fix: "lower --batch (each example stores \(MemoryEstimate.format(rowBytes)) of activations), or dump fewer sites (--hooks) or --positions last/answer")
         let header = ActivationStoreHeader(
-            modelConfigJSON: try modelConfigJSON(config), hooks: hookNames,
+            modelConfigJSON: try modelConfigJSON(model), hooks: hookNames,
             sourceCheckpoint: options.checkpoint, sourceData: options.sourceData, seed: options.seed,
             positions: options.positions, maxLength: plan.maxLength, nExamples: range.count,
             extra: ["checkpoint_fingerprint": checkpointFingerprint(model), "data_fingerprint": plan.fingerprint,
@@ -143,9 +149,12 @@ extension Jobs {
                 guard let layout = layoutByName[name], let rows = staging[name] else { return }
                 let srcRow = Array(shape.dropFirst())
                 let srcElements = srcRow.reduce(1, *)
-                for e in 0..<shape[0] {
-                    layout.copyRow(from: values + e * srcElements, srcRow: srcRow, to: rows.ptr + e * layout.spec.rowElements,
-                                   length: batchLengths[e], pick: batchPicks[e])
+                let (lengths, picks) = (batchLengths, batchPicks)
+                Parallel.forRanges(shape[0], minPerThread: max(1, 16_384 / max(1, srcElements))) { e0, e1 in
+                    for e in e0..<e1 {
+                        layout.copyRow(from: values + e * srcElements, srcRow: srcRow, to: rows.ptr + e * layout.spec.rowElements,
+                                       length: lengths[e], pick: picks[e])
+                    }
                 }
             }
             let progress = DumpProgress(total: range.count, start: firstExample - range.lowerBound, enabled: options.progress)
@@ -162,8 +171,8 @@ extension Jobs {
                     for (p, t) in plan.sequences[ex].enumerated() { tokens[i * S + p] = t }
                 }
                 let logits = model.forward(tokens: tokens, batch: b, seqLen: S, hooks: hooks)
-                let verdicts = (0..<b).map { plan.predict(example: start + $0, logits: logits + $0 * S * config.vocabSize,
-                                                          vocabSize: config.vocabSize, tokenizer: tokenizer) }
+                let verdicts = (0..<b).map { plan.predict(example: start + $0, logits: logits + $0 * S * model.vocabSize,
+                                                          vocabSize: model.vocabSize, tokenizer: tokenizer) }
                 try writer.appendActs(layouts.map { ($0.name, UnsafePointer(staging[$0.name]!.ptr)) }, count: b)
                 for l in layouts {
                     npys[l.name]?.append(staging[l.name]!.ptr, count: b * l.spec.rowElements)
@@ -197,6 +206,11 @@ extension Jobs {
     }
 
     /// The model shape as JSON with Hugging Face GPT2Config keys, sorted (stored in `model_config`; compared on --resume).
+    static func modelConfigJSON(_ model: any LanguageModel) throws -> String {
+        guard let gpt = model as? GPT else { return try ModelFolder.configJSON(model) }
+        return try modelConfigJSON(gpt.config)
+    }
+
     static func modelConfigJSON(_ config: GPTConfig) throws -> String {
         let fields: [String: Any] = ["model_type": "gpt2", "n_layer": config.nLayer, "n_head": config.nHead,
                                      "n_embd": config.dModel, "n_inner": config.dMLP, "n_positions": config.nCtx,
@@ -206,9 +220,9 @@ extension Jobs {
     }
 
     /// FNV-1a over every parameter's bits: the same weights give the same fingerprint.
-    static func checkpointFingerprint(_ model: GPT) -> String {
+    static func checkpointFingerprint(_ model: any LanguageModel) -> String {
         var f = Fingerprint()
-        f.add(UnsafeRawBufferPointer(start: model.params.storage.ptr, count: model.params.storage.count * 4))
+        f.add(UnsafeRawBufferPointer(start: model.parameterStorage.ptr, count: model.parameterStorage.count * 4))
         return f.hex
     }
 }

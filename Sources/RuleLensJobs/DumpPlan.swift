@@ -25,7 +25,7 @@ struct DumpPlan {
 
     var count: Int { examples.count }
 
-    init(examples: [Example], tokenizer: any TextTokenizer, config: GPTConfig, positions: String, source: String = "the data") throws {
+    init(examples: [Example], tokenizer: any TextTokenizer, contextLength: Int, positions: String, source: String = "the data") throws {
         pad = tokenizer.pad
         eos = tokenizer.eos
         self.examples = examples
@@ -41,7 +41,7 @@ struct DumpPlan {
             seqs.append(seq)
             answers.append(prompt.count)
         }
-        try Batching.checkContext(seqs.map(\.count), examples: examples, nCtx: config.nCtx, source: source, use: .dump)
+        try Batching.checkContext(seqs.map(\.count), examples: examples, nCtx: contextLength, source: source, use: .dump)
         sequences = seqs
         answerPositions = answers
         maxLength = seqs.map(\.count).max() ?? 1

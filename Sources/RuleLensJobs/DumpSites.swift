@@ -18,10 +18,10 @@ struct DumpSiteLayout {
     /// True for axes that index sequence positions.
     static func isPosition(_ dim: String) -> Bool { dim == "pos" || dim == "q_pos" || dim == "k_pos" }
 
-    init(name: String, config: GPTConfig, maxLength T: Int, singlePosition: Bool) {
+    init(name: String, model: any LanguageModel, maxLength T: Int, singlePosition: Bool) {
         self.name = name
-        let fullDims = HookSites.dims(of: name)
-        let fullShape = HookSites.shape(of: name, config: config, batch: 1, seqLen: T)
+        let fullDims = model.hookDims(name)
+        let fullShape = model.hookShape(name, batch: 1, seqLen: T)
         hookDims = Array(fullDims.dropFirst())
         var rowShape = Array(fullShape.dropFirst())
         var rowDims = hookDims

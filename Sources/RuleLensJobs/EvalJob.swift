@@ -7,6 +7,9 @@ extension Jobs {
         try JSONL.readExamples(path: path)
     }
 
+    /// The model in a checkpoint folder, whatever its family (`ModelFolder.load`: gpt2, llama, qwen2).
+    public static func loadModel(_ dir: String) throws -> any LanguageModel { try ModelFolder.load(dir) }
+
     /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
     /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.
     public static func tokenizer(checkpoint: String, vocabSize: Int) throws -> any TextTokenizer {
@@ -63,17 +66,17 @@ public struct EvalResult: Sendable {
 public enum EvalJob {
     /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
     public static func run(checkpoint: String, data: String, batchSize: Int = 64) throws -> EvalResult {
-        let (model, _) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
+        let model = try Jobs.loadModel(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
         return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize)
     }
 
     /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors).
-    public static func run(_ model: GPT, tokenizer: any TextTokenizer = CharTokenizer.standard, examples: [Example], source: String,
+    public static func run(_ model: any LanguageModel, tokenizer: any TextTokenizer = CharTokenizer.standard, examples: [Example], source: String,
                            batchSize: Int = 64) throws -> EvalResult {
-        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: source)
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.contextLength, source: source)
         let batchSize = max(1, min(batchSize, items.count))   // never more rows than examples
-        try MemoryEstimate.inference(model.config, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
+        try MemoryEstimate.inference(model, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
             .require("evaluating \(items.count) examples", fix: "evaluate in smaller batches (EvalJob.run(batchSize:)) or on a machine with more memory")
         let losses = targetLoss(model, items: items, batchSize: batchSize, pad: tokenizer.pad)
         // Decode a little past the longest target, enough to see whether eos follows it.
@@ -94,8 +97,8 @@ public enum EvalJob {
 
     /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
-    public static func targetLoss(_ model: GPT, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad) -> (perExample: [Double], mean: Double) {
-        let vocab = model.config.vocabSize
+    public static func targetLoss(_ model: any LanguageModel, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad) -> (perExample: [Double], mean: Double) {
+        let vocab = model.vocabSize
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false   // forward only
         defer { model.retainsActivationsForBackward = retained }
@@ -105,7 +108,7 @@ public enum EvalJob {
             let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
             let batch = Batching.makeBatch(chunk, lossOn: .target, pad: pad)
             // logits: [batch, seqLen, vocab]
-            let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
             for row in 0..<batch.batch {
                 var sum = 0.0, n = 0
                 for t in 0..<batch.seqLen where batch.lossMask[row * batch.seqLen + t] > 0 {
@@ -153,15 +156,15 @@ public enum LogitsJob {
     /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab]. `hooks` (optional)
     /// run on every forward pass (e.g. a steering vector added at a site).
     public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil) throws {
-        let (model, _) = try Checkpoint.load(checkpoint)
-        try hooks?.validate(for: model.config)
-        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
-        let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.config.nCtx, source: data)
+        let model = try Jobs.loadModel(checkpoint)
+        try hooks?.validate(sites: model.hookSites)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
+        let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.contextLength, source: data)
         model.retainsActivationsForBackward = false   // forward only
         // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
-        let longest = items.map(\.inputLength).max() ?? 1, v = model.config.vocabSize
+        let longest = items.map(\.inputLength).max() ?? 1, v = model.vocabSize
         let logitBytes = items.count.multipliedReportingOverflow(by: longest).partialValue.multipliedReportingOverflow(by: v * 8).partialValue
-        try MemoryEstimate.inference(model.config, batch: min(64, items.count), seqLen: longest,
+        try MemoryEstimate.inference(model, batch: min(64, items.count), seqLen: longest,
                                      extraBytes: logitBytes < 0 ? Int.max : logitBytes, extraLabel: "the logits [\(items.count), \(longest), \(v)] and their file")
             .require("writing the logits of \(items.count) examples", fix: "split --data into smaller files and run `rulelens logits` on each")
         let full = Batching.makeBatch(items, lossOn: .all, pad: tokenizer.pad)

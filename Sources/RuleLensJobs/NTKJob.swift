@@ -29,6 +29,11 @@ extension ProbeJob {
     /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
+        let family = try ModelFolder.modelType(o.checkpoint)
+        guard family == "gpt2" else {
+            throw RuleLensError("probe ntk measures GPT-2's parameter blocks (c_attn, c_proj, c_fc); \(o.checkpoint) is a \(family) model",
+                                fix: "run probe ntk on a GPT-2 checkpoint; for \(family) models, `rulelens grad` writes the loss gradient of every tensor")
+        }
         let (model, _) = try Checkpoint.load(o.checkpoint)
         let tokenizer = try Jobs.tokenizer(checkpoint: o.checkpoint, vocabSize: model.config.vocabSize)
         let examples = try JSONL.readExamples(path: o.data)

@@ -33,6 +33,9 @@ public struct ProbeOptions {
     public var plotMetric = "silhouette"
     // linear
     public var C = 1.0
+    /// A regularisation path: when not empty, the linear probe runs every C here in order (each warm-started from
+    /// the previous one's optimum) and `C` is not used.
+    public var Cs: [Double] = []
     public var folds = 5
     public var contiguousFolds = false
     /// Column whose distinct values are the control task's input types (default: prompt, when stored).
@@ -284,21 +287,36 @@ public enum ProbeJob {
                 control = Analysis.controlLabels(types: types, labels: labels, seed: o.seed)
             }
         }
-        var table = TextTable(["layer", "component", "site", "accuracy", "control", "selectivity", "majority", "converged"])
+        let Cs = o.Cs.isEmpty ? [o.C] : o.Cs
+        let path = Cs.count > 1
+        var table = TextTable(["layer", "component", "site"] + (path ? ["C"] : [])
+                              + ["accuracy", "control", "selectivity", "majority", "converged", "iterations", "max|grad|"])
         var results: [[String: Any]] = []
         try forEachSite(sites, in: file, o, what: "linear probe", labelName: labelName, labelCount: labels.count) { site, x in
-            let r = try Analysis.linearProbe(x, labels, C: o.C, folds: o.foldAssignment, controlLabels: control, name: site)
+            let rs = try Analysis.linearProbePath(x, labels, Cs: Cs, folds: o.foldAssignment, controlLabels: control, name: site)
             let layer = SiteOrder.layer(of: site)
-            table.add([layerText(site), SiteOrder.component(of: site), site,
-                       fmt(r.accuracy), fmt(r.controlAccuracy), fmt(r.selectivity), fmt(r.majorityBaseline), r.converged ? "yes" : "no"])
-            results.append(["site": site, "layer": layer == Int.max ? -2 : layer, "component": SiteOrder.component(of: site),
-                            "n": x.rows, "d": x.cols, "accuracy": r.accuracy, "fold_accuracies": r.foldAccuracies,
-                            "fold_correct": r.foldCorrect, "fold_sizes": r.foldSizes,
-                            "control_accuracy": r.controlAccuracy ?? NSNull(), "selectivity": r.selectivity ?? NSNull(),
-                            "majority_baseline": r.majorityBaseline, "converged": r.converged])
+            func fields(_ r: LinearProbeResult) -> [String: Any] {
+                ["C": r.C, "accuracy": r.accuracy, "fold_accuracies": r.foldAccuracies, "fold_correct": r.foldCorrect,
+                 "fold_sizes": r.foldSizes, "control_accuracy": r.controlAccuracy ?? NSNull(), "selectivity": r.selectivity ?? NSNull(),
+                 "majority_baseline": r.majorityBaseline, "converged": r.converged, "fold_iterations": r.foldIterations,
+                 "control_iterations": r.controlIterations, "gradient_norm": r.gradientNorm]
+            }
+            for r in rs {
+                let iterations = (r.foldIterations + r.controlIterations).map(String.init).joined(separator: "/")
+                table.add([layerText(site), SiteOrder.component(of: site), site] + (path ? [fmt(r.C)] : [])
+                          + [fmt(r.accuracy), fmt(r.controlAccuracy), fmt(r.selectivity), fmt(r.majorityBaseline),
+                             r.converged ? "yes" : "no", iterations, String(format: "%.1e", r.gradientNorm)])
+            }
+            // The site's headline numbers: the one C, or on a path the C with the best accuracy (first of ties).
+            let best = rs.enumerated().max { a, b in a.element.accuracy < b.element.accuracy || (a.element.accuracy == b.element.accuracy && a.offset > b.offset) }!.element
+            var entry = fields(best)
+            entry["site"] = site; entry["layer"] = layer == Int.max ? -2 : layer; entry["component"] = SiteOrder.component(of: site)
+            entry["n"] = x.rows; entry["d"] = x.cols
+            if path { entry["path"] = rs.map(fields) }
+            results.append(entry)
         }
         progressDone()
-        var report = ProbeReport(table: table.render(), json: ["analysis": "linear", "file": o.file, "label": labelName, "C": o.C,
+        var report = ProbeReport(table: table.render(), json: ["analysis": "linear", "file": o.file, "label": labelName, "C": path ? Cs : o.C,
                                                                 "folds": o.folds, "fold_mode": o.contiguousFolds ? "contiguous" : "shuffled",
                                                                 "seed": Int(o.seed), "control_type": controlColumn ?? NSNull(),
                                                                 "position": positionText(o.position), "sites": results])

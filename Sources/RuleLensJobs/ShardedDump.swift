@@ -32,7 +32,7 @@ extension Jobs {
         let shard = DumpShard(index: world.rank, count: world.size,
                               examples: shardRange(count: options.examples.count, rank: world.rank, ranks: world.size))
         let shardFile = shardPath(options.out, rank: world.rank)
-        let (model, tokenizer) = try world.together { () -> (GPT, any TextTokenizer) in
+        let (model, tokenizer) = try world.together { () -> (any LanguageModel, any TextTokenizer) in
             if options.force && options.resume {
                 throw RuleLensError("--force and --resume contradict each other", fix: "pass --resume to continue the shards, or --force to start over")
             }
@@ -40,8 +40,8 @@ extension Jobs {
                 throw RuleLensError("--export-npy is not available under mpirun", fix: "run the dump with one process to export .npy files")
             }
             guard !options.examples.isEmpty else { throw RuleLensError("there are no examples to dump", fix: "give a non-empty --data file") }
-            let (model, _) = try Checkpoint.load(options.checkpoint)
-            return (model, try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.config.vocabSize))
+            let model = try Jobs.loadModel(options.checkpoint)
+            return (model, try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.vocabSize))
         }
         try world.agree([
             AgreementItem("rulelens binary", Communicator.binaryFingerprint()),
@@ -88,7 +88,7 @@ extension Jobs {
         var summed = totals
         world.allreduceSum(&summed)
         return DumpSummary(out: options.out, examples: options.examples.count, examplesThisRun: Int(summed[0]),
-                           sites: try HookSites.resolve(options.hooks, config: model.config),
+                           sites: try model.resolveHooks(options.hooks),
                            accuracy: summed[0] > 0 ? summed[1] / summed[0] : .nan,
                            seconds: Date().timeIntervalSince(started), activationBytes: Int(summed[2]))
     }

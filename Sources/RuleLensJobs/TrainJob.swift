@@ -20,8 +20,35 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
     /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
     public var initFrom: String? = nil
+    /// Model family: "gpt2" (nil, the default), "llama" or "qwen2".
+    public var arch: String? = nil
+    /// How positions enter: "learned" (GPT-2's only option), "rope" (the Llama/Qwen2 default) or "none".
+    public var positions: String? = nil
+    /// Llama/Qwen2: key/value heads for grouped-query attention (default: = heads).
+    public var kvHeads: Int? = nil
+    /// Llama/Qwen2: rotary base (default 10000).
+    public var ropeTheta: Float? = nil
+    /// Llama/Qwen2: tie the LM head to the embedding (default true).
+    public var tiedHead: Bool? = nil
 
     public init(data: String) { self.data = data }
+
+    /// The family to build: gpt2, llama or qwen2.
+    public var family: String { arch ?? "gpt2" }
+
+    /// The Llama/Qwen2 shape these options ask for (nil for GPT-2).
+    public func llamaConfig(vocabSize: Int) -> LlamaConfig? {
+        guard let family = LlamaConfig.Family(rawValue: self.family) else { return nil }
+        return LlamaConfig(family: family, nLayer: layers, nHead: heads, nKVHead: kvHeads ?? heads, dModel: dModel, dMLP: dMLP,
+                           nCtx: ctx, vocabSize: vocabSize, ropeTheta: ropeTheta ?? 10_000,
+                           positions: positions == "none" ? .none : .rope, tiedEmbeddings: tiedHead ?? true)
+    }
+
+    /// A freshly initialised model of the requested family (initialisation depends only on `seed`).
+    public func buildModel(vocabSize: Int) throws -> any LanguageModel {
+        if let c = llamaConfig(vocabSize: vocabSize) { return try LlamaModel(config: c, seed: seed) }
+        return try GPT(config: modelConfig(vocabSize: vocabSize), seed: seed)
+    }
 
     /// The model shape these options ask for (the character vocabulary fixes the vocab size).
     public func modelConfig(vocabSize: Int) -> GPTConfig {
@@ -42,7 +69,23 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
         }
         if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
-        try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
+        guard ["gpt2", "llama", "qwen2"].contains(family) else {
+            throw RuleLensError("--arch \(family) is not gpt2, llama or qwen2", fix: "pass --arch gpt2, --arch llama or --arch qwen2")
+        }
+        let allowed = family == "gpt2" ? ["learned"] : ["rope", "none"]
+        if let positions, !allowed.contains(positions) {
+            throw RuleLensError("--positions \(positions) does not apply to --arch \(family) (it takes \(allowed.joined(separator: " or ")))",
+                                fix: family == "gpt2" ? "GPT-2 has learned positions only; for rotary or no positions pass --arch llama (or qwen2) --positions rope|none"
+                                                      : "pass --positions rope or --positions none")
+        }
+        if family == "gpt2" {
+            for (flag, given) in [("--kv-heads", kvHeads != nil), ("--rope-theta", ropeTheta != nil), ("--untied-head", tiedHead == false)] where given {
+                throw RuleLensError("\(flag) applies to --arch llama or qwen2, not gpt2", fix: "drop \(flag), or pass --arch llama")
+            }
+            try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
+        } else {
+            try llamaConfig(vocabSize: CharTokenizer.standard.count)!.validate()
+        }
     }
 }
 
@@ -113,7 +156,7 @@ public final class TrainJob {
         let fm = FileManager.default
 
         // Decide where we start: a fresh folder or the saved state of an earlier run.
-        var model: GPT! = nil
+        var model: (any LanguageModel)! = nil
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
         var savedFingerprint: String? = nil
@@ -123,14 +166,22 @@ public final class TrainJob {
             try checkResumable(requested: options, saved: saved)
             options = saved
             (model, startStep, savedFingerprint) = try loadState(into: &adam)
-            tokenizer = try Jobs.tokenizer(checkpoint: outDir, vocabSize: model.config.vocabSize)
+            tokenizer = try Jobs.tokenizer(checkpoint: outDir, vocabSize: model.vocabSize)
         } else if let initFrom = options.initFrom {
             try checkFreshOutput()
-            model = try Checkpoint.load(initFrom).model
-            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.config.vocabSize)
+            model = try Jobs.loadModel(initFrom)
+            tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
             // The shape is the pretrained model's; recorded so train_config.json says what was trained.
-            let c = model.config
-            options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+            if let gpt = model as? GPT {
+                let c = gpt.config
+                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                options.arch = nil
+            } else if let llama = model as? LlamaModel {
+                let c = llama.config
+                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                options.arch = c.family.rawValue; options.kvHeads = c.nKVHead; options.ropeTheta = c.ropeTheta
+                options.positions = c.positions.rawValue; options.tiedHead = c.tiedEmbeddings
+            }
             try options.validate()
         } else {
             try options.validate()
@@ -152,7 +203,7 @@ public final class TrainJob {
         // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
                              evalInputs: evalItems?.map(\.inputLength).max())
-        if model == nil { model = try GPT(config: options.modelConfig(vocabSize: tokenizer.count), seed: options.seed) }
+        if model == nil { model = try options.buildModel(vocabSize: tokenizer.count) }
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
         try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
 
@@ -188,17 +239,17 @@ public final class TrainJob {
                                             lossOn: options.lossOn, pad: tokenizer.pad)
             let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
             model.zeroGrads()
-            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
             var loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
             guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
             model.backward()
             if let parallel {
-                loss = parallel.reduce(gradients: model.grads.storage.ptr, count: model.grads.storage.count, localLoss: loss,
+                loss = parallel.reduce(gradients: model.gradientStorage.ptr, count: model.gradientStorage.count, localLoss: loss,
                                        localWeight: batch.lossWeight, globalWeight: global.lossWeight)
             }
             let lr = schedule.lr(at: step)
             if options.gradClip > 0 {
-                let norm = clipGradNorm(model.grads, maxNorm: options.gradClip)
+                let norm = clipGradNorm(model.gradientStorage, maxNorm: options.gradClip)
                 guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved) }
             }
             adam.step(model, lr: lr)
@@ -226,7 +277,7 @@ public final class TrainJob {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
             if (saveEvery > 0 && (step + 1) % saveEvery == 0) || step + 1 == options.steps {
-                try parallel?.checkIdentical(model.params.storage.ptr, count: model.params.storage.count, what: "weights")
+                try parallel?.checkIdentical(model.parameterStorage.ptr, count: model.parameterStorage.count, what: "weights")
                 if writes { try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint) }
                 lastSaved = step + 1
             }
@@ -240,7 +291,7 @@ public final class TrainJob {
     /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
     /// and which option to lower.
     static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?) throws {
-        let config = options.modelConfig(vocabSize: vocabSize)
+        let config = options.llamaConfig(vocabSize: vocabSize).map(MemoryEstimate.comparableConfig) ?? options.modelConfig(vocabSize: vocabSize)
         let seqLen = min(options.ctx, longestInput)
         var estimate = MemoryEstimate.training(config, batch: options.batch, seqLen: seqLen)
         if let evalInputs {   // held-out loss runs forward-only in batches of 64 on top of the training buffers
@@ -312,13 +363,13 @@ public final class TrainJob {
         }
     }
 
-    func loadState(into adam: inout AdamW) throws -> (GPT, Int, String?) {
-        let (model, _) = try Checkpoint.load(outDir)
+    func loadState(into adam: inout AdamW) throws -> (any LanguageModel, Int, String?) {
+        let model = try Jobs.loadModel(outDir)
         let state = try Safetensors.read(path: path(Self.stateFile))
         let weights = try Safetensors.read(path: path(Checkpoint.weightsFile))
         guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),
               let m = state.info("adam.m"), let v = state.info("adam.v"),
-              m.count == model.params.storage.count, v.count == model.params.storage.count else {
+              m.count == model.parameterStorage.count, v.count == model.parameterStorage.count else {
             throw RuleLensError("\(path(Self.stateFile)) is not a RuleLens training state for this model",
                                 fix: "it is written by `rulelens train`; start a new run in another --out folder")
         }
@@ -326,16 +377,16 @@ public final class TrainJob {
             throw RuleLensError("the checkpoint in \(outDir) is from step \(weights.metadata["step"] ?? "?") but the optimizer state from step \(step) (an interrupted save)",
                                 fix: "start a new run in another --out folder; the weights in \(outDir) still load with `rulelens eval`")
         }
-        adam.m = FloatBuffer(count: model.params.storage.count)
-        adam.v = FloatBuffer(count: model.params.storage.count)
+        adam.m = FloatBuffer(count: model.parameterStorage.count)
+        adam.v = FloatBuffer(count: model.parameterStorage.count)
         state.copyFloats(m, into: adam.m.ptr)
         state.copyFloats(v, into: adam.v.ptr)
         adam.t = t
         return (model, step, state.metadata["data_fingerprint"])
     }
 
-    func saveState(_ model: GPT, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String) throws {
-        let n = model.params.storage.count
+    func saveState(_ model: any LanguageModel, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String) throws {
+        let n = model.parameterStorage.count
         let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)",
                     "data_fingerprint": fingerprint]
         // State first, weights last: a crash between the two leaves step numbers that disagree, which resume detects.
@@ -344,7 +395,8 @@ public final class TrainJob {
                               metadata: meta, to: path(Self.stateFile))
         // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
         let chars = tokenizer as? CharTokenizer
-        try Checkpoint.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:], to: outDir,
+        try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
+                             bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: outDir,
                             extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
                             metadata: ["step": "\(step)"], overwrite: true)
     }
@@ -368,7 +420,7 @@ public final class TrainJob {
 
     // MARK: - Evaluation during training
 
-    func evaluate(_ model: GPT, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
+    func evaluate(_ model: any LanguageModel, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
         let line: String
         if let evalItems {
             let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean

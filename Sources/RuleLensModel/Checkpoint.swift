@@ -30,16 +30,6 @@ public enum Checkpoint {
     /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
     public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
                             extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
-        if dirExists && !isDir.boolValue {
-            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
-        }
-        if dirExists && exists(at: dir) && !overwrite {
-            throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
-                                fix: "choose another folder, or delete the old checkpoint first")
-        }
         var files: [(name: String, data: Data)] = []
         files.append((configFile, try configJSON(model.config)))
         if let vocab {
@@ -55,6 +45,23 @@ public enum Checkpoint {
         meta["format"] = "pt"
         files.append((weightsFile, weightsData(model.params, metadata: meta)))
 
+        try writeFolder(files, to: dir, overwrite: overwrite)
+    }
+
+    /// Writes `files` as the checkpoint folder `dir`: a new folder is built as a temporary sibling and renamed into
+    /// place (complete or not at all); into an existing folder each file goes through a temporary name, in order
+    /// (weights last by the callers' convention). An existing checkpoint there is replaced only with `overwrite`.
+    public static func writeFolder(_ files: [(name: String, data: Data)], to dir: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
+        if dirExists && !isDir.boolValue {
+            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
+        }
+        if dirExists && exists(at: dir) && !overwrite {
+            throw RuleLensError("\(dir) already holds a checkpoint (\(weightsFile))",
+                                fix: "choose another folder, or delete the old checkpoint first")
+        }
         if dirExists {
             for file in files { try AtomicFile.write(file.data, to: dir + "/" + file.name) }
             return
@@ -139,7 +146,10 @@ public enum Checkpoint {
         for info in file.tensors.map(\.info) {
             let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
             if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
-            if info.name == "lm_head.weight" { ignoredHead = info; continue }
+            if info.name == "lm_head.weight" {
+                if params.config.tiedHead { ignoredHead = info } else { byName["lm_head.weight"] = info }
+                continue
+            }
             if params.tensor(name) == nil { unexpected.append(info.name); continue }
             byName[name] = info
         }
@@ -160,18 +170,18 @@ public enum Checkpoint {
             }
             file.copyFloats(info.name, into: params.storage.ptr + t.offset)
         }
-        if let head = ignoredHead, let wte = params.tensor("transformer.wte.weight") {
-            // RuleLens ties the LM head to the token embedding; an untied head would silently change the model.
+        if let head = ignoredHead, let wte = params.tensor(params.tensors[0].name) {
+            // config.json ties the head to the embedding: a stored head that differs would silently change the model.
             guard head.shape == wte.shape else {
                 throw RuleLensError("lm_head.weight in \(filePath) has shape \(head.shape), not the embedding's \(wte.shape)",
-                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to transformer.wte.weight")
+                                    fix: "set tie_word_embeddings false in config.json only if the head is [vocab_size, n_embd]; otherwise re-save the checkpoint")
             }
             var values = [Float](repeating: 0, count: head.count)
             values.withUnsafeMutableBufferPointer { file.copyFloats(head.name, into: $0.baseAddress!) }
             let embedding = params.storage.ptr + wte.offset
             for i in 0..<head.count where values[i] != embedding[i] {
-                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight (an untied LM head)",
-                                    fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
+                throw RuleLensError("lm_head.weight in \(filePath) differs from transformer.wte.weight, but config.json ties them",
+                                    fix: "set \"tie_word_embeddings\": false in config.json (the head is a separate matrix)")
             }
         }
     }
@@ -195,7 +205,7 @@ public enum Checkpoint {
             "scale_attn_weights": true,
             "scale_attn_by_inverse_layer_idx": false,
             "reorder_and_upcast_attn": false,
-            "tie_word_embeddings": true,
+            "tie_word_embeddings": config.tiedHead,
             "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
             "use_cache": true,
         ]
@@ -203,6 +213,17 @@ public enum Checkpoint {
     }
 
     /// Reads an HF GPT2Config file into a `GPTConfig`, rejecting settings RuleLens's GPT-2 does not implement.
+    /// The JSON object in `path` (a config.json), with errors naming the file.
+    public static func readJSONObject(_ path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuleLensError("\(path) does not exist", fix: "a model folder needs config.json; pass a folder written by `rulelens train` or save_pretrained")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
+            throw RuleLensError("\(path) is not a JSON object", fix: "re-save the checkpoint; config.json must be a Hugging Face model config")
+        }
+        return dict
+    }
+
     public static func readConfig(_ path: String) throws -> GPTConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuleLensError("\(path) does not exist", fix: "a checkpoint folder needs config.json (an HF GPT2Config); pass a folder written by `rulelens train` or save_pretrained")
@@ -223,7 +244,7 @@ public enum Checkpoint {
             throw RuleLensError("\(path) has no integer \"\(key)\"", fix: "config.json must be an HF GPT2Config with n_layer, n_head, n_embd, n_positions and vocab_size")
         }
         if let type = dict["model_type"] as? String, type != "gpt2" {
-            throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "RuleLens loads GPT-2 checkpoints only")
+            throw RuleLensError("\(path) describes a \"\(type)\" model, not gpt2", fix: "load it with ModelFolder.load, which reads \(ModelFolder.supported)")
         }
         let activation = dict["activation_function"] as? String ?? "gelu_new"
         guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
@@ -231,9 +252,6 @@ public enum Checkpoint {
         }
         for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (dict[flag] as? Bool) == true {
             throw RuleLensError("\(path) sets \(flag), which RuleLens's GPT-2 does not implement", fix: "use a checkpoint with \(flag) false")
-        }
-        if (dict["tie_word_embeddings"] as? Bool) == false {
-            throw RuleLensError("\(path) sets tie_word_embeddings false", fix: "RuleLens supports only GPT-2 models whose LM head is tied to the token embedding")
         }
         if (dict["scale_attn_weights"] as? Bool) == false {
             throw RuleLensError("\(path) sets scale_attn_weights false", fix: "RuleLens's attention always scales by 1/sqrt(d_head); use a standard GPT-2 config")
@@ -249,7 +267,7 @@ public enum Checkpoint {
             eps = n.floatValue
         }
         let config = GPTConfig(nLayer: try int("n_layer"), nHead: try int("n_head"), dModel: dModel, dMLP: dMLP,
-                               nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps)
+                               nCtx: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"), layerNormEps: eps, tiedHead: (dict["tie_word_embeddings"] as? Bool) ?? true)
         do { try config.validate() } catch let error as RuleLensError {
             throw RuleLensError("\(path): \(error.problem)", fix: error.fix)
         }

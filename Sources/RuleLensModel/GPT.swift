@@ -234,7 +234,7 @@ public final class GPT {
         layerNorm(rootSites.lnFinal, out: a.lnf.ptr, mean: a.lnfMean.ptr, rstd: a.lnfRstd.ptr, inp: finalResid,
                   weight: params.lnfWeight, bias: params.lnfBias)
         guard head else { return }
-        BLAS.sgemmSplit(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.wte, a.logits.ptr)
+        BLAS.sgemmSplit(.none, .transposed, m: N, n: V, k: d, a.lnf.ptr, params.head, a.logits.ptr)
         plan?.fire(rootSites.unembed, a.logits.ptr, shapes!.logits)
     }
 
@@ -272,8 +272,9 @@ public final class GPT {
         let c = config, N = batch * seqLen, d = c.dModel, V = c.vocabSize
         let a = acts, g = grads
         // LM head (tied): dlnf[N, d] = dlogits[N, V] · wte[V, d]; dwte[V, d] += dlogitsᵀ · lnf
-        BLAS.sgemmSplit(.none, .none, m: N, n: d, k: V, a.dlogits.ptr, params.wte, a.dln.ptr)
-        BLAS.sgemmSplit(.transposed, .none, m: V, n: d, k: N, a.dlogits.ptr, a.lnf.ptr, beta: 1, g.wte)
+        // (untied: the same with lm_head.weight)
+        BLAS.sgemmSplit(.none, .none, m: N, n: d, k: V, a.dlogits.ptr, params.head, a.dln.ptr)
+        BLAS.sgemmSplit(.transposed, .none, m: V, n: d, k: N, a.dlogits.ptr, a.lnf.ptr, beta: 1, g.head)
         backwardStack(conditioningGradients)
     }
 

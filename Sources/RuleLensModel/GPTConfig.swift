@@ -16,10 +16,27 @@ public struct GPTConfig: Codable, Equatable, Sendable {
     public var vocabSize: Int
     /// LayerNorm epsilon (`layer_norm_epsilon`).
     public var layerNormEps: Float = 1e-5
+    /// `tie_word_embeddings`: the LM head is `transformer.wte.weight` (GPT-2's default). False: a separate
+    /// `lm_head.weight` [vocab, d_model] (some fine-tuned or converted GPT-2s).
+    public var tiedHead: Bool = true
 
-    public init(nLayer: Int, nHead: Int, dModel: Int, dMLP: Int? = nil, nCtx: Int, vocabSize: Int, layerNormEps: Float = 1e-5) {
+    public init(nLayer: Int, nHead: Int, dModel: Int, dMLP: Int? = nil, nCtx: Int, vocabSize: Int, layerNormEps: Float = 1e-5,
+                tiedHead: Bool = true) {
         self.nLayer = nLayer; self.nHead = nHead; self.dModel = dModel
         self.dMLP = dMLP ?? 4 * dModel; self.nCtx = nCtx; self.vocabSize = vocabSize; self.layerNormEps = layerNormEps
+        self.tiedHead = tiedHead
+    }
+
+    enum CodingKeys: String, CodingKey { case nLayer, nHead, dModel, dMLP, nCtx, vocabSize, layerNormEps, tiedHead }
+
+    /// Decodes configs written before `tiedHead` existed (tied, then).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        nLayer = try c.decode(Int.self, forKey: .nLayer); nHead = try c.decode(Int.self, forKey: .nHead)
+        dModel = try c.decode(Int.self, forKey: .dModel); dMLP = try c.decode(Int.self, forKey: .dMLP)
+        nCtx = try c.decode(Int.self, forKey: .nCtx); vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+        tiedHead = try c.decodeIfPresent(Bool.self, forKey: .tiedHead) ?? true
     }
 
     /// Per-head width.

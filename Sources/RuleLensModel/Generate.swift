@@ -5,19 +5,25 @@ public enum Generate {
     /// Greedily continues each prompt (token ids, normally starting with bos) until it emits `eos`, has produced
     /// `maxNewTokens` tokens, or fills the context. Returns the generated tokens per prompt, without the `eos`.
     ///
-    /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding; every
-    /// new token re-runs the forward over the whole sequence (no KV cache), and finished rows leave the batch.
-    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token;
+    /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding, and finished
+    /// rows leave the batch. With `cached` (the default; plain GPT-2 stacks, no hooks) the prompt runs once and every
+    /// new token is one position attending to a key/value cache (`KVCache`, `GPT.decode`); otherwise every new token
+    /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
+    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
     /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold.
-    public static func greedy(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
+    public static func greedy(_ model: any LanguageModel, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64, hooks: HookSet? = nil,
-                              willRun: ((_ rows: [Int]) -> Void)? = nil) -> [[Int32]] {
+                              willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true) -> [[Int32]] {
+        if cached && hooks == nil && willRun == nil, let gpt = model as? GPT, gpt.supportsCachedDecoding {
+            // The KV cache is GPT-2's; other families re-run the sequence per token below.
+            return greedyCached(gpt, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize)
+        }
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
         defer { model.retainsActivationsForBackward = retained }
         var results = [[Int32]](repeating: [], count: prompts.count)
-        let nCtx = model.config.nCtx, vocab = model.config.vocabSize
+        let nCtx = model.contextLength, vocab = model.vocabSize
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
         for length in byLength.keys.sorted() {
@@ -47,6 +53,50 @@ public enum Generate {
                     active = stillActive
                     seqLen += 1
                     generated += 1
+                }
+            }
+        }
+        return results
+    }
+
+    /// `greedy` with a key/value cache: per group, one pass over the prompts, then one position per step.
+    static func greedyCached(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int) -> [[Int32]] {
+        var results = [[Int32]](repeating: [], count: prompts.count)
+        let nCtx = model.config.nCtx, vocab = model.config.vocabSize, batchSize = max(1, batchSize)
+        var byLength: [Int: [Int]] = [:]
+        for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
+        guard maxNewTokens > 0, let longest = byLength.keys.max() else { return results }
+        // One cache for every group: rows for the largest group (at most 1 GiB of keys and values), positions for the
+        // longest prompt and its continuation.
+        let capacity = min(nCtx, longest + maxNewTokens)
+        let rowsInBudget = max(1, (1 << 28) / (2 * model.config.nLayer * capacity * model.config.dModel))
+        let rows = min(batchSize, rowsInBudget, byLength.values.map(\.count).max()!)
+        let cache = KVCache(model: model, batch: rows, capacity: capacity)
+        for length in byLength.keys.sorted() {
+            let members = byLength[length]!
+            for chunkStart in stride(from: 0, to: members.count, by: rows) {
+                var active = Array(members[chunkStart..<min(members.count, chunkStart + rows)])
+                cache.reset(batch: active.count)
+                var logits = model.decode(tokens: active.flatMap { prompts[$0] }, batch: active.count, seqLen: length, cache: cache)
+                var generated = 0
+                while true {
+                    // logits[row, :] predict position cache.length of each active row.
+                    var kept: [Int] = [], stillActive: [Int] = []
+                    for (row, i) in active.enumerated() {
+                        let last = logits + row * vocab
+                        var best = 0
+                        var bestValue = last[0]
+                        for v in 1..<vocab where last[v] > bestValue { best = v; bestValue = last[v] }
+                        if Int32(best) == eos { continue }
+                        results[i].append(Int32(best))
+                        kept.append(row); stillActive.append(i)
+                    }
+                    generated += 1
+                    // Same stopping rule as the uncached loop: at most maxNewTokens, and no position past the context.
+                    if stillActive.isEmpty || generated >= maxNewTokens || cache.length >= nCtx { break }
+                    if kept.count < active.count { cache.keep(rows: kept) }
+                    active = stillActive
+                    logits = model.decode(tokens: active.map { results[$0].last! }, batch: active.count, seqLen: 1, cache: cache)
                 }
             }
         }

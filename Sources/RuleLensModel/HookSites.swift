@@ -64,6 +64,10 @@ public enum HookSites {
         case "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z": return ["batch", "pos", "head", "d_head"]
         case "attn.hook_attn_scores", "attn.hook_pattern": return ["batch", "head", "q_pos", "k_pos"]
         case "mlp.hook_pre", "mlp.hook_post": return ["batch", "pos", "d_mlp"]
+        // Llama/Qwen2-family sites (`LlamaHookSites`; there k/v/rot_k's head axis counts key/value heads).
+        case "attn.hook_rot_q", "attn.hook_rot_k": return ["batch", "pos", "head", "d_head"]
+        case "mlp.hook_pre_linear": return ["batch", "pos", "d_mlp"]
+        case "ln1.hook_scale", "ln2.hook_scale", "ln_final.hook_scale": return ["batch", "pos", "one"]
         case "unembed.hook_out": return ["batch", "pos", "d_vocab"]
         case "attn.hook_q_inject", "attn.hook_k_inject", "attn.hook_v_inject", "attn.hook_mem_kv", "hook_latent_embed":
             return ["batch", "d_model"]

@@ -37,6 +37,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
             .addingSaturating(c.nCtx.multipliedSaturating(d))
             .addingSaturating(block.multipliedSaturating(c.nLayer))
             .addingSaturating(d.multipliedSaturating(2))
+            .addingSaturating(c.tiedHead ? 0 : c.vocabSize.multipliedSaturating(d))   // an untied lm_head.weight
     }
 
     /// Floats of the forward buffers (`Activations.ensureForward`) for `batch` × `seqLen` with `layerSlots` layers.

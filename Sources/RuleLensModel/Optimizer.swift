@@ -24,16 +24,16 @@ public struct AdamW {
     public static func decays(_ tensor: ParameterTensor) -> Bool { tensor.shape.count == 2 }
 
     /// One update of `model.params` from `model.grads` with learning rate `lr`.
-    public mutating func step(_ model: GPT, lr: Float) {
-        let count = model.params.storage.count
+    public mutating func step(_ model: any LanguageModel, lr: Float) {
+        let count = model.parameterStorage.count
         if m.count != count { m = FloatBuffer(count: count) }
         if v.count != count { v = FloatBuffer(count: count) }
         t += 1
         let (b1, b2, eps) = (beta1, beta2, eps)
         let stepSize = lr / (1 - Float(Foundation.pow(Double(b1), Double(t))))
         let invBias2Sqrt = 1 / Float((1 - Foundation.pow(Double(b2), Double(t))).squareRoot())
-        let p = model.params.storage.ptr, g = model.grads.storage.ptr, mp = m.ptr, vp = v.ptr
-        for tensor in model.params.tensors {
+        let p = model.parameterStorage.ptr, g = model.gradientStorage.ptr, mp = m.ptr, vp = v.ptr
+        for tensor in model.parameterTensors {
             let decay: Float = Self.decays(tensor) ? 1 - lr * weightDecay : 1
             let base = tensor.offset
             Parallel.forRanges(tensor.count, minPerThread: 16_384) { i0, i1 in
@@ -71,7 +71,12 @@ public struct CosineSchedule: Sendable {
 /// and returns the norm before clipping. The norm is summed in Double over fixed chunks (deterministic).
 @discardableResult
 public func clipGradNorm(_ grads: GPTParameters, maxNorm: Float) -> Float {
-    let n = grads.storage.count, g = grads.storage.ptr
+    clipGradNorm(grads.storage, maxNorm: maxNorm)
+}
+
+/// `clipGradNorm` over any gradient buffer (`LanguageModel.gradientStorage`).
+public func clipGradNorm(_ storage: FloatBuffer, maxNorm: Float) -> Float {
+    let n = storage.count, g = storage.ptr
     let chunks = max(1, min(64, n / 4096))
     var partial = [Double](repeating: 0, count: chunks)
     partial.withUnsafeMutableBufferPointer { part in

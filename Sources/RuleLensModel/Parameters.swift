@@ -23,6 +23,8 @@ public final class GPTParameters {
     let layers: [LayerWeights]
     let wte: UnsafeMutablePointer<Float>   // [V, d]
     let wpe: UnsafeMutablePointer<Float>   // [nCtx, d]
+    /// The LM head [V, d]: `wte` when tied, else `lm_head.weight`.
+    let head: UnsafeMutablePointer<Float>
     let lnfWeight: UnsafeMutablePointer<Float>  // [d]
     let lnfBias: UnsafeMutablePointer<Float>    // [d]
 
@@ -49,6 +51,7 @@ public final class GPTParameters {
             add(p + "mlp.c_proj.weight", [c.dMLP, d]); add(p + "mlp.c_proj.bias", [d])
         }
         add(prefix + "ln_f.weight", [d]); add(prefix + "ln_f.bias", [d])
+        if !c.tiedHead { add("lm_head.weight", [c.vocabSize, d]) }
         return out
     }
 
@@ -65,6 +68,7 @@ public final class GPTParameters {
         let base = buffer.ptr
         func p(_ name: String) -> UnsafeMutablePointer<Float> { base + list[idx[name]!].offset }
         wte = p(prefix + "wte.weight"); wpe = p(prefix + "wpe.weight")
+        head = config.tiedHead ? wte : p("lm_head.weight")
         lnfWeight = p(prefix + "ln_f.weight"); lnfBias = p(prefix + "ln_f.bias")
         layers = (0..<config.nLayer).map { l in
             let h = prefix + "h.\(l)."

@@ -28,8 +28,8 @@ public enum BLAS {
                     a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
-    /// `sgemm` with C split into one block per `Parallel.threads` worker, each block one single-threaded OpenBLAS
-    /// call. Used for the model's mid-sized products (a few hundred MFLOP or less), where OpenBLAS's own threads
+    /// `sgemm` with C split into one block per `Parallel.threads` thread, each block one single-threaded OpenBLAS
+    /// call on RuleLens's worker pool. Used for the model's mid-sized products (a few hundred MFLOP or less), where OpenBLAS's own threads
     /// cost more in hand-offs and spin-waiting (`sched_yield`) than they gain. C is split along its longer side at
     /// multiples of 16 (the kernels' register-block width). The result is deterministic for a given kernel and
     /// thread count; whether it equals one whole call bit for bit depends on the kernel (SkylakeX: yes; Haswell:
@@ -45,18 +45,23 @@ public enum BLAS {
         let lda = lda ?? (transA == .none ? k : m)
         let ldb = ldb ?? (transB == .none ? n : k)
         let ldc = ldc ?? n
-        let workers = min(Parallel.threads, max(m, n) / 32)
+        let extent = max(m, n)
+        let workers = min(Parallel.threads, extent / 32)
         guard workers > 1, m * n * k >= 1 << 18 else {
             withThreads(1) { sgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc) }
             return
         }
         let splitRows = m >= n
-        let extent = splitRows ? m : n
+        // One block per thread, claimed by whichever thread is free: a worker that is not running when the product
+        // starts has its block taken over instead of waited for. (More, narrower blocks would take over more of a
+        // stalled worker's share, but OpenBLAS then takes other code paths for some block shapes, and the bits of C
+        // would depend on the thread count; BLASSplitTests pins them to one whole call.)
+        let blocks = workers
         withThreads(1) {
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
+            Parallel.forEach(chunks: blocks, threads: workers) { w in
                 // Block boundaries rounded to multiples of 16; the last block takes the remainder.
-                let start = min(extent, (extent * w / workers + 8) / 16 * 16)
-                let end = w == workers - 1 ? extent : min(extent, (extent * (w + 1) / workers + 8) / 16 * 16)
+                let start = min(extent, (extent * w / blocks + 8) / 16 * 16)
+                let end = w == blocks - 1 ? extent : min(extent, (extent * (w + 1) / blocks + 8) / 16 * 16)
                 guard start < end else { return }
                 if splitRows {
                     // rows start..<end of C and of op(A)

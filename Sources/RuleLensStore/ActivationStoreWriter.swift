@@ -18,8 +18,9 @@ public final class ActivationStoreWriter {
 
     private let file: HDF5File
     private var acts: [String: (spec: ActivationSiteSpec, dataset: HDF5Dataset)] = [:]
-    /// Rows per chunk and gzip level of the /acts datasets this writer created (compressed here, in parallel);
-    /// absent for uncompressed or resumed datasets, which go through HDF5's own write path.
+    /// Rows per chunk and gzip level (0: none) of the /acts datasets this writer created, whose whole chunks are
+    /// encoded here (in parallel) and written directly; absent for resumed datasets, which go through HDF5's own
+    /// write path.
     private var directChunks: [String: (rows: Int, level: Int)] = [:]
     private var meta: [String: (spec: MetaColumnSpec, dataset: HDF5Dataset)] = [:]
     /// Rows appended to each dataset in the current batch (all must agree at endBatch).
@@ -80,7 +81,7 @@ public final class ActivationStoreWriter {
                 try ds.setAttribute("dims", (["example"] + site.rowDims).joined(separator: ","))
                 try ds.setAttribute("position", header.positions)
                 writer.acts[site.name] = (site, ds)
-                if gzip > 0 { writer.directChunks[site.name] = (rows, gzip) }
+                writer.directChunks[site.name] = (rows, gzip)
             }
             try file.flush()
         } catch {
@@ -199,13 +200,16 @@ public final class ActivationStoreWriter {
                 r += rows
             }
         }
-        var encoded = [[UInt8]](repeating: [], count: tasks.count)
+        // Level 0 (no filters): whole chunks go to the file straight from `values`; only a partial last chunk is
+        // padded into a copy. Otherwise every chunk is shuffled and deflated, one chunk per claim, on every thread.
+        var encoded = [[UInt8]?](repeating: nil, count: tasks.count)
         var failure: Error? = nil
         let lock = NSLock()
         encoded.withUnsafeMutableBufferPointer { results in
-            DispatchQueue.concurrentPerform(iterations: tasks.count) { i in
+            Parallel.forEach(chunks: tasks.count, threads: Parallel.threads) { i in
                 let t = tasks[i]
                 let chunkBytes = 4 * t.chunkRows * t.rowElements
+                if t.level == 0 && t.rows == t.chunkRows { return }
                 do {
                     if t.rows == t.chunkRows {
                         results[i] = try ChunkCodec.encode(UnsafeRawPointer(t.source), bytes: chunkBytes, level: t.level)
@@ -215,7 +219,9 @@ public final class ActivationStoreWriter {
                         defer { padded.deallocate() }
                         padded.update(from: t.source, count: t.rows * t.rowElements)
                         (padded + t.rows * t.rowElements).update(repeating: 0, count: (t.chunkRows - t.rows) * t.rowElements)
-                        results[i] = try ChunkCodec.encode(UnsafeRawPointer(padded), bytes: chunkBytes, level: t.level)
+                        results[i] = t.level == 0
+                            ? [UInt8](UnsafeRawBufferPointer(start: padded, count: chunkBytes))
+                            : try ChunkCodec.encode(UnsafeRawPointer(padded), bytes: chunkBytes, level: t.level)
                     }
                 } catch {
                     lock.lock(); failure = error; lock.unlock()
@@ -223,7 +229,13 @@ public final class ActivationStoreWriter {
             }
         }
         if let failure { throw failure }
-        for (i, t) in tasks.enumerated() { try t.dataset.writeRawChunk(row: t.fileRow, rank: t.rank, encoded[i]) }
+        for (i, t) in tasks.enumerated() {
+            if let bytes = encoded[i] {
+                try bytes.withUnsafeBytes { try t.dataset.writeRawChunk(row: t.fileRow, rank: t.rank, $0.baseAddress!, count: $0.count) }
+            } else {
+                try t.dataset.writeRawChunk(row: t.fileRow, rank: t.rank, UnsafeRawPointer(t.source), count: 4 * t.chunkRows * t.rowElements)
+            }
+        }
         var perSite: [String: Int] = [:]
         for t in tasks { perSite[t.site, default: 0] += t.rows }
         for (site, rows) in perSite { try noteRows("acts/" + site, rows) }

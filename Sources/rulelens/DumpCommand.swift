@@ -38,8 +38,11 @@ struct DumpCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Examples per forward pass.")
     var batch: Int = 32
 
-    @Option(parsing: .unconditional, help: "gzip level 0-9 (with shuffle); 0 = uncompressed.")
-    var gzip: Int = 1
+    @Option(help: "How activation chunks are stored: none, gzip (level 1, with shuffle) or gzip:LEVEL (1-9). Default: \(ChunkCompression.default).")
+    var compression: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Deprecated spelling of --compression: a gzip level 0-9, 0 = none.", visibility: .hidden))
+    var gzip: Int?
 
     @Option(help: "Output HDF5 file.")
     var out: String
@@ -71,6 +74,17 @@ struct DumpCommand: ParsableCommand {
         guard let which = DataPart(rawValue: part) else {
             throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
         }
+        // Checked before any data is loaded.
+        if gzip != nil && compression != nil {
+            throw RuleLensError("--gzip and --compression both given", fix: "pass only --compression (none, gzip or gzip:LEVEL)")
+        }
+        var chosen = ChunkCompression.default
+        if let gzip {
+            guard (0...9).contains(gzip) else { throw RuleLensError("--gzip \(gzip) is outside 0…9", fix: "pass --compression none, gzip or gzip:LEVEL") }
+            chosen = gzip == 0 ? .none : .gzip(level: gzip)
+        } else if let compression {
+            chosen = try ChunkCompression(parsing: compression)
+        }
         let dataSource = try source.source()
         let loaded = try dataSource.load(which)
         var options = DumpOptions(checkpoint: checkpoint, examples: loaded.examples,
@@ -79,7 +93,7 @@ struct DumpCommand: ParsableCommand {
         options.seed = Int(dataSource.spec?.seed ?? loaded.meta?.seed ?? 0)
         options.positions = positions
         options.batch = batch
-        options.gzip = gzip
+        options.compression = chosen
         options.force = force
         options.resume = resume
         options.progress = !quiet

@@ -28,8 +28,8 @@ struct EvalCommand: ParsableCommand {
             try refuseToOverwrite(out)
             if plane != nil, let planePrefix { for ext in ["npy", "svg", "json"] { try refuseToOverwrite(planePrefix + "." + ext) } }
         }
-        let (model, _) = try Checkpoint.load(checkpoint)
-        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.config.vocabSize)
+        let model = try Jobs.loadModel(checkpoint)
+        let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
         let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin)
         if let out { try EvalJob.writePredictions(result.predictions, to: out) }
         let answerOK = PlaneAccuracy.answerCorrect(predictions: result.predictions.map(\.prediction), examples: loaded.examples)

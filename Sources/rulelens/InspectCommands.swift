@@ -28,9 +28,8 @@ struct HooksCommand: ParsableCommand {
     @Argument(help: "Names or `*` patterns (default: every site).") var pattern: String?
 
     func run() throws {
-        let config = try Checkpoint.readConfig(checkpoint + "/" + Checkpoint.configFile)
         let patterns = (pattern ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let rows = try CheckpointInfo.hooks(config: config, patterns: patterns)
+        let rows = try CheckpointInfo.hooks(checkpoint: checkpoint, patterns: patterns)
         let w0 = rows.map(\.name.count).max() ?? 0, w1 = rows.map(\.shape.count).max() ?? 0
         for r in rows {
             print(r.name.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.shape.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.dims)

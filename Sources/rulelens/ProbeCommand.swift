@@ -90,7 +90,7 @@ struct ProbeLinear: ParsableCommand {
         abstract: "Cross-validated L2 logistic-regression probe accuracy, control-task accuracy and selectivity (Hewitt & Liang).")
     @OptionGroup var common: ProbeFileOptions
     @Option(help: "Label column.") var label: String
-    @Option(name: .customLong("C"), parsing: .unconditional, help: "Inverse L2 strength, as scikit-learn's C.") var C: Double = 1
+    @Option(name: .customLong("C"), parsing: .unconditional, help: "Inverse L2 strength, as scikit-learn's C; a comma-separated list (e.g. 0.01,0.1,1,10) runs the regularisation path, each C warm-started from the previous one.") var C: String = "1"
     @Option(parsing: .unconditional, help: "Cross-validation folds.") var folds: Int = 5
     @Flag(help: "Contiguous folds in row order (scikit-learn KFold without shuffle) instead of seeded shuffled folds.") var contiguousFolds = false
     @Option(help: "Column whose values are the control task's input types (default: prompt).") var controlType: String?
@@ -99,7 +99,15 @@ struct ProbeLinear: ParsableCommand {
 
     func run() throws {
         var o = try common.options(label: label)
-        o.C = C; o.folds = folds; o.contiguousFolds = contiguousFolds; o.controlType = controlType; o.noControl = noControl
+        let Cs = try C.split(separator: ",").map { text -> Double in
+            guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v > 0, v.isFinite else {
+                throw RuleLensError("--C \(C): every value must be positive (a number, or a comma-separated list of them)", fix: "pass e.g. --C 1 or --C 0.01,0.1,1,10")
+            }
+            return v
+        }
+        guard let first = Cs.first else { throw RuleLensError("--C is empty", fix: "pass e.g. --C 1") }
+        o.C = first; o.Cs = Cs.count > 1 ? Cs : []
+        o.folds = folds; o.contiguousFolds = contiguousFolds; o.controlType = controlType; o.noControl = noControl
         o.plotMetric = plotMetric
         try common.emit(try ProbeJob.linear(o))
     }

@@ -22,6 +22,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Output folder (must not hold a checkpoint unless --resume).") var out: String
     @Option(help: "Held-out examples for --eval-every (held-out loss); with --task (or a data directory) its test split is the default; otherwise train-subset accuracy is reported.") var evalData: String?
     @Option(name: .customLong("init-from"), help: "Fine-tune the model in this folder (a RuleLens run or a Hugging Face GPT-2 folder with safetensors); its shape and tokenizer are used.") var initFrom: String?
+    @Option(help: "Model family: gpt2 (default), llama or qwen2 (RMSNorm, rotary positions, SwiGLU, grouped-query attention; qwen2 adds q/k/v biases).") var arch: String?
+    @Option(help: "Positions: learned (gpt2), rope (llama/qwen2 default) or none (llama/qwen2 without position information).") var positions: String?
+    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "llama/qwen2: key/value heads (grouped-query attention; default = --heads).") var kvHeads: Int?
+    @Option(name: .customLong("rope-theta"), parsing: .unconditional, help: "llama/qwen2: rotary base (default 10000).") var ropeTheta: Float?
+    @Flag(name: .customLong("untied-head"), help: "llama/qwen2: a separate lm_head.weight instead of the tied embedding.") var untiedHead = false
     @Option(parsing: .unconditional, help: "Transformer blocks (default 2).") var layers: Int?
     @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") var heads: Int?
     @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width (default 128).") var dModel: Int?
@@ -64,11 +69,18 @@ struct TrainCommand: ParsableCommand {
             if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
         }
         if let files { options.data = files.train }
+        if let arch { options.arch = arch == "gpt2" ? nil : arch }
+        if let positions { options.positions = positions }
+        if let kvHeads { options.kvHeads = kvHeads }
+        if let ropeTheta { options.ropeTheta = ropeTheta }
+        if untiedHead { options.tiedHead = false }
         if let initFrom {
             guard !resume else {
                 throw RuleLensError("--init-from and --resume cannot be combined", fix: "--resume continues the run in --out; drop --init-from")
             }
-            for (flag, given) in [("--layers", layers != nil), ("--heads", heads != nil), ("--d-model", dModel != nil), ("--d-mlp", dMLP != nil), ("--ctx", ctx != nil)] where given {
+            for (flag, given) in [("--layers", layers != nil), ("--heads", heads != nil), ("--d-model", dModel != nil), ("--d-mlp", dMLP != nil),
+                                  ("--ctx", ctx != nil), ("--arch", arch != nil), ("--positions", positions != nil), ("--kv-heads", kvHeads != nil),
+                                  ("--rope-theta", ropeTheta != nil), ("--untied-head", untiedHead)] where given {
                 throw RuleLensError("\(flag) cannot be combined with --init-from (the model's shape comes from \(initFrom)/config.json)",
                                     fix: "drop \(flag)")
             }

@@ -192,3 +192,26 @@ def test_dump_with_bpe_answer_positions(tmp_path, tokenizer_dir):
         assert list(tokens[i, 1:1 + len(prompt_ids)]) == prompt_ids
         assert prompts[i] == e["prompt"]
     assert all(isinstance(p, str) for p in preds)
+
+
+def test_untied_head_loads_fine_tunes_and_saves(tmp_path, tokenizer_dir):
+    """A GPT-2 whose lm_head.weight is its own matrix (tie_word_embeddings false) gives transformers' logits, and what
+    RuleLens fine-tunes from it is saved untied and loads in transformers with equal logits."""
+    base = tmp_path / "untied"
+    model = gpt2_folder(base, tokenizer_dir, tied=False, n_layer=2, n_head=2, n_embd=32, n_positions=48)
+    assert "lm_head.weight" in load_file(str(base / "model.safetensors"))
+    assert not torch.equal(model.lm_head.weight, model.transformer.wte.weight)
+    data = write_jsonl(tmp_path / "data.jsonl", EXAMPLES)
+    check_logits(rulelens_logits(base, data, tmp_path / "l.safetensors"), model, tokenizer_dir)
+    out = tmp_path / "tuned"
+    run_rulelens("train", "--data", data, "--init-from", base, "--out", out, "--steps", 5, "--batch", 5, "--lr", 1e-3, "--quiet")
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    tuned = GPT2LMHeadModel.from_pretrained(str(out)).eval()
+    assert not torch.equal(tuned.lm_head.weight, tuned.transformer.wte.weight)
+    check_logits(rulelens_logits(out, data, tmp_path / "m.safetensors"), tuned, tokenizer_dir)
+    # A tied config over weights with a different head names the fix.
+    config = json.loads((base / "config.json").read_text())
+    config["tie_word_embeddings"] = True
+    (base / "config.json").write_text(json.dumps(config))
+    proc = run_rulelens("logits", "--checkpoint", base, "--data", data, "--out", tmp_path / "n.safetensors", check=False)
+    assert proc.returncode == 1 and "tie_word_embeddings" in proc.stderr

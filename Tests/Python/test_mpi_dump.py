@@ -97,8 +97,9 @@ def test_h5dump_and_rulelens_reader_and_probe_see_one_file(run):
     header = subprocess.run(["h5dump", "-p", "-H", "-d", "/acts/hook_embed", str(run["two"])],
                             capture_output=True, text=True, check=True).stdout
     assert "VIRTUAL" in header and "two.rank1.h5" in header
-    info = run_rulelens("dump-info", run["two"]).stdout
+    info = run_rulelens("dump-info", "--verify", run["two"]).stdout
     assert "203 examples, complete=1" in info and "blocks.1.attn.hook_pattern" in info
+    assert "verified:" in info, "every row read through the virtual datasets"
     pca = [json.loads(run_rulelens("probe", "pca", "--file", p, "--site", "blocks.0.hook_resid_post", "--position",
                                    "answer", "--components", "3", "--json").stdout) for p in (run["one"], run["two"])]
     a, b = (np.array(p["sites"][0]["explained_variance"]) for p in pca)

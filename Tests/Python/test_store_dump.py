@@ -252,3 +252,29 @@ def test_readme_h5py_pandas_and_xarray_recipes_run(workdir):
     with h5py.File(workdir["out"], "r") as f:
         resid, lengths = f["acts/blocks.1.hook_resid_post"][...], f["meta/length"][...]
     assert np.array_equal(scope["last"].values, resid[np.arange(n), lengths - 1])
+
+
+def test_compression_choices_store_the_same_values(workdir):
+    """--compression none | gzip | gzip:LEVEL: the same values (h5py decodes libdeflate's chunks with its own zlib),
+    the documented filters on every /acts dataset, and a bad choice refused before anything is written."""
+    root = workdir["root"]
+    with h5py.File(workdir["out"], "r") as default:
+        reference = {name: default[f"acts/{name}"][...] for name in default["acts"]}
+        assert all(default[f"acts/{name}"].compression == "gzip" and default[f"acts/{name}"].compression_opts == 1
+                   and default[f"acts/{name}"].shuffle for name in reference), "default: gzip level 1 with shuffle"
+    for choice, filters in [("none", (None, None, False)), ("gzip", ("gzip", 1, True)), ("gzip:9", ("gzip", 9, True))]:
+        out = root / f"compression-{choice.replace(':', '')}.h5"
+        run_rulelens("dump", "--checkpoint", workdir["ckpt"], "--data", workdir["data"], "--hooks", "*", "--batch", 8,
+                     "--compression", choice, "--out", out, "--quiet")
+        with h5py.File(out, "r") as f:
+            assert f.attrs["complete"] == 1
+            for name, values in reference.items():
+                ds = f[f"acts/{name}"]
+                assert (ds.compression, ds.compression_opts, ds.shuffle) == filters, (choice, name)
+                assert np.array_equal(ds[...], values), (choice, name)
+    for bad in ["zip", "gzip:0", "gzip:10", "gzip:x"]:
+        out = root / "bad.h5"
+        proc = run_rulelens("dump", "--checkpoint", workdir["ckpt"], "--data", workdir["data"], "--hooks", "*",
+                            "--compression", bad, "--out", out, check=False)
+        assert proc.returncode == 1 and "error:" in proc.stderr and "fix:" in proc.stderr, bad
+        assert not out.exists()

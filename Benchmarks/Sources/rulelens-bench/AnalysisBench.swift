@@ -36,4 +36,23 @@ enum AnalysisBench {
         let seconds = try bestTime(repeats: 3) { score = try Analysis.silhouette(x, labels) }
         emit(["bench": "silhouette", "rows": x.rows, "cols": x.cols, "seconds": seconds, "score": score, "threads": Parallel.threads])
     }
+
+    /// `rulelens-bench probe FILE ROWS COLS LABELS FOLDS C [TOL]`: the linear probe with contiguous folds (scikit-learn's
+    /// KFold), no control task; reports each fold's correct count, iterations and final gradient.
+    static func probe(_ args: [String]) throws {
+        let x = try readMatrix(args)
+        guard args.count > 5, let folds = Int(args[4]), let C = Double(args[5]) else {
+            throw RuleLensError("usage: rulelens-bench probe FILE ROWS COLS LABELS FOLDS C [TOL]", fix: "see Benchmarks/bench_analysis.py")
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: args[3]))
+        let labels = Labels(data.withUnsafeBytes { Array($0.bindMemory(to: Int32.self)).map(Int.init) })
+        var result: LinearProbeResult? = nil
+        let seconds = try bestTime(repeats: 3) {
+            result = try Analysis.linearProbe(x, labels, C: C, folds: .contiguous(folds))
+        }
+        let r = result!
+        emit(["bench": "probe", "rows": x.rows, "cols": x.cols, "classes": labels.classCount, "folds": folds, "C": C,
+              "seconds": seconds, "fold_correct": r.foldCorrect, "fold_iterations": r.foldIterations,
+              "gradient_norm": r.gradientNorm, "converged": r.converged, "accuracy": r.accuracy, "threads": Parallel.threads])
+    }
 }

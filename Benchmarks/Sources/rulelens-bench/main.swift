@@ -12,7 +12,9 @@ let benchmarks: [String: ([String]) throws -> Void] = [
     "train": TrainBench.run,
     "pca": AnalysisBench.pca,
     "silhouette": AnalysisBench.silhouette,
+    "probe": AnalysisBench.probe,
     "dump": DumpBench.run,
+    "generate": GenerateBench.run,
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

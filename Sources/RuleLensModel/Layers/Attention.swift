@@ -32,9 +32,12 @@ struct AttentionDims {
     /// Query heads per key/value head.
     var groupSize: Int { H / Hkv }
     var scale: Float { 1 / Float(dh).squareRoot() }
-    /// Per-(b, h) products small enough that OpenBLAS runs them single-threaded (its cut-off is m·n·k ≤ 4·65536);
-    /// larger ones run one group at a time with BLAS's own threads instead.
-    var parallelOverHeads: Bool { T * keys * dh <= 262_144 }
+    /// Whether the (example, key/value head) groups run in parallel on RuleLens's workers, each product a
+    /// single-threaded OpenBLAS call: whenever there are at least as many groups as threads (every training batch),
+    /// or the products are small enough that OpenBLAS would not thread them anyway (m·n·k ≤ 4·65536). Otherwise a few
+    /// large groups run one at a time with BLAS's own threads. (Handing each T×T×dh product of a GPT-2-small batch
+    /// to OpenBLAS's threads instead costs more in hand-offs than the product takes.)
+    var parallelOverHeads: Bool { B * Hkv >= Parallel.threads || T * keys * dh <= 262_144 }
 }
 
 /// Where the attention core reads its inputs. Rows are token positions; head h's slice of a row starts at h·dh.
@@ -46,9 +49,12 @@ struct AttentionInput {
     /// Keys and values [B·T rows, Hkv·dh], row strides `kStride`, `vStride`.
     let k: UnsafePointer<Float>, kStride: Int
     let v: UnsafePointer<Float>, vStride: Int
-    /// Extra key/value slots [B, P, Hkv·dh], contiguous; nil when P = 0.
+    /// Extra key/value slots [B, P, Hkv·dh] (slot rows contiguous); nil when P = 0.
     var prefixK: UnsafePointer<Float>? = nil
     var prefixV: UnsafePointer<Float>? = nil
+    /// Distance between consecutive examples' prefix slots, in floats; nil = P·Hkv·dh (tightly packed). A key/value
+    /// cache allocated for more positions than are filled passes its capacity·Hkv·dh here.
+    var prefixExampleStride: Int? = nil
     /// Real length of each example [B] for bidirectional attention (keys at t ≥ length are padding); nil = T.
     var keyLengths: UnsafePointer<Int32>? = nil
 }
@@ -148,7 +154,7 @@ enum Attention {
         if P > 0, let prefixK = x.prefixK {
             // s[:, 0..<P] = scale · q[T, dh] · prefixK[P, dh]ᵀ
             BLAS.sgemm(.none, .transposed, m: T, n: P, k: dh, alpha: dims.scale, q, lda: x.qStride,
-                       prefixK + b * P * kvWidth + g * dh, ldb: kvWidth, s, ldc: K)
+                       prefixK + b * (x.prefixExampleStride ?? P * kvWidth) + g * dh, ldb: kvWidth, s, ldc: K)
         }
         // s[:, P..<K] = scale · q[T, dh] · k[T, dh]ᵀ
         BLAS.sgemm(.none, .transposed, m: T, n: T, k: dh, alpha: dims.scale, q, lda: x.qStride,
@@ -189,7 +195,8 @@ enum Attention {
         var beta: Float = 0
         if P > 0, let prefixV = x.prefixV {
             // z_h = p[:, 0..<P] · prefixV[P, dh]
-            BLAS.sgemm(.none, .none, m: T, n: dh, k: P, p, lda: K, prefixV + b * P * kvWidth + g * dh, ldb: kvWidth, zh, ldc: zWidth)
+            BLAS.sgemm(.none, .none, m: T, n: dh, k: P, p, lda: K, prefixV + b * (x.prefixExampleStride ?? P * kvWidth) + g * dh,
+                       ldb: kvWidth, zh, ldc: zWidth)
             beta = 1
         }
         // z_h (+)= p[:, P..<K] · v[T, dh]
@@ -209,8 +216,9 @@ enum Attention {
             let v = rows(x.v, stride: x.vStride, b: b, head: g, dims: dims)
             let dk = grads.dk + b * T * x.kStride + g * dh, dv = grads.dv + b * T * x.vStride + g * dh
             for t in 0..<T { (dk + t * x.kStride).update(repeating: 0, count: dh); (dv + t * x.vStride).update(repeating: 0, count: dh) }
-            let prefixK = hasPrefix ? x.prefixK! + b * P * kvWidth + g * dh : nil
-            let prefixV = hasPrefix ? x.prefixV! + b * P * kvWidth + g * dh : nil
+            let prefixStride = x.prefixExampleStride ?? P * kvWidth
+            let prefixK = hasPrefix ? x.prefixK! + b * prefixStride + g * dh : nil
+            let prefixV = hasPrefix ? x.prefixV! + b * prefixStride + g * dh : nil
             let dPrefixK = hasPrefix ? grads.dPrefixK.map { $0 + b * P * kvWidth + g * dh } : nil
             let dPrefixV = hasPrefix ? grads.dPrefixV.map { $0 + b * P * kvWidth + g * dh } : nil
             for j in 0..<(hasPrefix ? P : 0) {

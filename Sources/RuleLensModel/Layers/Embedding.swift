@@ -43,4 +43,24 @@ enum Embedding {
             }
         }
     }
+
+    /// Token embedding only (families without learned positions): out[n, :] = wte[tokens[n], :] for n in 0..<rows.
+    static func lookupTokens(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, wte: UnsafePointer<Float>,
+                             rows N: Int, dModel d: Int) {
+        Parallel.forRanges(N, minPerThread: 16) { r0, r1 in
+            for n in r0..<r1 { (out + n * d).update(from: wte + Int(tokens[n]) * d, count: d) }
+        }
+    }
+
+    /// Backward of `lookupTokens`: dwte[tokens[n]] += dout[n]. Threads own column ranges, so repeated tokens
+    /// accumulate in row order (deterministic).
+    static func backwardTokens(dwte: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
+                               rows N: Int, dModel d: Int) {
+        Parallel.forRanges(d, minPerThread: 32) { c0, c1 in
+            for n in 0..<N {
+                let dy = dout + n * d, dTok = dwte + Int(tokens[n]) * d
+                for i in c0..<c1 { dTok[i] += dy[i] }
+            }
+        }
+    }
 }

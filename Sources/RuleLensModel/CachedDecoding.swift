@@ -1,0 +1,132 @@
+import RuleLensNumerics
+
+/// The keys and values of every position decoded so far, one pair of buffers per layer: what cached decoding attends
+/// to instead of recomputing the whole prefix for every new token.
+///
+/// Each buffer is [batch, capacity, d] (d = H·dh; GPT-2 has as many key/value heads as query heads), the attention
+/// kernel's prefix layout with a per-example stride of capacity·d: the filled positions 0..<length *are* the prefix
+/// key/value slots of the next attention call (`AttentionInput.prefixK/prefixV`). All rows hold the same number of
+/// positions (prompts are decoded in groups of equal length); `keep(rows:)` drops finished rows.
+public final class KVCache {
+    /// Positions each row can hold (≤ the model's context).
+    public let capacity: Int
+    /// Rows currently in the cache.
+    public private(set) var batch: Int
+    /// Positions filled in every row.
+    public internal(set) var length = 0
+    let width: Int
+    /// Per layer: [batch, capacity, width] keys and values.
+    let keys: [FloatBuffer], values: [FloatBuffer]
+    /// Scratch for `GPT.decode`, sized for the largest call so far.
+    var scratch = DecodeScratch()
+
+    /// A cache for `batch` rows of up to `capacity` positions of `model`.
+    public init(model: GPT, batch: Int, capacity: Int) {
+        precondition(batch > 0 && capacity > 0 && capacity <= model.config.nCtx, "KVCache: batch and capacity must be in 1…, capacity ≤ nCtx")
+        self.batch = batch; self.capacity = capacity; width = model.config.dModel
+        keys = (0..<model.config.nLayer).map { _ in FloatBuffer(count: batch * capacity * model.config.dModel) }
+        values = (0..<model.config.nLayer).map { _ in FloatBuffer(count: batch * capacity * model.config.dModel) }
+    }
+
+    /// Empties the cache for a new group of `batch` rows (at most the batch it was made for).
+    public func reset(batch rows: Int) {
+        precondition(rows > 0 && rows * capacity * width <= keys[0].count, "KVCache.reset: \(rows) rows do not fit")
+        batch = rows; length = 0
+    }
+
+    /// Keeps rows `rows` (indices into the current rows, increasing), in that order, as rows 0..<rows.count.
+    public func keep(rows: [Int]) {
+        precondition(zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && (rows.last ?? 0) < batch, "KVCache.keep: rows must increase and exist")
+        let rowFloats = capacity * width, filled = length * width
+        for buffers in [keys, values] {
+            for buffer in buffers {
+                for (to, from) in rows.enumerated() where to != from {
+                    (buffer.ptr + to * rowFloats).update(from: buffer.ptr + from * rowFloats, count: filled)
+                }
+            }
+        }
+        batch = rows.count
+    }
+}
+
+/// Working buffers of one `GPT.decode` call (grown on demand, reused across calls).
+struct DecodeScratch {
+    var resid = FloatBuffer(count: 0), ln = FloatBuffer(count: 0), qkv = FloatBuffer(count: 0), z = FloatBuffer(count: 0)
+    var attnOut = FloatBuffer(count: 0), fcPre = FloatBuffer(count: 0), fcPost = FloatBuffer(count: 0)
+    var pattern = FloatBuffer(count: 0), mean = FloatBuffer(count: 0), rstd = FloatBuffer(count: 0)
+    var last = FloatBuffer(count: 0), lastNorm = FloatBuffer(count: 0), logits = FloatBuffer(count: 0)
+
+    mutating func ensure(rows N: Int, batch B: Int, d: Int, dMLP: Int, heads H: Int, patternFloats: Int, vocab V: Int) {
+        func grow(_ b: inout FloatBuffer, _ n: Int) { if b.count < n { b = FloatBuffer(count: n) } }
+        grow(&resid, N * d); grow(&ln, N * d); grow(&qkv, N * 3 * d); grow(&z, N * d); grow(&attnOut, N * d)
+        grow(&fcPre, N * dMLP); grow(&fcPost, N * dMLP); grow(&pattern, patternFloats)
+        grow(&mean, N); grow(&rstd, N); grow(&last, B * d); grow(&lastNorm, B * d); grow(&logits, B * V)
+    }
+}
+
+extension GPT {
+    /// Whether `decode` can run this model: a causal stack with no injected vectors (plain GPT-2).
+    public var supportsCachedDecoding: Bool { wiring.causal && wiring.injections.isEmpty }
+
+    /// Runs tokens [B, T] as positions `cache.length ..< cache.length + T` of each row, attending to the cached keys and
+    /// values of the earlier positions and appending these positions' own. Returns the logits of each row's last new
+    /// position, [B, vocab], valid until the next call.
+    ///
+    /// The same kernels and arithmetic as `forward` on the whole sequence; only the products' shapes differ (the
+    /// cached prefix enters attention as prefix key/value slots), so logits agree to rounding.
+    /// Inference only: no hooks, nothing kept for `backward()`.
+    public func decode(tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache) -> UnsafeMutablePointer<Float> {
+        let c = config
+        let P = cache.length, N = B * T, d = c.dModel, dMLP = c.dMLP, V = c.vocabSize, H = c.nHead
+        precondition(supportsCachedDecoding, "decode: cached decoding needs a plain causal GPT (no injections)")
+        precondition(B == cache.batch && T > 0 && tokens.count == N, "decode: \(tokens.count) tokens for the cache's \(cache.batch) rows × \(T)")
+        precondition(P + T <= cache.capacity, "decode: \(P + T) positions exceed the cache's capacity of \(cache.capacity)")
+        precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < V }, "decode: token id outside 0..<\(V)")
+        cache.scratch.ensure(rows: N, batch: B, d: d, dMLP: dMLP, heads: H, patternFloats: B * H * T * (P + T), vocab: V)
+        let s = cache.scratch
+        let dims = AttentionDims(B: B, T: T, H: H, dh: c.dHead, P: P, causal: true)
+        let resid = s.resid.ptr, ln = s.ln.ptr, qkv = s.qkv.ptr, z = s.z.ptr, attnOut = s.attnOut.ptr
+
+        // Embedding at positions P..<P+T: wpe rows from P on.
+        tokens.withUnsafeBufferPointer { tok in
+            Embedding.forward(out: resid, tokens: tok.baseAddress!, wte: params.wte, wpe: params.wpe + P * d, batch: B, seqLen: T, dModel: d)
+        }
+        for l in 0..<c.nLayer {
+            let w = params.layers[l]
+            LayerNorm.forward(out: ln, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: resid, weight: w.ln1Weight, bias: w.ln1Bias,
+                              rows: N, cols: d, eps: c.layerNormEps)
+            Linear.forward(out: qkv, inp: ln, weight: w.qkvWeight, bias: w.qkvBias, rows: N, inDim: d, outDim: 3 * d)
+            // The new positions' own keys/values come from qkv; the earlier ones are the prefix slots.
+            var input = AttentionInput(q: qkv, qStride: 3 * d, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d)
+            if P > 0 {
+                input.prefixK = UnsafePointer(cache.keys[l].ptr); input.prefixV = UnsafePointer(cache.values[l].ptr)
+                input.prefixExampleStride = cache.capacity * d
+            }
+            Attention.forward(z: z, pattern: s.pattern.ptr, input: input, dims: dims)
+            // Append this call's keys and values: cache[b, P + t, :] = k|v of row b·T + t.
+            let kCache = cache.keys[l].ptr, vCache = cache.values[l].ptr, rowFloats = cache.capacity * d
+            Parallel.forRanges(N, minPerThread: 64) { r0, r1 in
+                for n in r0..<r1 {
+                    let b = n / T, t = n % T
+                    (kCache + b * rowFloats + (P + t) * d).update(from: qkv + n * 3 * d + d, count: d)
+                    (vCache + b * rowFloats + (P + t) * d).update(from: qkv + n * 3 * d + 2 * d, count: d)
+                }
+            }
+            Linear.forward(out: attnOut, inp: z, weight: w.attnProjWeight, bias: w.attnProjBias, rows: N, inDim: d, outDim: d)
+            addElementwise(out: resid, resid, attnOut, count: N * d)
+            LayerNorm.forward(out: ln, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: resid, weight: w.ln2Weight, bias: w.ln2Bias,
+                              rows: N, cols: d, eps: c.layerNormEps)
+            Linear.forward(out: s.fcPre.ptr, inp: ln, weight: w.fcWeight, bias: w.fcBias, rows: N, inDim: d, outDim: dMLP)
+            GELU.forward(out: s.fcPost.ptr, inp: s.fcPre.ptr, count: N * dMLP)
+            Linear.forward(out: attnOut, inp: s.fcPost.ptr, weight: w.mlpProjWeight, bias: w.mlpProjBias, rows: N, inDim: dMLP, outDim: d)
+            addElementwise(out: resid, resid, attnOut, count: N * d)
+        }
+        cache.length = P + T
+        // ln_f and the tied LM head on each row's last position only: logits[B, V] = lnf[B, d] · wte[V, d]ᵀ
+        for b in 0..<B { (s.last.ptr + b * d).update(from: resid + (b * T + T - 1) * d, count: d) }
+        LayerNorm.forward(out: s.lastNorm.ptr, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: s.last.ptr, weight: params.lnfWeight,
+                          bias: params.lnfBias, rows: B, cols: d, eps: c.layerNormEps)
+        BLAS.sgemmSplit(.none, .transposed, m: B, n: V, k: d, s.lastNorm.ptr, params.wte, s.logits.ptr)
+        return s.logits.ptr
+    }
+}

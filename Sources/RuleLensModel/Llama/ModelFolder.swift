@@ -1,0 +1,82 @@
+import Foundation
+import RuleLensNumerics
+
+/// Opens any model folder RuleLens supports, by the `model_type` in its config.json: `gpt2` (`GPT`), `llama` and
+/// `qwen2` (`LlamaModel`). Every job loads checkpoints through here, so each command works on every family.
+public enum ModelFolder {
+    /// The families and Hugging Face classes RuleLens loads (for messages).
+    public static let supported = "gpt2, llama and qwen2 (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM)"
+
+    /// The folder's `model_type` ("gpt2" when config.json names none, as RuleLens's earliest checkpoints).
+    public static func modelType(_ dir: String) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw RuleLensError("checkpoint folder \(dir) does not exist",
+                                fix: "pass the --out folder of a finished `rulelens train` run, or a Hugging Face model folder (config.json + safetensors)")
+        }
+        let dict = try Checkpoint.readJSONObject(dir + "/" + Checkpoint.configFile)
+        return dict["model_type"] as? String ?? "gpt2"
+    }
+
+    /// Loads the model in `dir`; an unknown `model_type` is an error naming it and the supported families.
+    public static func load(_ dir: String) throws -> any LanguageModel {
+        switch try modelType(dir) {
+        case "gpt2": return try Checkpoint.load(dir).model
+        case "llama", "qwen2": return try LlamaCheckpoint.load(dir)
+        case let other:
+            let archs = (try? Checkpoint.readJSONObject(dir + "/" + Checkpoint.configFile))?["architectures"] as? [String] ?? []
+            throw RuleLensError("\(dir)/\(Checkpoint.configFile) describes a \"\(other)\" model\(archs.isEmpty ? "" : " (\(archs.joined(separator: ", ")))"), which RuleLens does not implement",
+                                fix: "RuleLens loads \(supported); convert the model or use one of those families")
+        }
+    }
+
+    /// Writes `model` as a checkpoint folder in its family's Hugging Face form, with `files` (the tokenizer's)
+    /// beside it (`Checkpoint.save` / `LlamaCheckpoint.save`). A character tokenizer passes `vocab` instead.
+    public static func save(_ model: any LanguageModel, vocab: [String: Int]?, files: [String: Data], bosTokenID: Int?, eosTokenID: Int?,
+                            to dir: String, extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
+        if let gpt = model as? GPT {
+            try Checkpoint.save(gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite)
+        } else if let llama = model as? LlamaModel {
+            var all = files
+            if let vocab {
+                all[Checkpoint.vocabFile] = try Checkpoint.sortedJSON(vocab)
+                for file in try TokenizerFiles.files(vocab: vocab, nCtx: llama.config.nCtx) { all[file.name] = file.data }
+            }
+            try LlamaCheckpoint.save(llama, files: all, bosTokenID: bosTokenID, eosTokenID: eosTokenID, to: dir,
+                                     extra: extra, metadata: metadata, overwrite: overwrite)
+        } else {
+            throw RuleLensError("a \(model.architecture) model cannot be saved as a checkpoint folder here", fix: "save it with its own family's writer")
+        }
+    }
+
+    /// The model's shape as sorted JSON with its Hugging Face config keys (recorded with activation dumps).
+    public static func configJSON(_ model: any LanguageModel) throws -> String {
+        let data: Data
+        if let gpt = model as? GPT { data = try Checkpoint.configJSON(gpt.config) }
+        else if let llama = model as? LlamaModel { data = try LlamaCheckpoint.configJSON(llama.config) }
+        else { return "{\"model_type\":\"\(model.architecture)\"}" }
+        let object = try JSONSerialization.jsonObject(with: data)
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+    }
+}
+
+extension MemoryEstimate {
+    /// Inference memory of any model: exact for GPT-2 (`inference(_: GPTConfig, …)`); for the Llama/Qwen2 family the
+    /// GPT-2 figure of the same widths with 1.5× the MLP width (three MLP matrices instead of two) and no position table.
+    public static func inference(_ model: any LanguageModel, batch: Int, seqLen: Int, hooks: Bool = false, extraBytes: Int = 0,
+                                 extraLabel: String = "outputs held in memory") -> MemoryEstimate {
+        inference(comparableConfig(model), batch: batch, seqLen: seqLen, hooks: hooks, extraBytes: extraBytes, extraLabel: extraLabel)
+    }
+
+    /// A GPT-2 configuration whose memory figures stand for `model`'s.
+    public static func comparableConfig(_ model: any LanguageModel) -> GPTConfig {
+        if let gpt = model as? GPT { return gpt.config }
+        if let llama = model as? LlamaModel { return comparableConfig(llama.config) }
+        return GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: model.contextLength, vocabSize: model.vocabSize)
+    }
+
+    /// See `comparableConfig(_: any LanguageModel)`.
+    public static func comparableConfig(_ c: LlamaConfig) -> GPTConfig {
+        GPTConfig(nLayer: c.nLayer, nHead: c.nHead, dModel: c.dModel, dMLP: c.dMLP.multipliedSaturating(3) / 2, nCtx: 1, vocabSize: c.vocabSize)
+    }
+}
