@@ -85,12 +85,14 @@ public struct CheckpointInfo {
             let keys = ["steps", "batch", "lr", "minLRFraction", "warmup", "weightDecay", "gradClip", "lossOn", "seed", "ctx", "data", "evalData"]
             let shown = keys.compactMap { k in o[k].map { "\(k) \($0)" } }
             out.append("training options: " + shown.joined(separator: ", "))
-            let others = o.keys.filter { !keys.contains($0) && !["layers", "heads", "dModel", "dMLP"].contains($0) }.sorted()
+            // (The BLAS provenance in train_config.json is shown on the kernel line, from rulelens.json.)
+            let others = o.keys.filter { !keys.contains($0) && !["layers", "heads", "dModel", "dMLP", "blas", "blas_history"].contains($0) }.sorted()
             if !others.isEmpty { out.append("  also: " + others.map { "\($0) \(o[$0]!)" }.joined(separator: ", ")) }
         }
         let kernelKeys = notes.keys.filter { $0.lowercased().contains("blas") || $0.lowercased().contains("kernel") || $0.lowercased().contains("coretype") || $0.lowercased().contains("thread") }.sorted()
+        func text(_ value: Any) -> String { (value as? [Any]).map { $0.map { "\($0)" }.joined(separator: "; ") } ?? "\(value)" }
         out.append("kernel: " + (kernelKeys.isEmpty ? "not recorded (saved before RuleLens recorded the BLAS kernel)"
-                                                     : kernelKeys.map { "\($0) \(notes[$0]!)" }.joined(separator: ", ")))
+                                                     : kernelKeys.map { "\($0) \(text(notes[$0]!))" }.joined(separator: ", ")))
         out.append("tokenizer: \(tokenizer)")
         if let v = notes["rulelens_version"] { out.append("written by rulelens \(v)") }
         return out

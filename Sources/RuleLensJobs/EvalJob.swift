@@ -65,23 +65,28 @@ public struct EvalResult: Sendable {
 /// Greedy-decoding evaluation: exact-match accuracy of the target and teacher-forced loss on it.
 public enum EvalJob {
     /// Evaluates the checkpoint in `checkpoint` on the examples in `data`.
-    public static func run(checkpoint: String, data: String, batchSize: Int = 64) throws -> EvalResult {
+    public static func run(checkpoint: String, data: String, batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let model = try Jobs.loadModel(checkpoint)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
-        return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize)
+        return try run(model, tokenizer: tokenizer, examples: try Jobs.loadExamples(path: data), source: data, batchSize: batchSize,
+                       progress: progress)
     }
 
-    /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors).
+    /// Evaluates `model` on `examples` (tokenized with `tokenizer`; `source` names them in errors). With `progress`,
+    /// both phases (teacher-forced loss, then greedy decoding) show examples done, throughput and ETA on stderr.
     public static func run(_ model: any LanguageModel, tokenizer: any TextTokenizer = CharTokenizer.standard, examples: [Example], source: String,
-                           batchSize: Int = 64) throws -> EvalResult {
+                           batchSize: Int = 64, progress: ProgressLine? = nil) throws -> EvalResult {
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.contextLength, source: source)
         let batchSize = max(1, min(batchSize, items.count))   // never more rows than examples
         try MemoryEstimate.inference(model, batch: batchSize, seqLen: items.map(\.inputLength).max() ?? 1)
             .require("evaluating \(items.count) examples", fix: "evaluate in smaller batches (EvalJob.run(batchSize:)) or on a machine with more memory")
-        let losses = targetLoss(model, items: items, batchSize: batchSize, pad: tokenizer.pad)
+        let lossCounter = progress.map { ProgressCounter($0, label: "eval: loss", total: items.count) }
+        let losses = targetLoss(model, items: items, batchSize: batchSize, pad: tokenizer.pad) { lossCounter?.update($0) }
         // Decode a little past the longest target, enough to see whether eos follows it.
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
-        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: tokenizer.eos, batchSize: batchSize)
+        let decodeCounter = progress.map { ProgressCounter($0, label: "eval: decoding", total: items.count) }
+        let outputs = Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: tokenizer.eos,
+                                      batchSize: batchSize, progress: { decodeCounter?.update($0) })
         var predictions: [EvalPrediction] = []
         var correct = 0
         for (i, e) in examples.enumerated() {
@@ -97,7 +102,9 @@ public enum EvalJob {
 
     /// Teacher-forced cross-entropy on the target tokens and eos: per example (mean over its tokens) and the
     /// token-weighted mean over all. Computed from the logits in Double, independently of `GPT.loss`.
-    public static func targetLoss(_ model: any LanguageModel, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad) -> (perExample: [Double], mean: Double) {
+    /// `progress(done)` is called after each batch with the number of examples done.
+    public static func targetLoss(_ model: any LanguageModel, items: [TokenizedExample], batchSize: Int, pad: Int32 = CharTokenizer.pad,
+                                  progress: ((Int) -> Void)? = nil) -> (perExample: [Double], mean: Double) {
         let vocab = model.vocabSize
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false   // forward only
@@ -124,6 +131,7 @@ public enum EvalJob {
                 perExample[start + row] = sum / Double(max(1, n))
                 total += sum; count += n
             }
+            progress?(start + batch.batch)
         }
         return (perExample, total / Double(max(1, count)))
     }
@@ -154,8 +162,9 @@ public enum LogitsJob {
 
     /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
     /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab]. `hooks` (optional)
-    /// run on every forward pass (e.g. a steering vector added at a site).
-    public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil) throws {
+    /// run on every forward pass (e.g. a steering vector added at a site). With `progress`, shows examples done,
+    /// throughput and ETA on stderr.
+    public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil, progress: ProgressLine? = nil) throws {
         let model = try Jobs.loadModel(checkpoint)
         try hooks?.validate(sites: model.hookSites)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
@@ -170,11 +179,13 @@ public enum LogitsJob {
         let full = Batching.makeBatch(items, lossOn: .all, pad: tokenizer.pad)
         let n = full.batch, t = full.seqLen
         let logits = FloatBuffer(count: n * t * v)
+        let counter = progress.map { ProgressCounter($0, label: "logits", total: n) }
         for start in stride(from: 0, to: n, by: 64) {
             let rows = min(64, n - start)
             let tokens = Array(full.inputs[(start * t)..<((start + rows) * t)])
             let out = model.forward(tokens: tokens, batch: rows, seqLen: t, hooks: hooks)
             (logits.ptr + start * t * v).update(from: out, count: rows * t * v)
+            counter?.update(start + rows)
         }
         let lengths = items.map { Int32($0.inputLength) }
         try full.inputs.withUnsafeBufferPointer { tok in

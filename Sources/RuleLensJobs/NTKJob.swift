@@ -29,6 +29,7 @@ extension ProbeJob {
     /// Loads the checkpoint and data, draws up to `maxPerRule` examples per rule and measures every block.
     public static func ntk(_ o: NTKOptions) throws -> ProbeReport {
         guard o.maxPerRule >= 1 else { throw RuleLensError("--max-per-rule \(o.maxPerRule) must be at least 1", fix: "pass e.g. --max-per-rule 32") }
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let family = try ModelFolder.modelType(o.checkpoint)
         guard family == "gpt2" else {
             throw RuleLensError("probe ntk measures GPT-2's parameter blocks (c_attn, c_proj, c_fc); \(o.checkpoint) is a \(family) model",
@@ -70,15 +71,8 @@ extension ProbeJob {
             let b = Batching.makeBatch([item], lossOn: o.lossOn, pad: tokenizer.pad)
             return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
         }
-        let started = Date()
-        let results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels) { done, total in
-            if done % 8 == 0 || done == total {
-                let elapsed = Date().timeIntervalSince(started)
-                progress(String(format: "ntk: example %d/%d | %.1f ex/s | ETA %.0fs", done, total, Double(done) / max(elapsed, 1e-9),
-                                elapsed / Double(done) * Double(total - done)))
-            }
-        }
-        progressDone()
+        let counter = ProgressCounter(progressLine, label: "ntk:", total: sequences.count)
+        let results = try GradientKernel.measure(model: model, sequences: sequences, rules: labels) { done, _ in counter.update(done) }
 
 
         let rows: [[String: Any]] = results.map {

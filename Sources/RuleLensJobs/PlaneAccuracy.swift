@@ -103,6 +103,16 @@ public enum PlaneAccuracy {
     /// Writes PREFIX.npy (float64 [nA, nB], NaN where not evaluated), PREFIX.svg and PREFIX.json (the summary);
     /// returns the paths. Each file is written atomically.
     @discardableResult
+    /// The files `write` makes for `prefix`.
+    public static func outputs(prefix: String) -> [String] { ["npy", "svg", "json"].map { prefix + "." + $0 } }
+
+    /// Refuses (naming the file and `--force`) when any of `write`'s files for `prefix` exists.
+    public static func refuseExistingOutputs(prefix: String) throws {
+        for path in outputs(prefix: prefix) where FileManager.default.fileExists(atPath: path) {
+            throw RuleLensError("\(path) already exists", fix: "pass --force to replace it, or choose another --out prefix")
+        }
+    }
+
     public static func write(_ report: PlaneAccuracyReport, prefix: String, title: String) throws -> [String] {
         let nA = report.accuracy.count, nB = report.accuracy.first?.count ?? 0
         var flat: [Double] = []

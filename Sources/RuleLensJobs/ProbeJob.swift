@@ -59,11 +59,21 @@ public enum ProbeJob {
         return label
     }
 
-    /// On a terminal: one progress line rewritten in place. Otherwise (logs, pipes): one line per step.
-    static func progress(_ message: String) {
-        FileHandle.standardError.write(Data((isatty(2) != 0 ? "\r\u{1B}[K\(message)" : "\(message)\n").utf8))
+    /// Refusals change nothing and cost nothing: an existing --out or --plot is refused before any work.
+    static func refuseExistingOutputs(out: String?, plot: String?, overwrite: Bool) throws {
+        guard !overwrite else { return }
+        for (option, path) in [("--out", out), ("--plot", plot)] {
+            if let path, FileManager.default.fileExists(atPath: path) {
+                throw RuleLensError("\(path) already exists", fix: "choose another \(option) path or pass --force to replace it")
+            }
+        }
     }
-    static func progressDone() { if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+
+    /// The probes' progress line: rewritten in place on a terminal, otherwise throttled like every progress line
+    /// (a plain line at most every 2 s).
+    nonisolated(unsafe) static var progressLine = ProgressLine()
+    static func progress(_ message: String) { progressLine.update(message) }
+    static func progressDone() { progressLine.clear() }
 
     /// With an explicit `--position`, every site must have a position axis to choose from.
     static func checkPosition(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions) throws {
@@ -103,6 +113,7 @@ public enum ProbeJob {
 
     /// PCA of each site (streamed from the file in `chunkRows` blocks with the covariance method).
     public static func pca(_ o: ProbeOptions) throws -> ProbeReport {
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         let labels = try o.label.map { try file.labels($0) }
@@ -182,6 +193,7 @@ public enum ProbeJob {
     /// leave-one-out k-NN accuracy, and NMI between k-means clusters (k = number of classes) and the label.
     public static func separability(_ o: ProbeOptions) throws -> ProbeReport {
         let labelName = try requireLabel(o, "separability")
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         let labels = try file.labels(labelName)
@@ -271,6 +283,7 @@ public enum ProbeJob {
     /// Cross-validated linear-probe accuracy per site, with the control task and selectivity.
     public static func linear(_ o: ProbeOptions) throws -> ProbeReport {
         let labelName = try requireLabel(o, "linear")
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         let labels = try file.labels(labelName)
@@ -342,6 +355,7 @@ public enum ProbeJob {
 
     /// Linear CKA between every pair of the resolved sites (two sites: one number).
     public static func cka(_ o: ProbeOptions) throws -> ProbeReport {
+        try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let file = try ActivationFile(o.file)
         let sites = try file.resolveSites(o.sites)
         guard sites.count >= 2 else {

@@ -36,6 +36,13 @@ public final class ProgressLine {
         }
     }
 
+    /// Erases the live line on a terminal (when the work it described is done and needs no final line).
+    public func clear() {
+        guard enabled, isTTY, lastWidth > 0 else { return }
+        FileHandle.standardError.write(Data(("\r" + String(repeating: " ", count: lastWidth) + "\r").utf8))
+        lastWidth = 0
+    }
+
     /// Prints a standalone message (e.g. an eval result) without disturbing the live line.
     public func message(_ text: String) {
         guard enabled else { return }
@@ -63,5 +70,29 @@ public final class ProgressLine {
         if perSecond >= 1e6 { return String(format: "%.1fM", perSecond / 1e6) }
         if perSecond >= 1e3 { return String(format: "%.1fk", perSecond / 1e3) }
         return String(format: "%.0f", perSecond)
+    }
+}
+
+/// Counts the items of one phase of work on a `ProgressLine`: "LABEL 1200/3000 UNIT | 312 UNIT/s | ETA 6s", and when
+/// the last item is done, "LABEL 3000/3000 UNIT | 312 UNIT/s | 9.6s" (throttled like every progress line).
+public final class ProgressCounter {
+    let line: ProgressLine
+    let label: String
+    let unit: String
+    public let total: Int
+    let began = ProgressLine.now()
+
+    public init(_ line: ProgressLine, label: String, unit: String = "examples", total: Int) {
+        self.line = line; self.label = label; self.unit = unit; self.total = total
+    }
+
+    /// Reports `done` of `total` items finished.
+    public func update(_ done: Int) {
+        let elapsed = max(1e-9, ProgressLine.now() - began)
+        let rate = Double(done) / elapsed
+        let final = done >= total
+        let tail = final ? ProgressLine.duration(elapsed) : "ETA " + (done > 0 ? ProgressLine.duration(Double(total - done) / rate) : "?")
+        let shortUnit = unit == "examples" ? "ex" : unit
+        line.update("\(label) \(done)/\(total) \(unit) | \(ProgressLine.rate(rate)) \(shortUnit)/s | \(tail)", final: final)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Everything that determines a training run's result (saved as DIR/train_config.json so `--resume` can check it).
+/// Everything that determines a training run's result and outputs (saved as DIR/train_config.json, so that
+/// `--resume` with nothing but `--out` continues exactly the run that was started).
 public struct TrainOptions: Codable, Equatable, Sendable {
     public var data: String
     public var evalData: String?
@@ -8,6 +9,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var dMLP: Int? = nil
     public var ctx = 32
     public var steps = 1000, batch = 32
+    /// Length of the cosine decay in steps (nil = `steps`). Steps past it run at the final learning rate,
+    /// `lr × minLRFraction`: this is how `--resume --steps N` extends a run beyond its original `--steps`.
+    public var cosineSteps: Int? = nil
     public var lr: Float = 1e-3
     /// Final learning rate of the cosine schedule, as a fraction of `lr`.
     public var minLRFraction: Float = 0.1
@@ -17,6 +21,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var gradClip: Float = 1.0
     public var seed: UInt64 = 0
     public var lossOn: LossOn = .target
+    /// Worker threads of RuleLens's loops, split GEMMs and OpenBLAS. The weights depend on it bit for bit.
+    /// nil: as configured (`Parallel.threads`, all cores by default); a run saves the count it used.
+    public var threads: Int? = nil
+    /// Evaluate every this many steps (0 = never); results go to eval_log.csv.
+    public var evalEvery = 0
+    /// Save every this many steps (and always after the last). Changes no result, so a resume may change it.
+    public var saveEvery = 100
     /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
     /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
     public var initFrom: String? = nil
@@ -55,11 +66,15 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         GPTConfig(nLayer: layers, nHead: heads, dModel: dModel, dMLP: dMLP, nCtx: ctx, vocabSize: vocabSize)
     }
 
+    /// The number of steps the cosine decay spans.
+    public var scheduleSteps: Int { cosineSteps ?? steps }
+
     /// Checks the numbers make sense before anything is written.
     public func validate() throws {
         for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
             throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
         }
+        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
         if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
         if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
         if !gradClip.isFinite || gradClip < 0 {
@@ -87,39 +102,60 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             try llamaConfig(vocabSize: CharTokenizer.standard.count)!.validate()
         }
     }
+
+    /// Decodes a saved train_config.json; fields an older file lacks take their defaults, extra fields (the BLAS
+    /// provenance) are ignored.
+    public static func decode(_ data: Data) throws -> TrainOptions {
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainOptions(data: ""))) as? [String: Any] ?? [:]
+        guard let saved = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RuleLensError("not a JSON object", fix: "")
+        }
+        for (key, value) in saved { object[key] = value }
+        return try JSONDecoder().decode(TrainOptions.self, from: JSONSerialization.data(withJSONObject: object))
+    }
 }
 
 /// What a finished run reports.
 public struct TrainSummary: Sendable {
     public let steps: Int
+    /// Steps this call trained (0 when a resumed run had already finished).
+    public let stepsRun: Int
     public let finalLoss: Float
     public let tokensPerSecond: Double
     public let seconds: Double
     public let checkpoint: String
+    /// The BLAS kernel and thread count the run used (its weights are bitwise reproducible with the same ones).
+    public let blas: BLASProvenance
 }
 
-/// A training run writing into one folder: checkpoint (HF GPT-2 safetensors + config), `train_state.safetensors`
-/// (AdamW moments and step, for `--resume`), `train_config.json`, `train_log.csv` (step, loss, lr, tokens/s) and,
-/// with evaluation, `eval_log.csv`.
+/// A training run writing into one folder: the checkpoint of the newest save at the top (HF GPT-2 safetensors +
+/// config.json + vocab.json + rulelens.json, so `transformers` loads the folder as it is), the saves themselves
+/// under `checkpoints/` (see `TrainSaves`: one unit each, kill-proof), `train_config.json`, `train_log.csv`
+/// (step, loss, lr, tokens/s) and, with evaluation, `eval_log.csv`.
 ///
 /// Reproducible: the data order depends only on (seed, step), initialisation only on the seed, so a resumed run
-/// takes exactly the steps an uninterrupted one would (bitwise identical weights with one thread).
+/// takes exactly the steps an uninterrupted one would (bitwise identical weights for the same BLAS kernel and
+/// thread count).
 public final class TrainJob {
     public static let stateFile = "train_state.safetensors"
     public static let configFile = "train_config.json"
     public static let logFile = "train_log.csv"
     public static let evalLogFile = "eval_log.csv"
+    static let logHeader = "step,loss,lr,tokens_per_s"
     static let evalLogHeader = "step,split,loss,accuracy"
 
-    public let options: TrainOptions
+    /// The options of the run (on resume: the saved ones, with the overrides the job accepts).
+    public var options: TrainOptions
     public let outDir: String
     public let resume: Bool
-    /// Save a checkpoint every this many steps (0: no periodic saves); the last step is always saved.
-    public var saveEvery = 100
-    /// Evaluate every this many steps (0: no periodic evaluation).
-    public var evalEvery = 0
-    /// Worker threads for RuleLens loops and BLAS (nil = leave as configured, 0 = all cores).
-    public var threads: Int? = nil
+    /// Save every this many steps (and always after the last); `options.saveEvery`.
+    public var saveEvery: Int { get { options.saveEvery } set { options.saveEvery = newValue } }
+    /// Evaluate every this many steps (0 = never); `options.evalEvery`.
+    public var evalEvery: Int { get { options.evalEvery } set { options.evalEvery = newValue } }
+    /// Worker threads for RuleLens loops and BLAS (nil = leave as configured); `options.threads`.
+    public var threads: Int? { get { options.threads } set { options.threads = newValue } }
+    /// Check the save's SHA-256 manifest before resuming from it (`--no-verify` turns it off).
+    public var verify = Checkpoint.verifiesByDefault
 
     /// Checks the run-time options (0 means "none"/"automatic" for each; negative numbers are refused).
     public func validateRunOptions() throws {
@@ -130,6 +166,9 @@ public final class TrainJob {
     }
     /// The progress line (disable for quiet library use).
     public var progress = ProgressLine()
+    /// Whether `run()` has written anything into `outDir` yet (false after a refusal: the caller may remove what
+    /// it prepared for the run, e.g. generated data, so a refused command changes nothing).
+    public private(set) var wroteAnything = false
     /// The tokenizer of the run (set by `run`): characters, or the `--init-from` model's.
     var tokenizer: any TextTokenizer = CharTokenizer.standard
 
@@ -144,31 +183,45 @@ public final class TrainJob {
 
     var dir: String { outDir }
     func path(_ name: String) -> String { outDir + "/" + name }
+    var saves: TrainSaves { TrainSaves(outDir: outDir) }
 
     /// Runs (or resumes) training to `options.steps`; returns the summary. Throws `RuleLensError` for bad input
-    /// and for a non-finite loss (the last good checkpoint stays in place).
+    /// and for a non-finite loss (the last good checkpoint stays in place). Every check runs before the first write.
     @discardableResult
     public func run() throws -> TrainSummary {
         try validateRunOptions()
-        if let threads { Parallel.configure(threads: threads) }
         var tokenizer: any TextTokenizer = CharTokenizer.standard
         var options = self.options
         let fm = FileManager.default
 
-        // Decide where we start: a fresh folder or the saved state of an earlier run.
+        // Decide where we start: a fresh folder or the newest complete save of an earlier run.
         var model: (any LanguageModel)! = nil
         var adam = AdamW(weightDecay: options.weightDecay)
         var startStep = 0
-        var savedFingerprint: String? = nil
+        var resumed: (dir: String, manifest: TrainSaves.Manifest)? = nil
+        var lock: RunFolderLock? = nil
         if resume {
-            try options.validate()
-            let saved = try readSavedOptions()
-            try checkResumable(requested: options, saved: saved)
-            options = saved
-            (model, startStep, savedFingerprint) = try loadState(into: &adam)
-            tokenizer = try Jobs.tokenizer(checkpoint: outDir, vocabSize: model.vocabSize)
+            let saved = try Self.savedOptions(in: outDir)
+            if writes { lock = try RunFolderLock(outDir) }
+            if let newest = try saves.newest() {
+                options = try resolveResume(requested: options, saved: saved, savedStep: newest.manifest.step)
+                try options.validate()
+                if verify { try saves.verify(newest.dir, newest.manifest) }
+                (model, startStep) = try loadState(newest.dir, newest.manifest, into: &adam)
+                tokenizer = try Jobs.tokenizer(checkpoint: newest.dir, vocabSize: model.vocabSize)
+                resumed = newest
+            } else {
+                // Killed before its first save: start it again from step 0 with its saved options.
+                options = try resolveResume(requested: options, saved: saved, savedStep: 0)
+                try options.validate()
+                if let initFrom = options.initFrom {
+                    model = try Jobs.loadModel(initFrom)
+                    tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
+                }
+                progress.message("note: \(outDir) has no complete save yet; starting the run again from step 0 with its saved options")
+            }
         } else if let initFrom = options.initFrom {
-            try checkFreshOutput()
+            try Self.checkFresh(options: options, outDir: outDir)
             model = try Jobs.loadModel(initFrom)
             tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
             // The shape is the pretrained model's; recorded so train_config.json says what was trained.
@@ -184,21 +237,35 @@ public final class TrainJob {
             }
             try options.validate()
         } else {
-            try options.validate()
-            try checkFreshOutput()
+            try Self.checkFresh(options: options, outDir: outDir)
         }
+        if let threads = options.threads { Parallel.configure(threads: threads) }
+        options.threads = Parallel.threads
+        // Paths that resolve from any working directory, so `--resume` works from anywhere.
+        options.data = Self.absolute(options.data)
+        options.evalData = options.evalData.map(Self.absolute)
+        options.initFrom = options.initFrom.map(Self.absolute)
         self.tokenizer = tokenizer
 
-        let examples = try Jobs.loadExamples(path: options.data)
+        let examples = try loadData(options.data, option: "--data", resumed: resume)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: options.ctx, source: options.data, use: .training)
         let fingerprint = try Self.fingerprint(options.data)
-        if let savedFingerprint, savedFingerprint != fingerprint {
-            throw RuleLensError("--resume: \(options.data) is not the data the run in \(outDir) was trained on (its contents changed)",
-                                fix: "resume with the original data file, or start a new run in another --out folder")
-        }
         var evalItems: [TokenizedExample]? = nil
+        var evalFingerprint: String? = nil
         if let evalPath = options.evalData {
-            evalItems = try Batching.tokenize(try Jobs.loadExamples(path: evalPath), tokenizer: tokenizer, nCtx: options.ctx, source: evalPath, use: .training)
+            evalItems = try Batching.tokenize(try loadData(evalPath, option: "--eval-data", resumed: resume),
+                                              tokenizer: tokenizer, nCtx: options.ctx, source: evalPath, use: .training)
+            evalFingerprint = try Self.fingerprint(evalPath)
+        }
+        if let manifest = resumed?.manifest {
+            if manifest.dataFingerprint != fingerprint {
+                throw RuleLensError("--resume: \(options.data) is not the data the run in \(outDir) was trained on (its contents changed)",
+                                    fix: "resume with the original data file (--data PATH re-points the run to a copy of it), or start a new run in another --out folder")
+            }
+            if let saved = manifest.evalDataFingerprint, let evalFingerprint, saved != evalFingerprint {
+                throw RuleLensError("--resume: \(options.evalData!) is not the held-out data the run in \(outDir) was evaluated on (its contents changed)",
+                                    fix: "resume with the original file (--eval-data PATH re-points the run to a copy of it), or start a new run in another --out folder")
+            }
         }
         // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
@@ -207,24 +274,46 @@ public final class TrainJob {
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
         try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
 
-        if !resume && writes {
-            if !fm.fileExists(atPath: outDir) {
-                do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-                    throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
-                }
+        // All checks passed: from here on the folder is written (under mpirun by rank 0 alone).
+        var kernels: [TrainSaves.KernelPeriod]
+        let blas = BLASProvenance.current
+        if let (unitDir, manifest) = resumed {
+            kernels = manifest.kernels
+            if writes {
+                wroteAnything = true
+                saves.removeStaleTemporaries()
+                try saves.republish(from: unitDir)
+                try saves.removeAllBut(step: manifest.step)
+                try cutLogs(to: manifest)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try AtomicFile.write(try encoder.encode(options), to: path(Self.configFile))
+            if let last = kernels.last?.blas, last.core != blas.core || last.threads != blas.threads {
+                if writes {
+                    FileHandle.standardError.write(Data(("note: \(outDir) was trained so far with \(last.summary); it continues with \(blas.summary), "
+                        + "so its weights will not be bitwise equal to an uninterrupted run (set OPENBLAS_CORETYPE=\(last.core) to keep the kernel)\n").utf8))
+                }
+                kernels.append(TrainSaves.KernelPeriod(fromStep: manifest.step, blas: blas))
+            }
+        } else {
+            kernels = [TrainSaves.KernelPeriod(fromStep: 0, blas: blas)]
+            if writes {
+                if !fm.fileExists(atPath: outDir) {
+                    do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
+                        throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
+                    }
+                }
+                if lock == nil { lock = try RunFolderLock(outDir) }
+                wroteAnything = true
+                saves.removeStaleTemporaries()
+                if fm.fileExists(atPath: path(Self.evalLogFile)) { try fm.removeItem(atPath: path(Self.evalLogFile)) }
+            }
         }
-        let log = writes ? try TrainLog(path: path(Self.logFile), keepingStepsThrough: resume ? startStep : nil) : nil
-        if resume && writes && FileManager.default.fileExists(atPath: path(Self.evalLogFile)) {
-            try TrainLog.rewind(path(Self.evalLogFile), header: Self.evalLogHeader, throughStep: startStep)
-        }
+        if writes { try writeConfig(options, kernels: kernels) }
+        self.options = options
+        let log = writes ? try TrainLog(path: path(Self.logFile), fresh: resumed == nil) : nil
 
         let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction,
-                                      warmupSteps: options.warmup, totalSteps: options.steps)
-        var lastSaved: Int? = resume ? startStep : nil
+                                      warmupSteps: options.warmup, totalSteps: options.scheduleSteps)
+        var lastSaved: Int? = resumed?.manifest.step
         var lastLoss: Float = .nan
         var tokensDone = 0
         let t0 = ProgressLine.now()
@@ -273,19 +362,23 @@ public final class TrainJob {
                             + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
                             final: step + 1 == options.steps)
 
-            if writes && evalEvery > 0 && (step + 1) % evalEvery == 0 {
+            if writes && options.evalEvery > 0 && (step + 1) % options.evalEvery == 0 {
                 try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
             }
-            if (saveEvery > 0 && (step + 1) % saveEvery == 0) || step + 1 == options.steps {
+            if (options.saveEvery > 0 && (step + 1) % options.saveEvery == 0) || step + 1 == options.steps {
                 try parallel?.checkIdentical(model.parameterStorage.ptr, count: model.parameterStorage.count, what: "weights")
-                if writes { try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint) }
+                if writes {
+                    try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
+                                  evalFingerprint: evalFingerprint, kernels: kernels)
+                }
                 lastSaved = step + 1
             }
         }
         try log?.close()
+        withExtendedLifetime(lock) {}
         let seconds = ProgressLine.now() - t0
-        return TrainSummary(steps: options.steps, finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
-                            seconds: seconds, checkpoint: outDir)
+        return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
+                            seconds: seconds, checkpoint: outDir, blas: blas)
     }
 
     /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
@@ -315,90 +408,174 @@ public final class TrainJob {
 
     // MARK: - Output folder and resume
 
-    func checkFreshOutput() throws {
+    /// The checks a fresh run makes before writing anything: the options, and that `outDir` holds no run.
+    /// Callers that prepare files for the run (e.g. generated data) call this first, so a refusal changes nothing.
+    public static func checkFresh(options: TrainOptions, outDir: String) throws {
+        try options.validate()
         let fm = FileManager.default
+        func path(_ name: String) -> String { outDir + "/" + name }
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: outDir, isDirectory: &isDir) else { return }
         guard isDir.boolValue else {
             throw RuleLensError("--out \(outDir) is a file, not a folder", fix: "choose a folder name for --out")
         }
-        if Checkpoint.exists(at: outDir) || fm.fileExists(atPath: path(Self.stateFile)) {
-            throw RuleLensError("\(outDir) already holds a training run (checkpoint and state)",
+        if Checkpoint.exists(at: outDir) || fm.fileExists(atPath: path(TrainSaves.folder)) || fm.fileExists(atPath: path(Self.stateFile)) {
+            throw RuleLensError("\(outDir) already holds a training run (checkpoint and saves)",
                                 fix: "pass --resume to continue it, or choose another --out folder")
         }
         if fm.fileExists(atPath: path(Self.logFile)) || fm.fileExists(atPath: path(Self.configFile)) {
-            throw RuleLensError("\(outDir) holds the log of an earlier run that stopped before its first checkpoint",
-                                fix: "choose another --out folder, or delete \(outDir) first")
+            throw RuleLensError("\(outDir) holds an earlier run that stopped before its first checkpoint",
+                                fix: "pass --resume to start it again with its saved options, choose another --out folder, or delete \(outDir) first")
         }
     }
 
-    func readSavedOptions() throws -> TrainOptions { try Self.savedOptions(in: outDir) }
-
-    /// The options of the run saved in `outDir` (for `--resume`); throws if it holds no resumable run.
-    public static func savedOptions(in outDir: String) throws -> TrainOptions {
-        func path(_ name: String) -> String { outDir + "/" + name }
-        let file = path(Self.configFile)
-        guard Checkpoint.exists(at: outDir), FileManager.default.fileExists(atPath: path(Self.stateFile)),
-              let data = FileManager.default.contents(atPath: file) else {
-            throw RuleLensError("--resume: \(outDir) holds no resumable run (it needs \(Checkpoint.weightsFile), \(Self.stateFile) and \(Self.configFile))",
-                                fix: "resume the --out folder of a `rulelens train` run that saved at least one checkpoint, or drop --resume to start afresh")
+    static func notResumable(_ outDir: String) -> RuleLensError {
+        if FileManager.default.fileExists(atPath: outDir + "/" + stateFile) && !FileManager.default.fileExists(atPath: outDir + "/" + TrainSaves.folder) {
+            return RuleLensError("--resume: \(outDir) was saved by an older RuleLens (train_state.safetensors at the top, no \(TrainSaves.folder)/ folder), which this version cannot resume",
+                                 fix: "start a new run in another --out folder; the checkpoint in \(outDir) still loads with `rulelens eval`")
         }
-        do { return try JSONDecoder().decode(TrainOptions.self, from: data) } catch {
+        return RuleLensError("--resume: \(outDir) holds no resumable run (it has no \(configFile))",
+                             fix: "resume the --out folder of a `rulelens train` run that saved at least one checkpoint, or drop --resume to start afresh")
+    }
+
+    /// The options of the run saved in `outDir` (for `--resume`); throws if it holds no resumable run. A run killed
+    /// before its first save is resumable too: it starts again from step 0 with these options.
+    public static func savedOptions(in outDir: String) throws -> TrainOptions {
+        let file = outDir + "/" + configFile
+        let fm = FileManager.default
+        let oldLayout = fm.fileExists(atPath: outDir + "/" + stateFile) && !fm.fileExists(atPath: outDir + "/" + TrainSaves.folder)
+        guard !oldLayout, let data = fm.contents(atPath: file) else { throw notResumable(outDir) }
+        do { return try TrainOptions.decode(data) } catch {
             throw RuleLensError("\(file) cannot be read (\(error))", fix: "it is written by `rulelens train`; restore it or start a new run in another folder")
         }
     }
 
-    /// On resume, the options that shape the result must equal the saved ones; the error names each difference.
-    func checkResumable(requested: TrainOptions, saved: TrainOptions) throws {
-        let a = try JSONSerialization.jsonObject(with: JSONEncoder().encode(requested)) as? [String: Any] ?? [:]
+    /// On resume: the saved options, with what may change. Paths may be re-pointed (the data's fingerprint is
+    /// checked), `saveEvery` may change (it changes no result), and `steps` may move (the cosine schedule keeps its
+    /// original length; steps past it run at the final learning rate). Anything else that differs is refused,
+    /// naming each difference.
+    func resolveResume(requested: TrainOptions, saved: TrainOptions, savedStep: Int) throws -> TrainOptions {
+        var r = requested
+        if r.threads == nil { r.threads = saved.threads }
+        if r.steps != saved.steps {
+            guard r.steps > savedStep else {
+                throw RuleLensError("--resume --steps \(r.steps): the run in \(outDir) is already at step \(savedStep)",
+                                    fix: "pass a --steps above \(savedStep) to train further, or evaluate the checkpoint in \(outDir) as it is")
+            }
+            if r.cosineSteps == nil { r.cosineSteps = saved.scheduleSteps }
+        }
+        if r.scheduleSteps != saved.scheduleSteps {
+            throw RuleLensError("--resume: the cosine schedule of the run in \(outDir) spans \(saved.scheduleSteps) steps; --cosine-steps \(r.scheduleSteps) would change the learning rate of steps already taken",
+                                fix: "leave --cosine-steps out on resume (steps past the schedule run at its final learning rate), or start a new run in another --out folder")
+        }
+        let a = try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any] ?? [:]
         let b = try JSONSerialization.jsonObject(with: JSONEncoder().encode(saved)) as? [String: Any] ?? [:]
+        let mayDiffer: Set<String> = ["data", "evalData", "saveEvery", "steps", "cosineSteps"]
         var differences: [String] = []
-        for key in Set(a.keys).union(b.keys).sorted() {
+        for key in Set(a.keys).union(b.keys).subtracting(mayDiffer).sorted() {
             let x = a[key].map { "\($0)" } ?? "none", y = b[key].map { "\($0)" } ?? "none"
             if x != y { differences.append("\(key): saved \(y), now \(x)") }
         }
         if !differences.isEmpty {
             throw RuleLensError("--resume: the options differ from the run saved in \(outDir) (\(differences.joined(separator: "; ")))",
-                                fix: "pass the same options as the original run (see \(path(Self.configFile))), or start a new run in another --out folder")
+                                fix: "resume with just --out \(outDir) --resume (the saved options, see \(path(Self.configFile)), are the defaults), or start a new run in another --out folder")
         }
+        return r
     }
 
-    func loadState(into adam: inout AdamW) throws -> (any LanguageModel, Int, String?) {
-        let model = try Jobs.loadModel(outDir)
-        let state = try Safetensors.read(path: path(Self.stateFile))
-        let weights = try Safetensors.read(path: path(Checkpoint.weightsFile))
+    /// Loads a data file of the run; on resume a missing file names the option that re-points it.
+    func loadData(_ file: String, option: String, resumed: Bool) throws -> [Example] {
+        if resumed && !FileManager.default.fileExists(atPath: file) {
+            throw RuleLensError("--resume: \(file), the \(option) of the run in \(outDir) (recorded in \(Self.configFile)), does not exist",
+                                fix: "pass \(option) PATH to point the run at the same file where it is now (its contents are checked against the save), or, for data generated with --task, the same --task options")
+        }
+        return try Jobs.loadExamples(path: file)
+    }
+
+    /// `path` made absolute against the current folder (standardised), so it still resolves from another one.
+    static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    func loadState(_ unit: String, _ manifest: TrainSaves.Manifest, into adam: inout AdamW) throws -> (any LanguageModel, Int) {
+        let model = try Jobs.loadModel(unit)
+        let statePath = unit + "/" + Self.stateFile
+        let state = try Safetensors.read(path: statePath)
         guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),
               let m = state.info("adam.m"), let v = state.info("adam.v"),
               m.count == model.parameterStorage.count, v.count == model.parameterStorage.count else {
-            throw RuleLensError("\(path(Self.stateFile)) is not a RuleLens training state for this model",
+            throw RuleLensError("\(statePath) is not a RuleLens training state for this model",
                                 fix: "it is written by `rulelens train`; start a new run in another --out folder")
         }
-        guard weights.metadata["step"] == stepText else {
-            throw RuleLensError("the checkpoint in \(outDir) is from step \(weights.metadata["step"] ?? "?") but the optimizer state from step \(step) (an interrupted save)",
-                                fix: "start a new run in another --out folder; the weights in \(outDir) still load with `rulelens eval`")
+        guard step == manifest.step else {
+            throw RuleLensError("\(statePath) is from step \(step) but its save from step \(manifest.step)",
+                                fix: "restore the save from a copy, or start a new run in another --out folder")
         }
         adam.m = FloatBuffer(count: model.parameterStorage.count)
         adam.v = FloatBuffer(count: model.parameterStorage.count)
         state.copyFloats(m, into: adam.m.ptr)
         state.copyFloats(v, into: adam.v.ptr)
         adam.t = t
-        return (model, step, state.metadata["data_fingerprint"])
+        return (model, step)
     }
 
-    func saveState(_ model: any LanguageModel, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String) throws {
+    /// Cuts train_log.csv and eval_log.csv back to their lengths at the save (the steps after it are redone).
+    func cutLogs(to manifest: TrainSaves.Manifest) throws {
+        for (name, header) in [(Self.logFile, Self.logHeader), (Self.evalLogFile, Self.evalLogHeader)] {
+            let file = path(name)
+            let length = manifest.logs[name] ?? 0
+            let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.intValue
+            if length == 0 {
+                if size != nil { try? FileManager.default.removeItem(atPath: file) }
+                if name == Self.logFile { try AtomicFile.write(Data((header + "\n").utf8), to: file) }
+            } else if let size, size >= length {
+                guard truncate(file, off_t(length)) == 0 else {
+                    throw RuleLensError("cannot cut \(file) back to the save of step \(manifest.step) (\(String(cString: strerror(errno))))",
+                                        fix: "check the permissions of \(outDir)")
+                }
+            } else {
+                // Shorter than at the save (edited or lost): keep its rows up to the save's step.
+                try TrainLog.rewind(file, header: header, throughStep: manifest.step)
+                progress.message("note: \(file) was shorter than at the save of step \(manifest.step); kept its rows up to that step")
+            }
+        }
+    }
+
+    /// Writes train_config.json: the options plus the BLAS the run started with (and, after a resume under another
+    /// kernel or thread count, every period).
+    func writeConfig(_ options: TrainOptions, kernels: [TrainSaves.KernelPeriod]) throws {
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as? [String: Any] ?? [:]
+        object["blas"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(kernels[0].blas))
+        if kernels.count > 1 { object["blas_history"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(kernels)) }
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) + Data([0x0A]),
+                             to: path(Self.configFile))
+    }
+
+    func saveState(_ model: any LanguageModel, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String, evalFingerprint: String?,
+                   kernels: [TrainSaves.KernelPeriod]) throws {
         let n = model.parameterStorage.count
         let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)",
                     "data_fingerprint": fingerprint]
-        // State first, weights last: a crash between the two leaves step numbers that disagree, which resume detects.
-        try Safetensors.write([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
-                               Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)],
-                              metadata: meta, to: path(Self.stateFile))
+        let state = Safetensors.encode([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
+                                        Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)], metadata: meta)
+        var extra: [String: String] = ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"]
+        if kernels.count > 1 {
+            extra["blas_history"] = kernels.map { "\($0.blas.summary) from step \($0.fromStep + 1)" }.joined(separator: "; ")
+        }
         // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
         let chars = tokenizer as? CharTokenizer
-        try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
-                             bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: outDir,
-                            extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
-                            metadata: ["step": "\(step)"], overwrite: true)
+        var logs: [String: Int] = [:]
+        for name in [Self.logFile, Self.evalLogFile] {
+            logs[name] = ((try? FileManager.default.attributesOfItem(atPath: path(name)))?[.size] as? NSNumber)?.intValue ?? 0
+        }
+        let manifest = TrainSaves.Manifest(step: step, dataPosition: step, logs: logs, dataFingerprint: fingerprint,
+                                           evalDataFingerprint: evalFingerprint, kernels: kernels, options: options, files: [:])
+        let tokenizer = self.tokenizer
+        try saves.write(step: step, state: state, manifest: manifest) { dir in
+            try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
+                                 bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: dir, extra: extra,
+                                 metadata: ["step": "\(step)"], overwrite: false)
+        }
     }
 
     /// FNV-1a (64-bit) of a file's bytes, so a resumed run can tell that its data file changed.
@@ -451,14 +628,12 @@ final class TrainLog {
     let handle: FileHandle
     let path: String
 
-    /// Opens the log; with `keepingStepsThrough`, keeps only the header and rows up to that step (a resumed run
-    /// rewrites the steps after its checkpoint), otherwise starts a new file.
-    init(path: String, keepingStepsThrough: Int?) throws {
+    /// Opens the log: `fresh` starts a new file with the header; otherwise appends (a resumed run has cut it back
+    /// to its save first).
+    init(path: String, fresh: Bool) throws {
         self.path = path
-        if let keep = keepingStepsThrough {
-            try TrainLog.rewind(path, header: "step,loss,lr,tokens_per_s", throughStep: keep)
-        } else {
-            try AtomicFile.write(Data("step,loss,lr,tokens_per_s\n".utf8), to: path)
+        if fresh || !FileManager.default.fileExists(atPath: path) {
+            try AtomicFile.write(Data((TrainJob.logHeader + "\n").utf8), to: path)
         }
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw RuleLensError("cannot open \(path) for writing", fix: "check the permissions of its folder")

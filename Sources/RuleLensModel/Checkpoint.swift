@@ -9,12 +9,18 @@ import RuleLensNumerics
 /// - `config.json` — an HF `GPT2Config` (gelu_new, layer_norm_epsilon, tied embeddings, bos/eos ids);
 /// - `vocab.json` — token → id (optional), and with a character vocabulary `tokenizer.json` +
 ///   `tokenizer_config.json` (see `TokenizerFiles`), so `AutoTokenizer` and TransformerLens open the folder as it is;
-/// - `rulelens.json` — RuleLens's own notes (version, plus the caller's `extra` fields).
+/// - `rulelens.json` — RuleLens's own notes: version, the BLAS kernel and thread count in force (results are
+///   bitwise reproducible only for the same ones), the caller's `extra` fields, and under `files` the SHA-256 and
+///   size of every other file of the checkpoint, which `load` verifies (a flipped byte is an error naming the file,
+///   not silent garbage; `verify: false` / `--no-verify` skips it for files edited on purpose).
 public enum Checkpoint {
     public static let weightsFile = "model.safetensors"
     public static let configFile = "config.json"
     public static let vocabFile = "vocab.json"
     public static let infoFile = "rulelens.json"
+
+    /// Whether `load` verifies the SHA-256 manifest by default. The CLI's `--no-verify` turns it off for one command.
+    nonisolated(unsafe) public static var verifiesByDefault = true
 
     /// Whether `dir` holds a checkpoint (its weights file, or a sharded index, exists).
     public static func exists(at dir: String) -> Bool {
@@ -29,21 +35,8 @@ public enum Checkpoint {
     /// `metadata` goes into the safetensors header (`__metadata__`, alongside `format: pt`).
     /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
     public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
-                            extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
-        var files: [(name: String, data: Data)] = []
-        files.append((configFile, try configJSON(model.config)))
-        if let vocab {
-            files.append((vocabFile, try sortedJSON(vocab)))
-            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
-        }
-        for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
-        var info = extra
-        info["format"] = "rulelens-checkpoint"
-        info["rulelens_version"] = RuleLensVersion.string
-        files.append((infoFile, try sortedJSON(info)))
-        var meta = metadata
-        meta["format"] = "pt"
-        files.append((weightsFile, weightsData(model.params, metadata: meta)))
+                            extra: [String: Any] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
+        let files = try encode(model, vocab: vocab, files: extraFiles, extra: extra, metadata: metadata)
 
         try writeFolder(files, to: dir, overwrite: overwrite)
     }
@@ -85,17 +78,76 @@ public enum Checkpoint {
         }
     }
 
+    /// The files of a checkpoint as bytes, in writing order: config.json, vocab.json and the tokenizer files (when a
+    /// vocabulary is given), model.safetensors, and last rulelens.json, which records the SHA-256 and size of the others (and the BLAS provenance).
+    public static func encode(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], extra: [String: Any] = [:],
+                              metadata: [String: String] = [:]) throws -> [(name: String, data: Data)] {
+        var files: [(name: String, data: Data)] = []
+        files.append((configFile, try configJSON(model.config)))
+        if let vocab {
+            files.append((vocabFile, try sortedJSON(vocab)))
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+        }
+        for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
+        var meta = metadata
+        meta["format"] = "pt"
+        files.append((weightsFile, weightsData(model.params, metadata: meta)))
+        var info: [String: Any] = [:]
+        for (key, value) in BLASProvenance.current.fields { info[key] = value }
+        for (key, value) in extra { info[key] = value }
+        info["format"] = "rulelens-checkpoint"
+        info["rulelens_version"] = RuleLensVersion.string
+        info["files"] = Dictionary(uniqueKeysWithValues: files.map { ($0.name, ["sha256": SHA256.hex($0.data), "bytes": $0.data.count] as [String: Any]) })
+        files.append((infoFile, try sortedJSON(info)))
+        return files
+    }
+
+    /// Checks every file `rulelens.json` lists against its recorded SHA-256 and size. Folders without a
+    /// rulelens.json (e.g. saved by `transformers`) or without a `files` list have nothing to check against.
+    public static func verify(_ dir: String) throws {
+        let infoPath = dir + "/" + infoFile
+        guard let data = FileManager.default.contents(atPath: infoPath) else { return }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let info = object as? [String: Any] else {
+            throw RuleLensError("\(infoPath) is not a JSON object (it holds the checkpoint's SHA-256 manifest)",
+                                fix: "restore it from a copy, or pass --no-verify to load the checkpoint without checking its files")
+        }
+        guard let listed = info["files"] else { return }
+        guard let files = listed as? [String: Any] else {
+            throw RuleLensError("\(infoPath): \"files\" is not an object of file → {sha256, bytes}",
+                                fix: "restore rulelens.json from a copy, or pass --no-verify to skip the check")
+        }
+        for name in files.keys.sorted() {
+            let path = dir + "/" + name
+            guard let entry = files[name] as? [String: Any], let expected = entry["sha256"] as? String else {
+                throw RuleLensError("\(infoPath) has no SHA-256 for \(name)", fix: "restore rulelens.json from a copy, or pass --no-verify to skip the check")
+            }
+            let expectedBytes = (entry["bytes"] as? NSNumber)?.intValue
+            guard let actual = SHA256.hex(fileAt: path) else {
+                throw RuleLensError("\(path) is missing (\(infoPath) lists it as part of the checkpoint)",
+                                    fix: "restore the file from a copy; if you removed it on purpose, pass --no-verify")
+            }
+            if actual != expected {
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+                let sizes = size.map { s in expectedBytes.map { s == $0 ? " (same size, \(s) bytes: changed in place)" : " (\(s) bytes, saved as \($0))" } ?? "" } ?? ""
+                throw RuleLensError("\(path) does not match the SHA-256 recorded in \(infoFile) when it was saved\(sizes): the file is damaged or was edited",
+                                    fix: "restore it from a copy (a training run's newest save is also in checkpoints/; `rulelens train --out … --resume` republishes it); if you edited it on purpose, pass --no-verify")
+            }
+        }
+    }
+
     /// Loads a checkpoint folder written by RuleLens or by `transformers` (`save_pretrained` with safetensors).
     ///
     /// Tensor names may carry the `transformer.` prefix or not; the attention-mask buffers (`attn.bias`,
     /// `attn.masked_bias`) and a tied `lm_head.weight` are ignored. Missing, unexpected or misshapen tensors are
-    /// errors that name them.
-    public static func load(_ dir: String) throws -> (model: GPT, vocab: [String: Int]?) {
+    /// errors that name them. With `verify` (the default, `verifiesByDefault`), the files are first checked against
+    /// the SHA-256 manifest in rulelens.json (see `verify(_:)`).
+    public static func load(_ dir: String, verify: Bool = verifiesByDefault) throws -> (model: GPT, vocab: [String: Int]?) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw RuleLensError("checkpoint folder \(dir) does not exist",
                                 fix: "pass the --out folder of a finished `rulelens train` run (it holds model.safetensors and config.json)")
         }
+        if verify { try Self.verify(dir) }
         let config = try readConfig(dir + "/" + configFile)
         let file = try WeightFiles.open(folder: dir)
         // Before anything is allocated: config.json must agree with the tensors and the training options, and fit.

@@ -10,13 +10,15 @@ public enum Generate {
     /// new token is one position attending to a key/value cache (`KVCache`, `GPT.decode`); otherwise every new token
     /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
     /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
-    /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold.
+    /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold;
+    /// `progress(done)` is called after each batch of prompts is decoded, with the number of prompts done.
     public static func greedy(_ model: any LanguageModel, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64, hooks: HookSet? = nil,
-                              willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true) -> [[Int32]] {
+                              willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true,
+                              progress: ((Int) -> Void)? = nil) -> [[Int32]] {
         if cached && hooks == nil && willRun == nil, let gpt = model as? GPT, gpt.supportsCachedDecoding {
             // The KV cache is GPT-2's; other families re-run the sequence per token below.
-            return greedyCached(gpt, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize)
+            return greedyCached(gpt, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize, progress: progress)
         }
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
@@ -26,10 +28,13 @@ public enum Generate {
         let nCtx = model.contextLength, vocab = model.vocabSize
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
+        // Prompts that cannot be decoded (empty, or filling the context) count as done from the start.
+        var done = prompts.count - byLength.values.reduce(0) { $0 + $1.count }
         for length in byLength.keys.sorted() {
             let members = byLength[length]!
             for chunkStart in stride(from: 0, to: members.count, by: max(1, batchSize)) {
                 var active = Array(members[chunkStart..<min(members.count, chunkStart + max(1, batchSize))])
+                defer { done += min(members.count, chunkStart + max(1, batchSize)) - chunkStart; progress?(done) }
                 var seqLen = length
                 var generated = 0
                 while !active.isEmpty && generated < maxNewTokens && seqLen <= nCtx {
@@ -60,11 +65,14 @@ public enum Generate {
     }
 
     /// `greedy` with a key/value cache: per group, one pass over the prompts, then one position per step.
-    static func greedyCached(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int) -> [[Int32]] {
+    static func greedyCached(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int,
+                             progress: ((Int) -> Void)? = nil) -> [[Int32]] {
         var results = [[Int32]](repeating: [], count: prompts.count)
         let nCtx = model.config.nCtx, vocab = model.config.vocabSize, batchSize = max(1, batchSize)
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
+        // Prompts that cannot be decoded (empty, or filling the context) count as done from the start.
+        var done = prompts.count - byLength.values.reduce(0) { $0 + $1.count }
         guard maxNewTokens > 0, let longest = byLength.keys.max() else { return results }
         // One cache for every group: rows for the largest group (at most 1 GiB of keys and values), positions for the
         // longest prompt and its continuation.
@@ -76,6 +84,7 @@ public enum Generate {
             let members = byLength[length]!
             for chunkStart in stride(from: 0, to: members.count, by: rows) {
                 var active = Array(members[chunkStart..<min(members.count, chunkStart + rows)])
+                defer { done += min(members.count, chunkStart + rows) - chunkStart; progress?(done) }
                 cache.reset(batch: active.count)
                 var logits = model.decode(tokens: active.flatMap { prompts[$0] }, batch: active.count, seqLen: length, cache: cache)
                 var generated = 0

@@ -219,8 +219,9 @@ public enum Safetensors {
 
 /// Writing files so a crash never leaves a partial file under the final name.
 public enum AtomicFile {
-    /// Writes `data` to a temporary file beside `path`, fsyncs it, then renames it over `path`.
-    public static func write(_ data: Data, to path: String) throws {
+    /// Writes `data` to a temporary file beside `path`, fsyncs it (unless `sync` is false: for copies that can be
+    /// rebuilt, where only a process kill, not a machine crash, must leave them whole), then renames it over `path`.
+    public static func write(_ data: Data, to path: String, sync: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         let temp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0..<UInt64.max))"
@@ -238,7 +239,7 @@ public enum AtomicFile {
                 written += n
             }
         }
-        if ok { ok = fsync(fd) == 0 }
+        if ok && sync { ok = fsync(fd) == 0 }
         close(fd)
         guard ok, rename(temp, path) == 0 else {
             let reason = String(cString: strerror(errno))

@@ -57,6 +57,12 @@ public final class ActivationStoreWriter {
             try file.setAttribute("created_utc", ISO8601DateFormatter().string(from: Date()))
             try file.setAttribute("rulelens_version", RuleLensVersion.string)
             try file.setAttribute("hdf5_version", HDF5Library.version)
+            // Provenance: activations are bitwise reproducible for the same BLAS kernel and thread count.
+            let blas = BLASProvenance.current
+            try file.setAttribute("blas_core", blas.core)
+            try file.setAttribute("blas_config", blas.config)
+            try file.setAttribute("openblas_coretype", blas.coretypeEnv)
+            try file.setAttribute("threads", blas.threads)
             try file.createGroup(ActivationStoreFormat.metaGroup)
             try file.createGroup(ActivationStoreFormat.actsGroup)
             for column in meta {

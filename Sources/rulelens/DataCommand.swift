@@ -68,7 +68,12 @@ struct DataCommand: ParsableCommand {
         @Option(help: "The data part the predictions follow when their lines carry no a and b: train, test or all.")
         var part: String = "test"
 
+        @Flag(help: "Replace existing PREFIX.npy / .svg / .json files.")
+        var force = false
+
         func run() throws {
+            // Refusals change nothing: an existing output is refused before anything is read or computed.
+            if !force { try PlaneAccuracy.refuseExistingOutputs(prefix: out) }
             guard let meta = try DataSets.readMeta(dir: dir) else {
                 throw RuleLensError("\(dir) has no meta.json", fix: "point at a directory written by `rulelens data generate`")
             }

@@ -56,6 +56,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).")
+    var noVerify = false
+
     @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores; under mpirun the default shares a node's cores among its ranks).")
     var threads: Int?
 
@@ -63,6 +66,7 @@ struct DumpCommand: ParsableCommand {
     var exportNpy: String?
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         try configureThreads(threads)
         let patterns = hooks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !patterns.isEmpty else {

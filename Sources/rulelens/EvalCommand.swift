@@ -15,8 +15,11 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print one JSON line {\"accuracy\", \"answer_accuracy\", \"loss\", \"n\"} (plus inside/central/rim for operand tasks).") var json = false
     @Option(help: "Write per-example predictions here (JSON Lines); operand tasks also get OUT.plane.npy/.svg/.json beside it.") var out: String?
     @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
+    @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
+    @Flag(help: "No progress line.") var quiet = false
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         try configureThreads(threads)
         guard let dataPart = DataPart(rawValue: part) else {
             throw RuleLensError("--part \(part) is not train, test or all", fix: "pass --part train, --part test or --part all")
@@ -30,7 +33,8 @@ struct EvalCommand: ParsableCommand {
         }
         let model = try Jobs.loadModel(checkpoint)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
-        let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin)
+        let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin,
+                                     progress: ProgressLine(enabled: !quiet))
         if let out { try EvalJob.writePredictions(result.predictions, to: out) }
         let answerOK = PlaneAccuracy.answerCorrect(predictions: result.predictions.map(\.prediction), examples: loaded.examples)
         let answerAccuracy = Double(answerOK.filter { $0 }.count) / Double(max(1, answerOK.count))
@@ -48,6 +52,8 @@ struct EvalCommand: ParsableCommand {
         }
         if json {
             var fields: [String: Any] = ["accuracy": result.accuracy, "answer_accuracy": answerAccuracy, "loss": result.loss, "n": result.n]
+            // Provenance: results are bitwise reproducible for the same BLAS kernel and thread count.
+            for (key, value) in BLASProvenance.current.fields { fields[key] = key == "threads" ? Int(value) ?? 0 : value }
             if let r = planeReport, !r.squares.isEmpty {
                 fields["inside"] = r.inside ?? NSNull(); fields["central"] = r.central ?? NSNull(); fields["rim"] = r.rim ?? NSNull()
             }
@@ -83,10 +89,13 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Examples (JSON Lines).") var data: String
     @Option(help: "Output .safetensors file.") var out: String
     @Flag(help: "Replace --out if it exists.") var force = false
+    @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
+    @Flag(help: "No progress line.") var quiet = false
     @Option(name: .customLong("add"), help: ArgumentHelp("SITE=FILE.json: add a vector (a JSON array, one value per element of a position, e.g. d_model values for blocks.1.attn.hook_q) at every position of SITE (repeatable).", valueName: "site=file"))
     var additions: [String] = []
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         if !force { try refuseToOverwrite(out) }
         var hooks: HookSet? = nil
         for addition in additions {
@@ -101,7 +110,7 @@ struct LogitsCommand: ParsableCommand {
             hooks = hooks ?? HookSet()
             LogitsJob.addAtEveryPosition(hooks!, site: site, vector: vector.map { Float($0) })
         }
-        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out, hooks: hooks)
+        try LogitsJob.run(checkpoint: checkpoint, data: data, out: out, hooks: hooks, progress: ProgressLine(enabled: !quiet))
     }
 }
 

@@ -134,9 +134,11 @@ struct ProbeNTK: ParsableCommand {
     @Option(help: "Write the result arrays to this HDF5 file.") var out: String?
     @Option(help: "Write an SVG line chart (within − between by layer, per block) here.") var plot: String?
     @Flag(help: "Replace existing --out / --plot files.") var force = false
+    @Flag(help: "Do not check the checkpoint's files against the SHA-256 manifest in its rulelens.json (for files edited on purpose).") var noVerify = false
     @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         try configureThreads(threads)
         var o = NTKOptions(checkpoint: checkpoint, data: data)
         o.label = label; o.maxPerRule = maxPerRule; o.lossOn = lossOn; o.seed = seed

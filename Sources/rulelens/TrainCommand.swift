@@ -11,9 +11,10 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Data: --data FILE (JSONL, or a `rulelens data generate` directory), or --task/--format/--split/--seed, \
         generated into OUT/data/ (train.jsonl, test.jsonl, meta.json). --seed also seeds initialisation and data order. \
-        Writes into --out: model.safetensors + config.json + vocab.json (a Hugging Face GPT-2 checkpoint), \
-        train_state.safetensors and train_config.json (for --resume), train_log.csv (step, loss, lr, tokens/s) \
-        and, with --eval-every, eval_log.csv.
+        Writes into --out: model.safetensors + config.json + vocab.json + rulelens.json (a Hugging Face GPT-2 \
+        checkpoint of the newest save, with a SHA-256 manifest), checkpoints/step-N/ (the newest save as one \
+        kill-proof unit: checkpoint, optimizer state, manifest), train_config.json (every option, for --resume), \
+        train_log.csv (step, loss, lr, tokens/s) and, with --eval-every, eval_log.csv.
         """)
 
     /// `--data FILE` or `--task/--format/--split/…/--seed` (generated into OUT/data/); optional with --resume.
@@ -39,36 +40,22 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "AdamW weight decay, weight matrices only (default 0.01).") var weightDecay: Float?
     @Option(parsing: .unconditional, help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
     @Option(help: "Loss positions: target (target characters and eos) or all (default target).") var lossOn: LossOn?
-    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores).") var threads: Int?
-    @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation).") var evalEvery: Int = 0
-    @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves); the last step is always saved.") var saveEvery: Int = 100
-    @Flag(help: "Continue the run saved in --out from its last checkpoint (options default to the saved ones).") var resume = false
+    @Option(parsing: .unconditional, help: "Threads for RuleLens loops and BLAS (0 or default: all cores). The weights depend on it bit for bit; --resume keeps the saved count.") var threads: Int?
+    @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation). --resume keeps the saved value.") var evalEvery: Int?
+    @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves; default 100); the last step is always saved. --resume keeps the saved value unless given.") var saveEvery: Int?
+    @Option(parsing: .unconditional, help: "Length of the cosine learning-rate decay in steps (default: --steps); later steps run at its final rate (10% of --lr). --resume --steps N past the original keeps the original length.") var cosineSteps: Int?
+    @Flag(help: "Continue the run saved in --out from its newest complete save (every option defaults to the saved one; --steps N extends it).") var resume = false
+    @Flag(help: "With --resume: do not check the save's files against their SHA-256 manifest (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
     @Option(help: ArgumentHelp("Under mpirun: reduce gradients in buckets of N floats (non-blocking allreduces) instead of one call; for make bench.", visibility: .hidden))
     var allreduceBucket: Int?
 
     func run() throws {
+        if noVerify { Checkpoint.verifiesByDefault = false }
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
-        // Generated data (--task) is written into OUT/data/ (or checked against it on resume).
-        // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
         let world = Communicator.world
-        var files: (train: String, test: String?)? = nil
-        if source.data != nil || source.generated.task != nil {
-            files = try world.rootFirst { try source.source().materialize(into: (out as NSString).appendingPathComponent("data")) }
-        }
-        var options: TrainOptions
-        if resume {
-            options = try TrainJob.savedOptions(in: out)
-        } else {
-            guard let files else {
-                throw RuleLensError("no training data given",
-                                    fix: "pass --data FILE.jsonl or --task NAME (or --resume to continue the run in --out)")
-            }
-            options = TrainOptions(data: files.train)
-            if evalEvery > 0, evalData == nil, let test = files.test { options.evalData = test }
-        }
-        if let files { options.data = files.train }
+        var options = resume ? try TrainJob.savedOptions(in: out) : TrainOptions(data: "")
         if let arch { options.arch = arch == "gpt2" ? nil : arch }
         if let positions { options.positions = positions }
         if let kvHeads { options.kvHeads = kvHeads }
@@ -86,13 +73,13 @@ struct TrainCommand: ParsableCommand {
             }
             options.initFrom = initFrom
         }
-        if let evalData { options.evalData = evalData }
         if let layers { options.layers = layers }
         if let heads { options.heads = heads }
         if let dModel { options.dModel = dModel }
         if let dMLP { options.dMLP = dMLP }
         if let ctx { options.ctx = ctx }
         if let steps { options.steps = steps }
+        if let cosineSteps { options.cosineSteps = cosineSteps }
         if let batch { options.batch = batch }
         if let lr { options.lr = lr }
         if let warmup { options.warmup = warmup }
@@ -100,8 +87,29 @@ struct TrainCommand: ParsableCommand {
         if let gradClip { options.gradClip = gradClip }
         if let seed = source.generated.seed { options.seed = seed }
         if let lossOn { options.lossOn = lossOn }
+        if let threads { options.threads = threads }
+        if let evalEvery { options.evalEvery = evalEvery }
+        if let saveEvery { options.saveEvery = saveEvery }
+        if !resume {
+            guard source.data != nil || source.generated.task != nil else {
+                throw RuleLensError("no training data given",
+                                    fix: "pass --data FILE.jsonl or --task NAME (or --resume to continue the run in --out)")
+            }
+            // Refusals change nothing: check the options and the folder before generating data into it.
+            try TrainJob.checkFresh(options: options, outDir: out)
+        }
+        // Generated data (--task) is written into OUT/data/ (or checked against it on resume).
+        let fm = FileManager.default
+        let dataDir = (out as NSString).appendingPathComponent("data")
+        // The folders this command would create (out and any missing parents), deepest first.
+        var created: [String] = []
+        var folder = URL(fileURLWithPath: out).standardizedFileURL
+        while !fm.fileExists(atPath: folder.path) && folder.path != "/" {
+            created.append(folder.path)
+            folder = folder.deletingLastPathComponent()
+        }
+        let dataExisted = fm.fileExists(atPath: dataDir)
         let job = TrainJob(options: options, outDir: out, resume: resume)
-        job.saveEvery = saveEvery; job.evalEvery = evalEvery; job.threads = threads
         job.progress = ProgressLine(enabled: !quiet && world.isRoot)
         var parallel: DataParallel? = nil
         if world.size > 1 {
@@ -110,11 +118,32 @@ struct TrainCommand: ParsableCommand {
             job.parallel = parallel
             if threads == nil { job.threads = world.defaultThreads }
         }
-        let summary = try job.run()
-        guard world.isRoot else { return }
-        let ranks = parallel.map { String(format: "; %d ranks, allreduce %.2f ms/step", $0.ranks, $0.allreduceMillisecondsPerStep) } ?? ""
-        print(String(format: "trained %d steps in %.1f s (%.0f tokens/s), final loss %.4f; ",
-                     summary.steps, summary.seconds, summary.tokensPerSecond, summary.finalLoss) + "checkpoint in \(summary.checkpoint)" + ranks)
+        do {
+            if source.data != nil || source.generated.task != nil {
+                // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
+                let files = try world.rootFirst { try source.source().materialize(into: dataDir) }
+                job.options.data = files.train
+                if !resume, job.options.evalEvery > 0, evalData == nil, let test = files.test { job.options.evalData = test }
+            }
+            if let evalData { job.options.evalData = evalData }
+            let summary = try job.run()
+            guard world.isRoot else { return }
+            guard summary.stepsRun > 0 else {
+                print("nothing to train: \(out) is already at step \(summary.steps) of \(summary.steps); checkpoint in \(summary.checkpoint)")
+                return
+            }
+            let ranks = parallel.map { String(format: "; %d ranks, allreduce %.2f ms/step", $0.ranks, $0.allreduceMillisecondsPerStep) } ?? ""
+            print(String(format: "trained %d steps in %.1f s (%.0f tokens/s), final loss %.4f; ",
+                         summary.steps, summary.seconds, summary.tokensPerSecond, summary.finalLoss)
+                  + "checkpoint in \(summary.checkpoint) (\(summary.blas.summary))" + ranks)
+        } catch {
+            // A run refused before it wrote anything leaves the folder as it found it.
+            if !job.wroteAnything && world.isRoot {
+                if !dataExisted { try? fm.removeItem(atPath: dataDir) }
+                for path in created { rmdir(path) }   // only empty folders go
+            }
+            throw error
+        }
     }
 }
 

@@ -89,9 +89,11 @@ final class BadInputTests: XCTestCase {
         let weights = URL(fileURLWithPath: path("run/model.safetensors"))
         let bytes = try Data(contentsOf: weights)
         try bytes.prefix(bytes.count - 100).write(to: weights)
-        try assertFails(["eval", "--checkpoint", path("run"), "--data", data], ["not a valid safetensors file", "truncated"])
+        try assertFails(["eval", "--checkpoint", path("run"), "--data", data], ["model.safetensors does not match the SHA-256", "bytes, saved as", "--no-verify"])
+        try assertFails(["eval", "--checkpoint", path("run"), "--data", data, "--no-verify"], ["not a valid safetensors file", "truncated"])
         try Data("{\"n_layer\": 1}".utf8).write(to: URL(fileURLWithPath: path("run/config.json")))
-        try assertFails(["eval", "--checkpoint", path("run"), "--data", data], ["has no integer \"n_embd\""])
+        try assertFails(["eval", "--checkpoint", path("run"), "--data", data], ["config.json does not match the SHA-256"])
+        try assertFails(["eval", "--checkpoint", path("run"), "--data", data, "--no-verify"], ["has no integer \"n_embd\""])
     }
 
     func testEvalRefusesToOverwriteOutput() throws {

@@ -100,17 +100,47 @@ final class CheckpointTests: XCTestCase {
             keep.append((t.name == "transformer.wpe.weight" ? "transformer.wpe.extra" : t.name, t.shape, try file.floats(t.name)))
         }
         try write(keep, to: dir + "/ckpt/model.safetensors")
-        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
+        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt", verify: false)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("missing tensors: transformer.wpe.weight, transformer.ln_f.bias"), text)
             XCTAssertTrue(text.contains("unexpected tensors: transformer.wpe.extra"), text)
         }
         keep = try file.tensors.map { ($0.name, $0.name == "transformer.ln_f.bias" ? [8, 2] : $0.shape, try file.floats($0.name)) }
         try write(keep, to: dir + "/ckpt/model.safetensors")
-        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
+        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt", verify: false)) { error in
             XCTAssertTrue("\(error)".contains("transformer.ln_f.bias"), "\(error)")
             XCTAssertTrue("\(error)".contains("[8, 2]"), "\(error)")
         }
+    }
+
+    /// rulelens.json records each file's SHA-256 and size; a changed, missing or edited file is an error naming it.
+    func testLoadVerifiesTheSHA256Manifest() throws {
+        let model = try randomModel()
+        try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: dir + "/ckpt")
+        XCTAssertNoThrow(try Checkpoint.load(dir + "/ckpt"))
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ckpt/rulelens.json"))) as! [String: Any]
+        XCTAssertEqual(Set((info["files"] as! [String: Any]).keys), ["config.json", "vocab.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"])
+        XCTAssertEqual(info["blas_core"] as? String, BLAS.coreName)
+        let weights = dir + "/ckpt/model.safetensors"
+        let original = try Data(contentsOf: URL(fileURLWithPath: weights))
+        var bytes = original
+        bytes[bytes.count - 5] ^= 0x01          // one flipped bit in the last tensor's data
+        try bytes.write(to: URL(fileURLWithPath: weights))
+        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
+            XCTAssertTrue("\(error)".contains("model.safetensors does not match the SHA-256"), "\(error)")
+            XCTAssertTrue("\(error)".contains("same size"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--no-verify"), "\(error)")
+        }
+        let (loaded, _) = try Checkpoint.load(dir + "/ckpt", verify: false)   // edited on purpose
+        XCTAssertNotEqual(loaded.params.storage.toArray(), model.params.storage.toArray())
+        try FileManager.default.removeItem(atPath: dir + "/ckpt/vocab.json")
+        try original.write(to: URL(fileURLWithPath: weights))
+        XCTAssertThrowsError(try Checkpoint.load(dir + "/ckpt")) { error in
+            XCTAssertTrue("\(error)".contains("vocab.json is missing"), "\(error)")
+        }
+        // A folder without rulelens.json (e.g. saved by transformers) has nothing to verify against.
+        try FileManager.default.removeItem(atPath: dir + "/ckpt/rulelens.json")
+        XCTAssertNoThrow(try Checkpoint.load(dir + "/ckpt"))
     }
 
     func write(_ tensors: [(String, [Int], [Float])], to path: String) throws {

@@ -151,7 +151,8 @@ final class ReliabilityTests: XCTestCase {
         config["n_positions"] = 1e9
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
         for command in [["eval"], ["logits", "--out", path("l.st")], ["dump", "--hooks", "hook_embed", "--out", path("x.h5")]] {
-            try assertFails(command + ["--checkpoint", path("m"), "--data", d], ["n_positions is 1000000000", "transformer.wpe.weight [16, 16]"])
+            // Edited on purpose, so past the SHA-256 check (which would name config.json first).
+            try assertFails(command + ["--checkpoint", path("m"), "--data", d, "--no-verify"], ["n_positions is 1000000000", "transformer.wpe.weight [16, 16]"])
         }
         XCTAssertEqual(MemoryEstimate.parameterCount(GPTConfig(nLayer: 2, nHead: 2, dModel: 16, nCtx: 16, vocabSize: 99)),
                        try GPT(config: GPTConfig(nLayer: 2, nHead: 2, dModel: 16, nCtx: 16, vocabSize: 99), seed: 0).params.storage.count)
@@ -177,7 +178,9 @@ final class ReliabilityTests: XCTestCase {
             var config = try JSONSerialization.jsonObject(with: original) as! [String: Any]
             config[key] = value
             try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
-            try assertFails(["eval", "--checkpoint", path("m"), "--data", d], fragments)
+            // The SHA-256 manifest catches any edit; --no-verify (an edit on purpose) reaches the field checks.
+            try assertFails(["eval", "--checkpoint", path("m"), "--data", d], ["config.json does not match the SHA-256", "--no-verify"])
+            try assertFails(["eval", "--checkpoint", path("m"), "--data", d, "--no-verify"], fragments)
         }
         try edit("n_head", 4, ["n_head is 4", "trained with heads 2"])
         try edit("layer_norm_epsilon", "tiny", ["layer_norm_epsilon is tiny"])

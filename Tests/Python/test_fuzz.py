@@ -169,7 +169,8 @@ def test_fuzz_corrupted_inputs(base, tmp_path):
         tally.classify("config.json", name, code, out, err, expected_eval[1])
 
     # 3. train_state: `train --resume` of the finished run reads and checks the state; the weights must not change.
-    state_name = "train_state.safetensors"
+    #    The state lives in the newest save (checkpoints/step-N/), covered by that save's SHA-256 manifest.
+    state_name = str(sorted((base / "run" / "checkpoints").glob("step-*"))[-1].relative_to(base / "run") / "train_state.safetensors")
     state = (base / "run" / state_name).read_bytes()
     state_header_end = 8 + int.from_bytes(state[:8], "little")
     for name, mutated in mutations(state, rng, state_header_end, truncations=12, header_flips=16, data_flips=4):

@@ -86,20 +86,6 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert (killed / "eval_log.csv").read_text() == (tmp_path / "whole" / "eval_log.csv").read_text()
 
 
-def test_resume_detects_interrupted_save(tmp_path):
-    """A crash between writing the optimizer state and the weights leaves step numbers that disagree."""
-    from safetensors import safe_open
-    from safetensors.numpy import save_file
-    data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
-    run_rulelens("train", "--data", data, "--out", tmp_path / "run", *TINY, "--steps", 4, "--quiet")
-    state = tmp_path / "run" / "train_state.safetensors"
-    with safe_open(str(state), "np") as f:
-        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-    save_file(tensors, str(state), metadata={**metadata, "step": "5"})
-    proc = run_rulelens("train", "--out", tmp_path / "run", "--resume", check=False)
-    assert proc.returncode == 1 and "from step 4 but the optimizer state from step 5" in proc.stderr
-
-
 def test_resume_refuses_changed_options(tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
     run_rulelens("train", "--data", data, "--out", tmp_path / "run", *TINY, "--steps", 4, "--quiet")
