@@ -56,7 +56,9 @@ public enum TrainStep: RunStep {
     }
 
     public static func run(_ o: StepOptions, _ ctx: StepContext) throws -> StepOutcome {
-        let (options, evalEvery, saveEvery) = try trainOptions(o)
+        var (options, evalEvery, saveEvery) = try trainOptions(o)
+        // Saved with the run, so part of what a continued run must match.
+        options.evalEvery = evalEvery; options.saveEvery = saveEvery; options.threads = ctx.threads
         // The runner leaves a folder here only when a killed attempt with the same fingerprint (same options and
         // inputs) wrote it: continue that run from its last checkpoint.
         let resume = (try? TrainJob.savedOptions(in: ctx.dir)) == options
