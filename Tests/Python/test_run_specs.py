@@ -127,16 +127,16 @@ def test_parse_error_names_line_and_key(tmp_path):
 
 def test_killed_run_continues(tmp_path):
     spec = tmp_path / "tiny.yaml"
-    spec.write_text(TINY.replace("STEPS", "400"))
+    spec.write_text(TINY.replace("STEPS", "3000"))
     out = tmp_path / "run"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([rulelens_bin(), "run", str(spec), "--out", str(out), "--threads", "1"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     # A checkpoint is complete once its weights are in place (they are written last).
-    state, weights = out / "train" / "train_state.safetensors", out / "train" / "model.safetensors"
+    saves, weights = out / "train" / "checkpoints", out / "train" / "model.safetensors"
     deadline = time.time() + 240
-    while not (state.exists() and weights.exists()) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    while not (saves.is_dir() and any(saves.iterdir()) and weights.exists()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
     assert proc.poll() is None, "the run ended before its first checkpoint; make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -147,9 +147,9 @@ def test_killed_run_continues(tmp_path):
     assert "continuing the interrupted run" in again.stderr
     results = json.loads((out / "results.json").read_text())
     train = results["variants"][0]["steps"]["train"]["results"]
-    assert train["resumed"] is True and train["steps"] == 400
+    assert train["resumed"] is True and train["steps"] == 3000
     log = (out / "train" / "train_log.csv").read_text().strip().splitlines()
-    assert len(log) == 401 and log[-1].startswith("400,")
+    assert len(log) == 3001 and log[-1].startswith("3000,")
 
 
 def test_every_spec_validates_against_the_schema():
