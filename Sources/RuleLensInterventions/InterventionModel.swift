@@ -30,8 +30,10 @@ public struct InterventionItem: Sendable, Equatable {
 struct ModelWeights {
     let model: InterventionModel
     var config: GPTConfig { model.config }
-    /// wte [V, d] (the tied unembedding: logits = ln_f(x) · wteᵀ).
-    var wte: UnsafeMutablePointer<Float> { model.params.pointer("transformer.wte.weight") }
+    /// The unembedding [V, d] (logits = ln_f(x) · Wᵀ): `transformer.wte.weight` when tied, else `lm_head.weight`.
+    var wte: UnsafeMutablePointer<Float> {
+        model.params.pointer(config.tiedHead ? "transformer.wte.weight" : "lm_head.weight")
+    }
     var lnfWeight: UnsafeMutablePointer<Float> { model.params.pointer("transformer.ln_f.weight") }
     var lnfBias: UnsafeMutablePointer<Float> { model.params.pointer("transformer.ln_f.bias") }
     /// attn.c_proj weight of layer l, [d (in = head-major z), d (out)].

@@ -184,9 +184,11 @@ public enum AblateJob {
             lines.append(t.render())
             if !all.contrasts.isEmpty {
                 lines.append("")
-                lines.append("per \(o.label!): FFN versus attention, Δ accuracy attn − mlp per layer")
-                var t = TextTable([o.label!] + all.contrasts.map { "layer \($0.layer)" })
-                for g in groups { t.add([g.label!] + g.contrasts.map { T.text($0.difference[.accuracy]!) }) }
+                lines.append("per \(o.label!): FFN versus attention, Δ accuracy and Δ loss attn − mlp per layer")
+                var t = TextTable([o.label!] + all.contrasts.flatMap { ["acc layer \($0.layer)", "loss layer \($0.layer)"] })
+                for g in groups {
+                    t.add([g.label!] + g.contrasts.flatMap { [T.text($0.difference[.accuracy]!), T.text($0.difference[.loss]!)] })
+                }
                 lines.append(t.render())
             }
         }
