@@ -19,9 +19,12 @@ let package = Package(
     products: [
         .executable(name: "rulelens", targets: ["rulelens"]),
         .library(name: "RuleLensJobs", targets: ["RuleLensJobs"]),
+        .library(name: "RuleLensRun", targets: ["RuleLensRun"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // YAML for declarative experiment specs (Probes/*.yaml); 6.x keeps node marks (line numbers) for errors.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries, located with pkg-config (Debian: libhdf5-dev, libopenblas-dev, liblapacke-dev).
@@ -60,9 +63,13 @@ let package = Package(
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
                                "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
                 swiftSettings: v5),
-        // The command-line tool: parses arguments and calls RuleLensJobs.
+        // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
+        .target(name: "RuleLensRun",
+                dependencies: ["RuleLensJobs", .product(name: "Yams", package: "Yams")],
+                swiftSettings: v5),
+        // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",
-                          dependencies: ["RuleLensJobs", "RuleLensDistributed",
+                          dependencies: ["RuleLensJobs", "RuleLensDistributed", "RuleLensRun",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
@@ -77,5 +84,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
+        .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
     ]
 )

@@ -41,6 +41,10 @@ public struct EvalPrediction: Codable, Sendable {
     public var correct: Bool
     /// Mean cross-entropy (nats) over the example's target tokens and eos.
     public var loss: Double
+
+    public init(id: Int?, prompt: String, target: String, prediction: String, correct: Bool, loss: Double) {
+        self.id = id; self.prompt = prompt; self.target = target; self.prediction = prediction; self.correct = correct; self.loss = loss
+    }
 }
 
 /// Accuracy and loss of a model on a data set.

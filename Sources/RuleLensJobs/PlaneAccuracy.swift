@@ -75,6 +75,11 @@ public enum PlaneAccuracy {
 
     /// The SVG heatmap: b upward, a to the right, held-out squares outlined.
     public static func heatmap(_ report: PlaneAccuracyReport, title: String) -> String {
+        heatmapModel(report, title: title).render()
+    }
+
+    /// The heatmap before rendering (callers add overlays such as carry boundaries).
+    public static func heatmapModel(_ report: PlaneAccuracyReport, title: String) -> Heatmap {
         let p = report.plane
         let nA = p.aMax - p.aMin + 1, nB = p.bMax - p.bMin + 1
         let values = (0..<nB).map { j in (0..<nA).map { i in report.accuracy[i][j] } }
@@ -92,7 +97,7 @@ public enum PlaneAccuracy {
                                    cols: (sq.centerA - sq.half - p.aMin)...(sq.centerA + sq.half - p.aMin),
                                    label: s.inside.map { String(format: "%.2f", $0) })
         }
-        return map.render()
+        return map
     }
 
     /// Writes PREFIX.npy (float64 [nA, nB], NaN where not evaluated), PREFIX.svg and PREFIX.json (the summary);

@@ -9,6 +9,9 @@ public final class ProgressLine {
     var lastPrint: Double = -.infinity
     var lastWidth = 0
 
+    /// Whether this line prints anything.
+    public var isEnabled: Bool { enabled }
+
     public init(enabled: Bool = true, plainInterval: Double = 2) {
         self.enabled = enabled
         self.isTTY = isatty(2) != 0

@@ -16,6 +16,18 @@ public struct Heatmap {
         }
     }
 
+    /// A polyline over the cells, in cell-edge coordinates: x = column edge (0…nCols), y = row edge (0…nRows,
+    /// row r spans r…r+1). E.g. the carry boundaries on an operand plane.
+    public struct Path {
+        public var points: [(x: Double, y: Double)]
+        public var color: String
+        public var width: Double
+        public var dash: String?
+        public init(points: [(x: Double, y: Double)], color: String = "#ffffff", width: Double = 1, dash: String? = nil) {
+            self.points = points; self.color = color; self.width = width; self.dash = dash
+        }
+    }
+
     public var values: [[Double]]
     /// One label per row / column; long label lists are thinned to at most `maxTicks` shown.
     public var rowLabels: [String]
@@ -28,6 +40,7 @@ public struct Heatmap {
     public var colorMap: (Double) -> String = ColorMap.viridis
     public var colorBarLabel: String = ""
     public var outlines: [Outline] = []
+    public var paths: [Path] = []
     /// Row 0 at the bottom (a plot's y axis) instead of the top (a matrix).
     public var rowsUpward: Bool = false
     /// Cell size in pixels (nil = fit the matrix into about 600 px).
@@ -96,6 +109,11 @@ public struct Heatmap {
         }
         if !xLabel.isEmpty { svg.text(xLabel, x: left + plotW / 2, y: top + plotH + bottom - 36, size: 12, anchor: .middle) }
         if !yLabel.isEmpty { svg.text(yLabel, x: 14, y: top + plotH / 2, size: 12, anchor: .middle, rotate: -90) }
+
+        for p in paths where p.points.count > 1 {
+            let pts = p.points.map { (left + cell * $0.x, top + cell * (rowsUpward ? Double(nRows) - $0.y : $0.y)) }
+            svg.polyline(pts, stroke: p.color, width: p.width, dash: p.dash)
+        }
 
         for o in outlines {
             let r0 = rowsUpward ? o.rows.upperBound : o.rows.lowerBound

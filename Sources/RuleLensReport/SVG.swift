@@ -30,9 +30,10 @@ public struct SVGDocument {
         body.append("<circle cx=\"\(fmt(cx))\" cy=\"\(fmt(cy))\" r=\"\(fmt(r))\" fill=\"\(fill)\" fill-opacity=\"\(fmt(opacity))\">\(t)</circle>")
     }
 
-    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width: Double = 1.5) {
+    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width: Double = 1.5, dash: String? = nil) {
         let p = points.map { "\(fmt($0.0)),\(fmt($0.1))" }.joined(separator: " ")
-        body.append("<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\"/>")
+        let d = dash.map { " stroke-dasharray=\"\($0)\"" } ?? ""
+        body.append("<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\"\(d)/>")
     }
 
     public enum Anchor: String { case start, middle, end }

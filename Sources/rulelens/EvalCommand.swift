@@ -39,16 +39,16 @@ struct EvalCommand: ParsableCommand {
         let answerOK = PlaneAccuracy.answerCorrect(predictions: result.predictions.map(\.prediction), examples: loaded.examples)
         let answerAccuracy = Double(answerOK.filter { $0 }.count) / Double(max(1, answerOK.count))
 
-        // Operand tasks: where on the (a, b) plane the model fails, and inside / centre / rim of held-out squares.
-        var planeReport: PlaneAccuracyReport? = nil
-        if let plane, loaded.examples.contains(where: { $0.a != nil && $0.b != nil }) {
-            let report = PlaneAccuracy.compute(examples: loaded.examples, correct: answerOK, plane: plane,
-                                               squares: loaded.meta?.squares ?? [])
-            if let planePrefix {
-                try PlaneAccuracy.write(report, prefix: planePrefix,
-                                        title: "\(loaded.meta?.task ?? "") (\(loaded.meta?.split ?? ""), \(part)): answer accuracy")
+        // Operand tasks: where on the (a, b) plane the model fails, inside / centre / rim of held-out squares, and
+        // carries; multi-digit addition: accuracy per digit count.
+        let breakdown = try EvalBreakdown.compute(examples: loaded.examples, correct: answerOK, meta: loaded.meta)
+        let planeReport = breakdown.plane
+        if let report = planeReport, let planePrefix {
+            let title = "\(loaded.meta?.task ?? "") (\(loaded.meta?.split ?? ""), \(part)): answer accuracy"
+            try PlaneAccuracy.write(report, prefix: planePrefix, title: title)
+            if let carry = breakdown.carry {   // the heatmap with the carry boundaries drawn (dashed)
+                try AtomicFile.write(Data(CarryAccuracy.heatmap(report, base: carry.base, title: title).utf8), to: planePrefix + ".svg")
             }
-            planeReport = report
         }
         if json {
             var fields: [String: Any] = ["accuracy": result.accuracy, "answer_accuracy": answerAccuracy, "loss": result.loss, "n": result.n]
@@ -57,11 +57,20 @@ struct EvalCommand: ParsableCommand {
             if let r = planeReport, !r.squares.isEmpty {
                 fields["inside"] = r.inside ?? NSNull(); fields["central"] = r.central ?? NSNull(); fields["rim"] = r.rim ?? NSNull()
             }
+            if let c = breakdown.carry {
+                fields["carry"] = ["inside_carry": c.insideCarry ?? NSNull(), "inside_no_carry": c.insideNoCarry ?? NSNull(),
+                                   "outside_carry": c.outsideCarry ?? NSNull(), "outside_no_carry": c.outsideNoCarry ?? NSNull()] as [String: Any]
+            }
+            if let d = breakdown.digits {
+                fields["digits"] = Dictionary(d.map { (String($0.digits), $0.accuracy) }, uniquingKeysWith: { a, _ in a })
+            }
             print(try JSONText.string(fields))
         } else {
             print(String(format: "accuracy %.4f (%d/%d exact), answer accuracy %.4f, loss %.4f", result.accuracy,
                          result.predictions.filter(\.correct).count, result.n, answerAccuracy, result.loss))
             if let r = planeReport { PlaneAccuracy.summaryLines(r).forEach { print($0) } }
+            if let c = breakdown.carry { print(CarryAccuracy.summaryLine(c)) }
+            if let d = breakdown.digits { print(DigitAccuracy.summaryLine(d)) }
             if planeReport != nil, let planePrefix {
                 print("wrote \(planePrefix).npy, \(planePrefix).svg, \(planePrefix).json")
             }

@@ -16,6 +16,7 @@ struct RuleLensCommand: ParsableCommand {
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
+            RunCommand.self,
             VAECommand.self,
         ]
     )

@@ -27,7 +27,7 @@ NOTEBOOKS = sorted((ROOT / "Notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:2] == ["01_rule_or_cases.ipynb", "02_open_a_dump.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:3] == ["01_rule_or_cases.ipynb", "02_open_a_dump.ipynb", "03_open_a_run.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

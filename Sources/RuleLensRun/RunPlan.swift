@@ -1,0 +1,121 @@
+import Foundation
+import RuleLensJobs
+
+/// A spec made concrete for one `--out` folder: per variant, every step with its variables substituted, `--quick`
+/// applied and option types checked — so a typo fails before anything runs.
+public struct RunPlan {
+    public struct PlannedStep {
+        public var spec: StepSpec
+        public var type: RunStep.Type
+        public var options: StepOptions
+        /// The step's folder.
+        public var dir: String
+        /// The files and folders it reads (its `path` options).
+        public var inputs: [String]
+    }
+
+    public struct PlannedVariant {
+        public var variant: Variant
+        public var dir: String
+        public var steps: [PlannedStep]
+    }
+
+    public let spec: ExperimentSpec
+    public let outDir: String
+    public let quick: Bool
+    public var variants: [PlannedVariant]
+
+    public init(spec: ExperimentSpec, outDir: String, quick: Bool) throws {
+        self.spec = spec; self.outDir = outDir; self.quick = quick
+        variants = []
+        for variant in spec.variants {
+            let vdir = variant.folder.isEmpty ? outDir : (outDir as NSString).appendingPathComponent(variant.folder)
+            var scope: [String: SpecNode] = ["out": .scalar(vdir, line: 0), "run": .scalar(outDir, line: 0),
+                                             "quick": .scalar(quick ? "true" : "false", line: 0)]
+            for (k, v) in variant.vars { scope[k] = .scalar(v, line: 0) }
+            for (k, v) in spec.vars {
+                let chosen = quick ? (spec.quickVars.first { $0.key == k }?.value ?? v) : v
+                scope[k] = try RunPlan.substitute(chosen, scope: scope, path: spec.path, context: "var \(k)")
+            }
+            var steps: [PlannedStep] = []
+            for s in spec.steps {
+                guard let type = StepRegistry.step(s.kind) else { continue }
+                let dir = (vdir as NSString).appendingPathComponent(s.id)
+                var values: [String: SpecNode] = [:]
+                for (k, v) in s.options { values[k] = try RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), option \(k)") }
+                if quick {
+                    for (k, v) in s.quickOptions { values[k] = try RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), quick \(k)") }
+                }
+                var options = StepOptions(kind: s.kind, id: s.id, specPath: spec.path, values: values, line: s.line)
+                if quick { type.quick(&options) }
+                try RunPlan.typeCheck(options, type)
+                var inputs: [String] = []
+                for o in type.options where o.type == .path {
+                    if let p = try options.string(o.name), !p.isEmpty { inputs.append(p) }
+                }
+                steps.append(PlannedStep(spec: s, type: type, options: options, dir: dir, inputs: inputs))
+                let output = type.output.isEmpty ? dir : (dir as NSString).appendingPathComponent(type.output)
+                scope[s.id] = .scalar(output, line: s.line)
+            }
+            variants.append(PlannedVariant(variant: variant, dir: vdir, steps: steps))
+        }
+    }
+
+    /// Replaces `${name}` in scalars. A scalar that is exactly `${name}` takes the variable's whole value (a list stays a list).
+    static func substitute(_ node: SpecNode, scope: [String: SpecNode], path: String, context: String) throws -> SpecNode {
+        switch node {
+        case .list(let items, let line):
+            return .list(try items.map { try substitute($0, scope: scope, path: path, context: context) }, line: line)
+        case .map(let pairs, let line):
+            return .map(try pairs.map { ($0.key, try substitute($0.value, scope: scope, path: path, context: context)) }, line: line)
+        case .scalar(let text, let line):
+            guard text.contains("${") else { return node }
+            if text.hasPrefix("${"), text.hasSuffix("}"), text.dropFirst(2).dropLast().allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                let name = String(text.dropFirst(2).dropLast())
+                guard let v = scope[name] else { throw unknown(name, line: line, scope: scope, path: path, context: context) }
+                switch v {
+                case .scalar(let s, _): return .scalar(s, line: line)
+                default: return v
+                }
+            }
+            var out = ""
+            var rest = Substring(text)
+            while let start = rest.range(of: "${") {
+                out += rest[..<start.lowerBound]
+                guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                    throw RuleLensError("\(path) line \(line): \(context): unterminated ${ in \(text)", fix: "close it: ${name}")
+                }
+                let name = String(rest[start.upperBound..<end])
+                guard let v = scope[name] else { throw unknown(name, line: line, scope: scope, path: path, context: context) }
+                out += v.commandLineText
+                rest = rest[rest.index(after: end)...]
+            }
+            out += rest
+            return .scalar(out, line: line)
+        }
+    }
+
+    static func unknown(_ name: String, line: Int, scope: [String: SpecNode], path: String, context: String) -> RuleLensError {
+        let hint = StepRegistry.closest(name, in: Array(scope.keys)).map { " (did you mean ${\($0)}?)" } ?? ""
+        return RuleLensError("\(path) line \(line): \(context): unknown variable ${\(name)}\(hint)",
+                             fix: "declare it under vars: or sweep:, or name an earlier step's id (known here: \(scope.keys.sorted().joined(separator: ", ")))")
+    }
+
+    static func typeCheck(_ o: StepOptions, _ type: RunStep.Type) throws {
+        for opt in type.options {
+            guard o.has(opt.name) else { continue }
+            switch opt.type {
+            case .int: _ = try o.int(opt.name)
+            case .double: _ = try o.double(opt.name)
+            case .bool: _ = try o.bool(opt.name)
+            case .choice(let allowed):
+                let v = try o.string(opt.name) ?? ""
+                guard allowed.contains(v) else {
+                    throw RuleLensError(o.problem(opt.name, "\(v) is not one of \(allowed.joined(separator: ", "))"),
+                                        fix: "write \(opt.name): \(allowed[0]) (or another of those)")
+                }
+            case .string, .path, .list: break
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import RuleLensJobs
+
+/// Options of `rulelens run`.
+public struct RunOptions {
+    public var specPath: String
+    /// Run folder (default runs/NAME, or runs/NAME-quick with --quick).
+    public var outDir: String?
+    /// Run only this step id (in every variant); the others are read from their stamps.
+    public var only: String?
+    public var force = false
+    public var quick = false
+    public var threads: Int?
+    public var progress = true
+    public init(specPath: String) { self.specPath = specPath }
+}
+
+/// One step's record in results.json and the report.
+public struct StepRecord {
+    public var id: String
+    public var kind: String
+    public var command: String
+    public var dir: String
+    public var cached: Bool
+    public var ran: Bool
+    public var seconds: Double
+    public var results: RunValue
+    public var figures: [StepFigure]
+    public var files: [String]
+}
+
+/// One expectation's outcome in one variant (or across them).
+public struct ExpectationResult {
+    public var text: String
+    public var why: String?
+    /// The variant it was read in (nil: once, over the whole sweep).
+    public var variant: String?
+    public var passed: Bool
+    /// Set when the expression could not be evaluated (a missing result): counts as a failure.
+    public var error: String?
+    /// Every number read: `path = value`.
+    public var readings: [(String, RunValue)]
+    public var status: String { error != nil ? "ERROR" : passed ? "PASS" : "FAIL" }
+}
+
+/// What `rulelens run` did.
+public struct RunSummary {
+    public var spec: ExperimentSpec
+    public var outDir: String
+    public var quick: Bool
+    public var variants: [(variant: Variant, steps: [StepRecord])]
+    public var expectations: [ExpectationResult]
+    public var seconds: Double
+    public var reportPath: String
+    public var resultsPath: String
+    public var failed: Int { expectations.filter { !$0.passed }.count }
+    /// Exit status: 1 when an expectation failed (a full run); a --quick smoke run fails only on errors.
+    public var exitCode: Int32 {
+        if expectations.contains(where: { $0.error != nil }) { return 1 }
+        return !quick && failed > 0 ? 1 : 0
+    }
+
+    /// The PASS/FAIL lines the CLI prints.
+    public var expectationLines: [String] {
+        expectations.map { e in
+            let nums = e.readings.map { "\($0.0) = \($0.1.display)" }.joined(separator: ", ")
+            return "\(e.status)  \(e.text)" + (e.variant.map { "  [\($0)]" } ?? "") + (nums.isEmpty ? "" : "  (\(nums))")
+                + (e.error.map { " — \($0)" } ?? "")
+        }
+    }
+}
+
+/// Executes a spec: steps in order per variant with make-like caching, then expectations, results.json and the report.
+public final class ExperimentRunner {
+    public let options: RunOptions
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    public init(options: RunOptions) { self.options = options }
+
+    public static func defaultOutDir(for spec: ExperimentSpec, quick: Bool) -> String {
+        "runs/" + ((spec.path as NSString).lastPathComponent as NSString).deletingPathExtension + (quick ? "-quick" : "")
+    }
+
+    public func run() throws -> RunSummary {
+        let started = ProgressLine.now()
+        let spec = try SpecParser.load(path: options.specPath)
+        let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
+        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
+        if let only = options.only, !spec.steps.contains(where: { $0.id == only }) {
+            throw RuleLensError("--only \(only): the spec has no step with that id", fix: "step ids: \(spec.steps.map(\.id).joined(separator: ", "))")
+        }
+        if let threads = options.threads { Parallel.configure(threads: threads) }
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+
+        let total = plan.variants.reduce(0) { $0 + $1.steps.count }
+        var done = 0
+        var secondsByKind: [String: [Double]] = [:]
+        // Earlier runs' timings seed the ETA (a continued run knows how long its steps take).
+        for v in plan.variants { for s in v.steps { if let st = StepCache.readStamp(in: s.dir) { secondsByKind[s.type.kind, default: []].append(st.seconds) } } }
+        var records: [(Variant, [StepRecord])] = []
+        log("run \(spec.name): \(plan.variants.count) variant\(plan.variants.count == 1 ? "" : "s") × \(spec.steps.count) steps → \(outDir)"
+            + (options.quick ? " (--quick: sizes shrunk, a smoke run)" : ""))
+
+        for pv in plan.variants {
+            var stepRecords: [StepRecord] = []
+            for ps in pv.steps {
+                done += 1
+                let remaining = plan.variants.flatMap(\.steps).suffix(total - done + 1).map { s -> Double in
+                    let seen = secondsByKind[s.type.kind] ?? []
+                    return seen.isEmpty ? .nan : seen.reduce(0, +) / Double(seen.count)
+                }
+                let known = remaining.filter(\.isFinite)
+                let eta = known.isEmpty ? "" : " · ETA \(ProgressLine.duration(known.reduce(0, +) * Double(remaining.count) / Double(known.count)))"
+                let label = "[\(done)/\(total)]" + (pv.variant.folder.isEmpty ? "" : " \(pv.variant.id) ·") + " \(ps.spec.id) (\(ps.type.kind))"
+                let record = try runStep(ps, label: label + eta)
+                if record.ran { secondsByKind[ps.type.kind, default: []].append(record.seconds) }
+                stepRecords.append(record)
+            }
+            records.append((pv.variant, stepRecords))
+        }
+
+        let variantsResults = records.map { v, steps in
+            VariantResults(id: v.id, vars: v.vars, results: .object(Dictionary(steps.map { ($0.id, $0.results) }, uniquingKeysWith: { a, _ in a })))
+        }
+        let expectations = Self.evaluate(spec.expects, variants: variantsResults)
+        var summary = RunSummary(spec: spec, outDir: outDir, quick: options.quick, variants: records, expectations: expectations,
+                                 seconds: ProgressLine.now() - started,
+                                 reportPath: (outDir as NSString).appendingPathComponent("report/index.html"),
+                                 resultsPath: (outDir as NSString).appendingPathComponent("results.json"))
+        try RunReport.write(&summary)
+        return summary
+    }
+
+    /// Runs one step, or takes it from its stamp when nothing it depends on changed.
+    func runStep(_ ps: RunPlan.PlannedStep, label: String) throws -> StepRecord {
+        let fm = FileManager.default
+        let command = ps.type.commandLine(ps.options, dir: ps.dir)
+        let selected = options.only == nil || options.only == ps.spec.id
+        let fingerprint: String
+        do {
+            fingerprint = try StepCache.fingerprint(kind: ps.type.kind, options: ps.options, inputs: ps.inputs)
+        } catch let e as RuleLensError where !selected {
+            throw RuleLensError("--only \(options.only!): step \(ps.spec.id) has not run yet (\(e.problem))",
+                                fix: "run the spec once without --only, then repeat --only \(options.only!)")
+        }
+        if !(options.force && selected), let stamp = StepCache.validStamp(in: ps.dir, fingerprint: fingerprint) {
+            log("\(label): up to date, skipped")
+            return StepRecord(id: ps.spec.id, kind: ps.type.kind, command: stamp.command, dir: ps.dir, cached: true, ran: false,
+                              seconds: stamp.seconds, results: (try? RunValue.parse(json: Data(stamp.results.utf8))) ?? .null,
+                              figures: stamp.figures, files: stamp.files)
+        }
+        guard selected else {
+            throw RuleLensError("--only \(options.only!): step \(ps.spec.id) is out of date (its options or inputs changed, or it never finished)",
+                                fix: "run the spec without --only to bring every step up to date")
+        }
+        // Anything left by an earlier attempt is cleared, except a training run that can continue from its checkpoint.
+        // Only an attempt with the same fingerprint (killed midway) may be continued: the attempt file says which.
+        StepCache.removeStamp(in: ps.dir)
+        let attempt = (ps.dir as NSString).appendingPathComponent(StepCache.attemptFile)
+        let sameAttempt = (try? String(contentsOfFile: attempt, encoding: .utf8)) == fingerprint
+        let resumable = ps.type.kind == TrainStep.kind && !options.force && sameAttempt && TrainStep.canResume(dir: ps.dir)
+        if !resumable, fm.fileExists(atPath: ps.dir) { try fm.removeItem(atPath: ps.dir) }
+        try fm.createDirectory(atPath: ps.dir, withIntermediateDirectories: true)
+        try AtomicFile.write(Data(fingerprint.utf8), to: attempt)
+        log("\(label): running" + (resumable ? " (continuing the interrupted run)" : "") + "\n  $ " + command.replacingOccurrences(of: "\n", with: "\n  $ "))
+        let t0 = ProgressLine.now()
+        let ctx = StepContext(dir: ps.dir, variantDir: (ps.dir as NSString).deletingLastPathComponent, quick: options.quick,
+                              threads: options.threads, progress: ProgressLine(enabled: options.progress), log: log)
+        let outcome = try ps.type.run(ps.options, ctx)
+        let seconds = ProgressLine.now() - t0
+        let stamp = StepCache.Stamp(fingerprint: fingerprint, kind: ps.type.kind, id: ps.spec.id, command: command, seconds: seconds,
+                                    finished: ISO8601DateFormatter().string(from: Date()), results: outcome.results.jsonText(pretty: false),
+                                    figures: outcome.figures, files: outcome.files, version: RuleLensVersion.string)
+        try StepCache.writeStamp(stamp, in: ps.dir)
+        log("\(label): done in \(ProgressLine.duration(seconds))")
+        return StepRecord(id: ps.spec.id, kind: ps.type.kind, command: command, dir: ps.dir, cached: false, ran: true, seconds: seconds,
+                          results: outcome.results, figures: outcome.figures, files: outcome.files)
+    }
+
+    /// Each expectation once per variant when it reads the current variant's results, else once over the sweep.
+    public static func evaluate(_ expects: [ExpectSpec], variants: [VariantResults]) -> [ExpectationResult] {
+        var out: [ExpectationResult] = []
+        for e in expects {
+            let perVariant = e.expression.readsCurrentVariant && variants.count > 1
+            let targets: [Int?] = perVariant ? variants.indices.map { $0 } : [nil]
+            for t in targets {
+                var ev = ExpressionEvaluator(variants: variants, current: t)
+                do {
+                    let v = try ev.evaluate(e.expression)
+                    guard case .bool(let b) = v else {
+                        out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
+                                                     error: "the expression gives \(v.display), not true/false", readings: ev.readings))
+                        continue
+                    }
+                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: b, error: nil, readings: ev.readings))
+                } catch let f as ExpressionEvaluator.Failure {
+                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
+                                                 error: "\(f.problem) (\(f.fix))", readings: ev.readings))
+                } catch {
+                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
+                                                 error: "\(error)", readings: ev.readings))
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import RuleLensJobs
+import Yams
+
+/// Reads Probes/NAME.yaml into an `ExperimentSpec`. Every error names the file, the line and the key.
+public enum SpecParser {
+    static let topKeys = ["name", "claim", "study", "description", "vars", "quick", "sweep", "steps", "expect"]
+
+    public static func load(path: String) throws -> ExperimentSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RuleLensError("cannot read spec \(path)", fix: "check the path (specs live in Probes/; `rulelens run --list` lists them)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw RuleLensError("\(path) is not UTF-8 text", fix: "save the spec as UTF-8 YAML")
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws -> ExperimentSpec {
+        let root: Yams.Node?
+        do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
+            throw RuleLensError("\(path): not valid YAML (\(yamlProblem(e)))", fix: "fix the YAML syntax at that line (indentation, a missing ':' or quote)")
+        } catch {
+            throw RuleLensError("\(path): not valid YAML (\(error))", fix: "fix the YAML syntax")
+        }
+        guard let root, case .map(let top, _) = convert(root) else {
+            throw RuleLensError("\(path): a spec is a YAML mapping (name:, claim:, steps:, …)", fix: "start from one of the specs in Probes/")
+        }
+        func err(_ line: Int, _ problem: String, _ fix: String) -> RuleLensError {
+            RuleLensError("\(path) line \(line): \(problem)", fix: fix)
+        }
+        var seen = Set<String>()
+        for (key, node) in top {
+            guard topKeys.contains(key) else {
+                let hint = StepRegistry.closest(key, in: topKeys).map { " (did you mean \($0)?)" } ?? ""
+                throw err(node.line, "unknown key \(key)\(hint)", "the keys of a spec are: \(topKeys.joined(separator: ", "))")
+            }
+            guard seen.insert(key).inserted else { throw err(node.line, "key \(key) appears twice", "keep one \(key):") }
+        }
+        func value(_ key: String) -> SpecNode? { top.first { $0.key == key }?.value }
+        func requiredText(_ key: String) throws -> String {
+            guard let node = value(key) else { throw err(1, "missing field \(key)", "add `\(key): …` at the top of the spec") }
+            guard let s = node.scalar, !s.isEmpty else { throw err(node.line, "\(key) must be text", "write `\(key): …` as one line of text") }
+            return s
+        }
+        func mapPairs(_ key: String) throws -> [(key: String, value: SpecNode)] {
+            guard let node = value(key) else { return [] }
+            if case .scalar("", _) = node { return [] }
+            guard case .map(let pairs, _) = node else { throw err(node.line, "\(key) must be a mapping (name: value)", "write `\(key):` followed by indented `name: value` lines") }
+            for (k, _) in pairs where !isIdentifier(k) {
+                throw err(node.line, "\(key) name \(k) is not a plain identifier", "use letters, digits and _ (it is referred to as ${\(k)})")
+            }
+            return pairs
+        }
+
+        let name = try requiredText("name")
+        let claim = try requiredText("claim")
+        let vars = try mapPairs("vars")
+        let quickVars = try mapPairs("quick")
+        for (k, v) in quickVars where !vars.contains(where: { $0.key == k }) {
+            throw err(v.line, "quick replaces \(k), which is not in vars", "declare \(k) under vars: first")
+        }
+        var sweep: [(key: String, values: [String])] = []
+        var cases: [[(key: String, value: String)]]? = nil
+        if let node = value("sweep"), case .list(let items, _) = node {
+            // A list of cases: each a mapping of variables to values (the same variables in every case).
+            var list: [[(key: String, value: String)]] = []
+            for item in items {
+                guard case .map(let pairs, _) = item, !pairs.isEmpty, pairs.allSatisfy({ $0.value.scalar != nil }) else {
+                    throw err(item.line, "a sweep case is a mapping of variables to values", "write `- {task: addition, ctx: 16}`")
+                }
+                for (k, v) in pairs where vars.contains(where: { $0.key == k }) || !isIdentifier(k) {
+                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use letters, digits and _")
+                }
+                if let first = list.first, Set(first.map(\.key)) != Set(pairs.map(\.key)) {
+                    throw err(item.line, "every sweep case must set the same variables (\(first.map(\.key).joined(separator: ", ")))", "add the missing ones")
+                }
+                list.append(pairs.map { ($0.key, $0.value.scalar!) })
+            }
+            guard !list.isEmpty else { throw err(node.line, "sweep is an empty list", "give at least one case") }
+            cases = list
+            for (k, _) in list[0] {
+                var values: [String] = []
+                for c in list { let v = c.first { $0.key == k }!.value; if !values.contains(v) { values.append(v) } }
+                sweep.append((k, values))
+            }
+        } else {
+          for (k, v) in try mapPairs("sweep") {
+            guard case .list(let items, _) = v, !items.isEmpty, items.allSatisfy({ $0.scalar != nil }) else {
+                throw err(v.line, "sweep \(k) must be a non-empty list of values", "write `\(k): [a, b, c]`")
+            }
+            if vars.contains(where: { $0.key == k }) { throw err(v.line, "\(k) is both a var and a sweep variable", "keep it in one place") }
+            sweep.append((k, items.map { $0.scalar! }))
+          }
+        }
+
+        guard let stepsNode = value("steps") else { throw err(1, "missing field steps", "add `steps:` with a list of steps such as `- data: {task: addition}`") }
+        guard case .list(let stepItems, _) = stepsNode, !stepItems.isEmpty else {
+            throw err(stepsNode.line, "steps must be a non-empty list", "write each step as `- KIND: {option: value}` (kinds: \(StepRegistry.kinds.joined(separator: ", ")))")
+        }
+        var steps: [StepSpec] = []
+        var ids = Set<String>()
+        for item in stepItems {
+            guard case .map(let pairs, let line) = item, pairs.count == 1 else {
+                throw err(item.line, "a step is one `KIND: {options}` entry", "write e.g. `- train: {data: ${data}, steps: 2000}`")
+            }
+            let (kind, body) = pairs[0]
+            guard let type = StepRegistry.step(kind) else {
+                let hint = StepRegistry.closest(kind, in: StepRegistry.kinds).map { " (did you mean \($0)?)" } ?? ""
+                throw err(line, "unknown step \(kind)\(hint)", "steps are: \(StepRegistry.kinds.joined(separator: ", "))")
+            }
+            var options: [(key: String, value: SpecNode)] = []
+            switch body {
+            case .map(let p, _): options = p
+            case .scalar("", _): options = []
+            default: throw err(body.line, "the options of step \(kind) must be a mapping", "write `- \(kind): {option: value, …}`")
+            }
+            var id = kind.replacingOccurrences(of: "-", with: "_")
+            var quick: [(key: String, value: SpecNode)] = []
+            var kept: [(key: String, value: SpecNode)] = []
+            let known = type.options.map(\.name)
+            for (key, v) in options {
+                switch key {
+                case "id":
+                    guard let s = v.scalar, isIdentifier(s) else {
+                        throw err(v.line, "step id \(v.commandLineText) is not a plain identifier", "use letters, digits and _ (expectations read it as ID.key)")
+                    }
+                    id = s
+                case "quick":
+                    guard case .map(let q, _) = v else { throw err(v.line, "quick of step \(kind) must be a mapping", "write `quick: {steps: 50}`") }
+                    for (qk, qv) in q where !known.contains(qk) {
+                        throw err(qv.line, "unknown option \(qk) for step \(kind) (in quick)", "options of \(kind): \(known.joined(separator: ", "))")
+                    }
+                    quick = q
+                default:
+                    guard known.contains(key) else {
+                        let hint = StepRegistry.closest(key, in: known).map { " (did you mean \($0)?)" } ?? ""
+                        throw err(v.line, "unknown option \(key) for step \(kind)\(hint)", "options of \(kind): \(known.joined(separator: ", "))")
+                    }
+                    if kept.contains(where: { $0.key == key }) { throw err(v.line, "option \(key) appears twice in step \(id)", "keep one") }
+                    kept.append((key, v))
+                }
+            }
+            for o in type.options where o.required && !kept.contains(where: { $0.key == o.name }) {
+                throw err(line, "step \(kind) needs option \(o.name) (\(o.help))", "add `\(o.name): …` to the step")
+            }
+            guard ids.insert(id).inserted else {
+                throw err(line, "two steps have the id \(id)", "give one of them `id: another_name` (expectations read results as ID.key)")
+            }
+            if vars.contains(where: { $0.key == id }) || sweep.contains(where: { $0.key == id }) || id == "out" {
+                throw err(line, "step id \(id) is also a variable name", "rename the step (`id: …`) or the variable")
+            }
+            steps.append(StepSpec(kind: kind, id: id, options: kept, quickOptions: quick, line: line))
+        }
+
+        var expects: [ExpectSpec] = []
+        if let expectNode = value("expect") {
+            guard case .list(let items, _) = expectNode else {
+                throw err(expectNode.line, "expect must be a list", "write each check as `- eval.test.centre < eval.test.rim - 0.2`")
+            }
+            for item in items {
+                var text: String, why: String? = nil
+                switch item {
+                case .scalar(let s, _): text = s
+                case .map(let pairs, _):
+                    guard let that = pairs.first(where: { $0.key == "that" })?.value.scalar else {
+                        throw err(item.line, "an expect entry is an expression, or {that: EXPRESSION, why: TEXT}", "write `- that: x > 0.5` with an optional `why:`")
+                    }
+                    for (k, v) in pairs where k != "that" && k != "why" {
+                        throw err(v.line, "unknown key \(k) in an expect entry", "an expect entry has that: and why:")
+                    }
+                    text = that
+                    why = pairs.first { $0.key == "why" }?.value.scalar
+                default:
+                    throw err(item.line, "an expect entry is an expression", "write e.g. `- eval.test.accuracy > 0.9`")
+                }
+                let expression: Expression
+                do { expression = try Expression.parse(text) } catch let e as ExpressionError {
+                    throw err(item.line, "malformed expression `\(text)`: \(e.problem) (column \(e.column))",
+                              "expressions compare result paths and numbers, e.g. `eval.test.centre < eval.test.rim - 0.2`; see Probes/README.md")
+                }
+                for (p, _) in expression.paths where !steps.contains(where: { $0.id == p[0] }) {
+                    throw err(item.line, "expression `\(text)` reads \(p.joined(separator: ".")), but no step has the id \(p[0])",
+                              "step ids here: \(steps.map(\.id).joined(separator: ", "))")
+                }
+                for (_, sel) in expression.paths {
+                    for (k, v) in sel ?? [:] {
+                        guard let values = sweep.first(where: { $0.key == k })?.values else {
+                            throw err(item.line, "expression `\(text)` selects [\(k)=…], but \(k) is not a sweep variable",
+                                      sweep.isEmpty ? "the spec has no sweep: drop the [ ]" : "sweep variables: \(sweep.map(\.key).joined(separator: ", "))")
+                        }
+                        guard values.contains(v) else {
+                            throw err(item.line, "expression `\(text)` selects \(k)=\(v), which the sweep does not have", "values of \(k): \(values.joined(separator: ", "))")
+                        }
+                    }
+                }
+                expects.append(ExpectSpec(text: text, expression: expression, why: why, line: item.line))
+            }
+        }
+        return ExperimentSpec(name: name, claim: claim, study: value("study")?.scalar, description: value("description")?.scalar,
+                              path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: expects, source: text)
+    }
+
+    static func isIdentifier(_ s: String) -> Bool {
+        guard let f = s.first, f.isLetter || f == "_" else { return false }
+        return s.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
+    }
+
+    static func convert(_ node: Yams.Node) -> SpecNode {
+        let line = node.mark?.line ?? 0
+        switch node {
+        case .scalar(let s):
+            return .scalar(node.null != nil && s.string != "null" ? "" : s.string, line: line)
+        case .sequence(let seq):
+            return .list(seq.map(convert), line: line)
+        case .mapping(let map):
+            return .map(map.map { (key: $0.key.string ?? "", value: convert($0.value)) }, line: line)
+        case .alias:
+            return .scalar("", line: line)
+        }
+    }
+
+    static func yamlProblem(_ e: YamlError) -> String {
+        let text = String(describing: e)
+        return text.split(separator: "\n").first.map(String.init) ?? text
+    }
+}

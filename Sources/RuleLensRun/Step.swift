@@ -1,0 +1,173 @@
+import Foundation
+import RuleLensJobs
+
+/// The type of a step option, checked when a spec is loaded.
+public enum StepOptionType: Sendable, Equatable {
+    case int, double, string, bool
+    /// A file or folder the step reads: its content fingerprint is part of the step's cache key.
+    case path
+    /// A list (YAML list, or comma-separated text).
+    case list
+    case choice([String])
+}
+
+/// One option a step accepts, named as on the command line (without `--`).
+public struct StepOption: Sendable {
+    public var name: String
+    public var type: StepOptionType
+    public var help: String
+    public var required: Bool
+    public init(_ name: String, _ type: StepOptionType, _ help: String, required: Bool = false) {
+        self.name = name; self.type = type; self.help = help; self.required = required
+    }
+}
+
+/// A kind of step (`data`, `train`, `eval`, …). Each kind is one small file in Steps/ and one line in `StepRegistry`.
+public protocol RunStep {
+    /// The key written in the spec (`- train: {…}`).
+    static var kind: String { get }
+    /// One line for `rulelens run --list-steps` and Probes/README.md.
+    static var summary: String { get }
+    static var options: [StepOption] { get }
+    /// What `${ID}` names, relative to the step's folder ("" = the folder itself, e.g. a checkpoint).
+    static var output: String { get }
+    /// Shrinks sizes for `--quick` (a smoke run that exercises every step in seconds).
+    static func quick(_ o: inout StepOptions)
+    /// The equivalent `rulelens …` command line, for the report.
+    static func commandLine(_ o: StepOptions, dir: String) -> String
+    /// Runs the step into `ctx.dir` and returns what it found. Throws RuleLensError on bad input.
+    static func run(_ o: StepOptions, _ ctx: StepContext) throws -> StepOutcome
+}
+
+extension RunStep {
+    public static var output: String { "" }
+    public static func quick(_ o: inout StepOptions) {}
+}
+
+/// A picture the step drew (an SVG file in its folder), inlined into the report.
+public struct StepFigure: Sendable, Codable, Equatable {
+    public var title: String
+    /// Path relative to the step's folder.
+    public var file: String
+    public init(title: String, file: String) { self.title = title; self.file = file }
+}
+
+/// What a step produced: results (read by `expect:` as `ID.key…`), figures and files for the report.
+public struct StepOutcome: Sendable {
+    public var results: RunValue
+    public var figures: [StepFigure] = []
+    /// Output files to link from the report (relative to the step's folder).
+    public var files: [String] = []
+    public init(results: RunValue, figures: [StepFigure] = [], files: [String] = []) {
+        self.results = results; self.figures = figures; self.files = files
+    }
+}
+
+/// Where a step runs and what it may use.
+public struct StepContext {
+    /// The step's own folder (created, empty unless a killed run left a resumable state in it).
+    public var dir: String
+    /// The variant's folder.
+    public var variantDir: String
+    public var quick: Bool
+    /// Threads for training and evaluation (nil: leave as configured).
+    public var threads: Int?
+    public var progress: ProgressLine
+    /// A line for the log (stderr).
+    public var log: (String) -> Void
+
+    public func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
+}
+
+/// A step's options after variables are substituted, with typed getters whose errors name the spec line and key.
+public struct StepOptions: Sendable {
+    public var kind: String
+    public var id: String
+    public var specPath: String
+    public var values: [String: SpecNode]
+    public var line: Int
+
+    public init(kind: String, id: String, specPath: String, values: [String: SpecNode], line: Int) {
+        self.kind = kind; self.id = id; self.specPath = specPath; self.values = values; self.line = line
+    }
+
+    func problem(_ key: String, _ text: String) -> String {
+        "\(specPath) line \(values[key]?.line ?? line): step \(id) (\(kind)), option \(key): \(text)"
+    }
+
+    public func has(_ key: String) -> Bool { values[key] != nil }
+
+    public func string(_ key: String) throws -> String? {
+        guard let node = values[key] else { return nil }
+        return node.commandLineText
+    }
+
+    public func string(_ key: String, default d: String) throws -> String { try string(key) ?? d }
+
+    public func requiredString(_ key: String) throws -> String {
+        guard let s = try string(key) else {
+            throw RuleLensError("\(specPath) line \(line): step \(id) (\(kind)) needs option \(key)", fix: "add `\(key): …` to the step")
+        }
+        return s
+    }
+
+    public func int(_ key: String) throws -> Int? {
+        guard let s = try string(key) else { return nil }
+        guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else {
+            throw RuleLensError(problem(key, "\(s) is not an integer"), fix: "write a whole number, e.g. \(key): 100")
+        }
+        return v
+    }
+
+    public func int(_ key: String, default d: Int) throws -> Int { try int(key) ?? d }
+
+    public func double(_ key: String) throws -> Double? {
+        guard let s = try string(key) else { return nil }
+        guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+            throw RuleLensError(problem(key, "\(s) is not a number"), fix: "write a number, e.g. \(key): 0.5")
+        }
+        return v
+    }
+
+    public func bool(_ key: String, default d: Bool = false) throws -> Bool {
+        guard let s = try string(key) else { return d }
+        switch s.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw RuleLensError(problem(key, "\(s) is not true or false"), fix: "write \(key): true or \(key): false")
+        }
+    }
+
+    public func list(_ key: String) throws -> [String]? {
+        guard let node = values[key] else { return nil }
+        switch node {
+        case .list(let items, _): return items.map(\.commandLineText)
+        default: return node.commandLineText.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    /// Sets an option (used by `quick` to shrink sizes).
+    public mutating func set(_ key: String, _ value: String) {
+        values[key] = .scalar(value, line: values[key]?.line ?? line)
+    }
+
+    /// Caps an integer option at `limit` (setting it when absent and `orSet` is given).
+    public mutating func cap(_ key: String, _ limit: Int, orSet: Bool = true) {
+        if let s = values[key]?.scalar, let v = Int(s) { if v > limit { set(key, String(limit)) } }
+        else if values[key] == nil && orSet { set(key, String(limit)) }
+    }
+
+    /// Options as `--key value` (flags for true booleans), in the order given, for the report's command lines.
+    public func flags(_ keys: [String], types: [String: StepOptionType] = [:]) -> String {
+        keys.compactMap { key -> String? in
+            guard let node = values[key] else { return nil }
+            let text = node.commandLineText
+            if types[key] == .bool { return text == "true" ? "--\(key)" : nil }
+            return "--\(key) " + StepOptions.quote(text)
+        }.joined(separator: " ")
+    }
+
+    static func quote(_ s: String) -> String {
+        s.allSatisfy { $0.isLetter || $0.isNumber || "-_./,=:+".contains($0) } && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
