@@ -23,6 +23,9 @@ public enum ModelFolder {
         switch try modelType(dir) {
         case "gpt2": return try Checkpoint.load(dir).model
         case "llama", "qwen2": return try LlamaCheckpoint.load(dir)
+        case "rulelens-vae":
+            throw RuleLensError("\(dir) holds a \"rulelens-vae\" model (a language VAE), which this command does not take",
+                                fix: "use the VAE commands: rulelens vae eval | encode | decode | interpolate | traverse | logits")
         case let other:
             let archs = (try? Checkpoint.readJSONObject(dir + "/" + Checkpoint.configFile))?["architectures"] as? [String] ?? []
             throw RuleLensError("\(dir)/\(Checkpoint.configFile) describes a \"\(other)\" model\(archs.isEmpty ? "" : " (\(archs.joined(separator: ", ")))"), which RuleLens does not implement",
