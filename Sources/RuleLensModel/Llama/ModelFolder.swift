@@ -19,9 +19,12 @@ public enum ModelFolder {
     }
 
     /// Loads the model in `dir`; an unknown `model_type` is an error naming it and the supported families.
-    public static func load(_ dir: String) throws -> any LanguageModel {
+    /// A checkpoint with a trained rule prior is refused unless `rulePriors` (the caller then sets each batch's rules).
+    public static func load(_ dir: String, rulePriors: Bool = false) throws -> any LanguageModel {
         switch try modelType(dir) {
-        case "gpt2": return try Checkpoint.load(dir).model
+        case "gpt2":
+            if rulePriors, try Checkpoint.rulePriorSpec(dir) != nil { return try Checkpoint.loadRulePrior(dir).model }
+            return try Checkpoint.load(dir).model
         case "llama", "qwen2": return try LlamaCheckpoint.load(dir)
         case "rulelens-vae":
             throw RuleLensError("\(dir) holds a \"rulelens-vae\" model (a language VAE), which this command does not take",
@@ -39,6 +42,9 @@ public enum ModelFolder {
                             to dir: String, extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
         if let gpt = model as? GPT {
             try Checkpoint.save(gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite)
+        } else if let prior = model as? RulePriorGPT {
+            try Checkpoint.save(prior.gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite,
+                                configExtra: [RulePriorSpec.configKey: prior.spec.jsonObject])
         } else if let llama = model as? LlamaModel {
             var all = files
             if let vocab {
@@ -56,6 +62,7 @@ public enum ModelFolder {
     public static func configJSON(_ model: any LanguageModel) throws -> String {
         let data: Data
         if let gpt = model as? GPT { data = try Checkpoint.configJSON(gpt.config) }
+        else if let prior = model as? RulePriorGPT { data = try Checkpoint.configJSON(prior.config) }
         else if let llama = model as? LlamaModel { data = try LlamaCheckpoint.configJSON(llama.config) }
         else { return "{\"model_type\":\"\(model.architecture)\"}" }
         let object = try JSONSerialization.jsonObject(with: data)
@@ -74,6 +81,7 @@ extension MemoryEstimate {
     /// A GPT-2 configuration whose memory figures stand for `model`'s.
     public static func comparableConfig(_ model: any LanguageModel) -> GPTConfig {
         if let gpt = model as? GPT { return gpt.config }
+        if let prior = model as? RulePriorGPT { return prior.config }
         if let llama = model as? LlamaModel { return comparableConfig(llama.config) }
         return GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: model.contextLength, vocabSize: model.vocabSize)
     }
