@@ -29,14 +29,21 @@ final class CachedDecodingTests: XCTestCase {
     }
 
     private func checkDecodeLogits(_ m: GPT) throws {
+        XCTAssertLessThan(worstDecodeError(m, batch: 3, seqLen: 20, chunks: [7] + Array(repeating: 1, count: 13)), 1e-5,
+                          "cached logits agree with the full forward to rounding")
+    }
+
+    /// Decodes random tokens [batch, seqLen] in chunks of the given lengths (the prompt first) and returns the worst
+    /// relative difference between each call's logits and the full forward's at the same position.
+    private func worstDecodeError(_ m: any CachedDecoder, batch B: Int, seqLen T: Int, chunks: [Int]) -> Float {
+        precondition(chunks.reduce(0, +) == T)
         var rng = SeededRNG(seed: 5)
-        let B = 3, T = 20, prompt = 7, V = m.config.vocabSize
+        let V = m.vocabSize
         let tokens = (0..<(B * T)).map { _ in Int32(rng.int(below: V)) }
-        let full = Array(UnsafeBufferPointer(start: m.forward(tokens: tokens, batch: B, seqLen: T), count: B * T * V))
-        // Prompt in one call, then one position per call; each call's logits are those of its last position.
-        let cache = KVCache(model: m, batch: B, capacity: T)
-        var worst: Float = 0
-        for (start, length) in [(0, prompt)] + (prompt..<T).map({ ($0, 1) }) {
+        let full = Array(UnsafeBufferPointer(start: m.forward(tokens: tokens, batch: B, seqLen: T, hooks: nil), count: B * T * V))
+        let cache = m.makeKVCache(batch: B, capacity: T)
+        var worst: Float = 0, start = 0
+        for length in chunks {
             let chunk = (0..<B).flatMap { b in tokens[(b * T + start)..<(b * T + start + length)] }
             let logits = m.decode(tokens: chunk, batch: B, seqLen: length, cache: cache)
             XCTAssertEqual(cache.length, start + length)
@@ -47,8 +54,9 @@ final class CachedDecodingTests: XCTestCase {
                     worst = max(worst, abs(logits[b * V + v] - reference) / max(1, abs(reference)))
                 }
             }
+            start += length
         }
-        XCTAssertLessThan(worst, 1e-5, "cached logits agree with the full forward to rounding")
+        return worst
     }
 
     func testGreedyCachedEqualsUncachedWithRowsLeavingAsTheyFinish() throws {
@@ -79,44 +87,14 @@ final class CachedDecodingTests: XCTestCase {
 
     // MARK: the Llama/Qwen2 family
 
-    /// Qwen2-like (GQA 4:2, q/k/v biases, tied) or Llama-like (untied, biases everywhere, head width ≠ d/H), rotary or
-    /// no positions, with large random parameters so logits are decisive and position-dependent.
-    private func llama(_ family: LlamaConfig.Family, positions: LlamaConfig.Positions = .rope, seed: UInt64 = 4) throws -> LlamaModel {
-        let config = family == .qwen2
-            ? LlamaConfig(family: .qwen2, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 16, dMLP: 24, nCtx: 40, vocabSize: 23,
-                          ropeTheta: 50, positions: positions, tiedEmbeddings: true)
-            : LlamaConfig(family: .llama, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 12, dHead: 6, dMLP: 20, nCtx: 40, vocabSize: 23,
-                          ropeTheta: 30, positions: positions, tiedEmbeddings: false, qkvBias: true, outputBias: true, mlpBias: true)
-        let model = try LlamaModel(config: config, seed: seed)
-        var rng = SeededRNG(seed: seed, stream: "perturb")
-        for t in model.params.tensors {
-            let p = model.params.storage.ptr + t.offset
-            for i in 0..<t.count { p[i] += 0.5 * rng.normal() }
-        }
-        return model
+    private func llama(_ family: LlamaConfig.Family, positions: LlamaConfig.Positions = .rope) throws -> LlamaModel {
+        try tinyLlama(family, positions: positions, seed: 4, nCtx: 40, vocabSize: 23, scale: 0.5)
     }
 
     func testLlamaFamilyDecodeLogitsMatchTheFullForwardAtEveryPosition() throws {
         for (family, positions) in [(LlamaConfig.Family.qwen2, LlamaConfig.Positions.rope), (.llama, .rope), (.llama, .none)] {
-            let m = try llama(family, positions: positions)
-            var rng = SeededRNG(seed: 6)
-            let B = 3, T = 18, prompt = 5, V = m.config.vocabSize
-            let tokens = (0..<(B * T)).map { _ in Int32(rng.int(below: V)) }
-            let full = Array(UnsafeBufferPointer(start: m.forward(tokens: tokens, batch: B, seqLen: T, hooks: nil), count: B * T * V))
-            let cache = m.makeKVCache(batch: B, capacity: T)
-            var worst: Float = 0
-            for (start, length) in [(0, prompt), (prompt, 3)] + ((prompt + 3)..<T).map({ ($0, 1) }) {
-                let chunk = (0..<B).flatMap { b in tokens[(b * T + start)..<(b * T + start + length)] }
-                let logits = m.decode(tokens: chunk, batch: B, seqLen: length, cache: cache)
-                XCTAssertEqual(cache.length, start + length)
-                for b in 0..<B {
-                    let t = start + length - 1
-                    for v in 0..<V {
-                        let reference = full[(b * T + t) * V + v]
-                        worst = max(worst, abs(logits[b * V + v] - reference) / max(1, abs(reference)))
-                    }
-                }
-            }
+            let worst = worstDecodeError(try llama(family, positions: positions), batch: 3, seqLen: 18,
+                                         chunks: [5, 3] + Array(repeating: 1, count: 10))
             XCTAssertLessThan(worst, 1e-5, "\(family) \(positions): cached logits agree with the full forward to rounding")
         }
     }
