@@ -65,7 +65,7 @@ let package = Package(
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         .target(name: "RuleLensRun",
-                dependencies: ["RuleLensJobs", .product(name: "Yams", package: "Yams")],
+                dependencies: ["RuleLensJobs", "RuleLensInterventions", .product(name: "Yams", package: "Yams")],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",

@@ -6,7 +6,7 @@ import RuleLensNumerics
 /// rule, the within-rule cosine similarity is well above the between-rule one.
 ///
 /// The gradient is that of the example's own training loss (mean cross-entropy over the positions its loss mask
-/// counts), computed with a batch-1 forward/loss/backward of the GPT. For every parameter block — per layer:
+/// counts), computed with a batch-1 forward/loss/backward of the model. For every parameter block — per layer:
 /// attention QKV (`attn.c_attn` weight + bias), attention output (`attn.c_proj`), FFN in (`mlp.c_fc`), FFN out
 /// (`mlp.c_proj`) — each example's block gradient is normalised to unit length, uᵢ = gᵢ / ‖gᵢ‖, and
 ///
@@ -77,20 +77,43 @@ public enum GradientKernel {
         }
     }
 
+    /// The blocks of a GPT-2 or a Llama/Qwen2-family model, from its tensor names: per layer, attention QKV
+    /// (`self_attn.{q,k,v}_proj`, with their biases where the model has them), attention output (`o_proj`), FFN in
+    /// (`mlp.gate_proj` + `mlp.up_proj`: both read the block's input) and FFN out (`mlp.down_proj`).
+    public static func blocks(for model: any LanguageModel) throws -> [Block] {
+        if let gpt = model as? GPT { return blocks(for: gpt.config) }
+        let names = Set(model.parameterTensors.map(\.name))
+        let layers = (0...).prefix { names.contains("model.layers.\($0).self_attn.q_proj.weight") }.count
+        guard layers > 0 else {
+            throw RuleLensError("probe ntk knows the parameter blocks of GPT-2 and the Llama/Qwen2 family, not of this \(model.architecture) model",
+                                fix: "run probe ntk on a gpt2, llama or qwen2 checkpoint, or `rulelens grad` for every tensor's gradient")
+        }
+        return (0..<layers).flatMap { l -> [Block] in
+            let p = "model.layers.\(l)."
+            func present(_ tensors: [String]) -> [String] { tensors.flatMap { [p + $0 + ".weight", p + $0 + ".bias"] }.filter(names.contains) }
+            return [Block(layer: l, kind: "attn_qkv", tensors: present(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"])),
+                    Block(layer: l, kind: "attn_out", tensors: present(["self_attn.o_proj"])),
+                    Block(layer: l, kind: "ffn_in", tensors: present(["mlp.gate_proj", "mlp.up_proj"])),
+                    Block(layer: l, kind: "ffn_out", tensors: present(["mlp.down_proj"]))]
+        }
+    }
+
     /// Measures every block over `sequences` labelled by `rules`. `progress(done, total)` is called after each example.
     /// Needs ≥ 2 rules and at least one rule with ≥ 2 examples.
-    public static func measure(model: GPT, sequences: [Sequence], rules: Labels,
+    public static func measure(model: any LanguageModel, sequences: [Sequence], rules: Labels,
                                progress: ((Int, Int) -> Void)? = nil) throws -> [BlockSimilarity] {
         precondition(sequences.count == rules.count, "one rule label per sequence")
-        let blocks = self.blocks(for: model.config)
+        let blocks = try self.blocks(for: model)
+        let tensors = Dictionary(model.parameterTensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let gradients = model.gradientStorage
         let spans = blocks.map { b in b.tensors.map { name -> (UnsafePointer<Float>, Int) in
-            let t = model.grads.tensor(name)!
-            return (UnsafePointer(model.grads.storage.ptr + t.offset), t.count)
+            let t = tensors[name]!
+            return (UnsafePointer(gradients.ptr + t.offset), t.count)
         } }
         return try measure(blocks: blocks, spans: spans, count: sequences.count, rules: rules, progress: progress) { e in
             let seq = sequences[e]
             model.zeroGrads()
-            _ = model.forward(tokens: seq.inputs, batch: 1, seqLen: seq.inputs.count)
+            _ = model.forward(tokens: seq.inputs, batch: 1, seqLen: seq.inputs.count, hooks: nil)
             let loss = model.loss(targets: seq.targets, lossMask: seq.lossMask)
             guard loss.isFinite else {
                 throw RuleLensError("example \(e + 1) has a non-finite loss (\(loss))", fix: "check the checkpoint (it may have diverged) and the example's loss mask")

@@ -32,14 +32,8 @@ extension ProbeJob {
         try refuseExistingOutputs(out: o.out, plot: o.plot, overwrite: o.overwrite)
         let isVAE = VAEConfig.isVAE(URL(fileURLWithPath: o.checkpoint))
         let vae = isVAE ? try VAECheckpoint.load(o.checkpoint) : nil
-        if !isVAE {
-            let family = try ModelFolder.modelType(o.checkpoint)
-            guard family == "gpt2" else {
-                throw RuleLensError("probe ntk measures GPT-2's parameter blocks (c_attn, c_proj, c_fc); \(o.checkpoint) is a \(family) model",
-                                    fix: "run probe ntk on a GPT-2 checkpoint; for \(family) models, `rulelens grad` writes the loss gradient of every tensor")
-            }
-        }
-        let gpt = isVAE ? nil : try Checkpoint.load(o.checkpoint).model
+        // GPT-2 and the Llama/Qwen2 family (blocks from the tensor names); a VAE measures its encoder too.
+        let model: (any LanguageModel)? = isVAE ? nil : try Jobs.loadModel(o.checkpoint)
         let examples = try JSONL.readExamples(path: o.data)
         let ruleOf: (Example) -> String? = {
             switch o.label {
@@ -75,9 +69,9 @@ extension ProbeJob {
         if let vae {
             results = try vaeNTK(vae, examples: picked, rules: labels, source: o.data, progress: onExample)
         } else {
-            let model = gpt!
-            let tokenizer = try Jobs.tokenizer(checkpoint: o.checkpoint, vocabSize: model.config.vocabSize)
-            let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.config.nCtx, source: o.data)
+            let model = model!
+            let tokenizer = try Jobs.tokenizer(checkpoint: o.checkpoint, vocabSize: model.vocabSize)
+            let items = try Batching.tokenize(picked, tokenizer: tokenizer, nCtx: model.contextLength, source: o.data)
             let sequences = items.map { item -> GradientKernel.Sequence in
                 let b = Batching.makeBatch([item], lossOn: o.lossOn, pad: tokenizer.pad)
                 return GradientKernel.Sequence(inputs: b.inputs, targets: b.targets, lossMask: b.lossMask)
@@ -91,7 +85,7 @@ extension ProbeJob {
         }
         var report = ProbeReport(table: ntkTable(results), json: [
             "analysis": "ntk", "ratio_definition": "within / between when between > 0, else null (read difference)", "checkpoint": o.checkpoint,
-            "model": isVAE ? "rulelens-vae" : "gpt2", "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
+            "model": model?.architecture ?? "rulelens-vae", "data": o.data, "label": o.label, "loss_on": o.lossOn.rawValue,
             "rules": labels.names, "examples_per_rule": labels.classSizes, "example_indices": chosen, "blocks": rows])
         if let out = o.out {
             try writeResultsHDF5(out, overwrite: o.overwrite) { h5 in

@@ -20,12 +20,54 @@ public final class KVCache {
     /// Scratch for `GPT.decode`, sized for the largest call so far.
     var scratch = DecodeScratch()
 
+    /// Named working buffers of other families' `decode` (grown on demand, reused across calls).
+    private var buffers: [String: FloatBuffer] = [:]
+
     /// A cache for `batch` rows of up to `capacity` positions of `model`.
-    public init(model: GPT, batch: Int, capacity: Int) {
-        precondition(batch > 0 && capacity > 0 && capacity <= model.config.nCtx, "KVCache: batch and capacity must be in 1…, capacity ≤ nCtx")
-        self.batch = batch; self.capacity = capacity; width = model.config.dModel
-        keys = (0..<model.config.nLayer).map { _ in FloatBuffer(count: batch * capacity * model.config.dModel) }
-        values = (0..<model.config.nLayer).map { _ in FloatBuffer(count: batch * capacity * model.config.dModel) }
+    public convenience init(model: GPT, batch: Int, capacity: Int) {
+        self.init(layers: model.config.nLayer, width: model.config.dModel, contextLength: model.config.nCtx, batch: batch, capacity: capacity)
+    }
+
+    /// A cache of `layers` key/value pairs of `width` floats per position (Hkv·dh) for `batch` rows of up to `capacity`
+    /// positions (≤ `contextLength`).
+    public init(layers: Int, width: Int, contextLength: Int, batch: Int, capacity: Int) {
+        precondition(batch > 0 && capacity > 0 && capacity <= contextLength, "KVCache: batch and capacity must be in 1…, capacity ≤ the context")
+        self.batch = batch; self.capacity = capacity; self.width = width
+        keys = (0..<layers).map { _ in FloatBuffer(count: batch * capacity * width) }
+        values = (0..<layers).map { _ in FloatBuffer(count: batch * capacity * width) }
+    }
+
+    /// Scratch buffer `name` of at least `count` floats (its contents are whatever the last user left).
+    func scratchBuffer(_ name: String, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if let b = buffers[name], b.count >= count { return b.ptr }
+        let b = FloatBuffer(count: count)
+        buffers[name] = b
+        return b.ptr
+    }
+
+    /// Appends the keys and values of rows b·T + t (row strides `kStride`, `vStride`) as positions
+    /// length + t of layer `layer`; `length` itself moves on once every layer has been appended (by the caller).
+    func append(layer: Int, k: UnsafePointer<Float>, kStride: Int, v: UnsafePointer<Float>, vStride: Int, batch B: Int, seqLen T: Int) {
+        let kCache = keys[layer].ptr, vCache = values[layer].ptr, rowFloats = capacity * width, P = length, w = width
+        Parallel.forRanges(B * T, minPerThread: 64) { r0, r1 in
+            for n in r0..<r1 {
+                let b = n / T, t = n % T
+                (kCache + b * rowFloats + (P + t) * w).update(from: k + n * kStride, count: w)
+                (vCache + b * rowFloats + (P + t) * w).update(from: v + n * vStride, count: w)
+            }
+        }
+    }
+
+    /// The attention input of layer `layer` for new positions whose own keys/values are `q`/`k`/`v`: the cached positions
+    /// enter as prefix slots.
+    func attentionInput(layer: Int, q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int,
+                        v: UnsafePointer<Float>, vStride: Int) -> AttentionInput {
+        var input = AttentionInput(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride)
+        if length > 0 {
+            input.prefixK = UnsafePointer(keys[layer].ptr); input.prefixV = UnsafePointer(values[layer].ptr)
+            input.prefixExampleStride = capacity * width
+        }
+        return input
     }
 
     /// Empties the cache for a new group of `batch` rows (at most the batch it was made for).
@@ -49,6 +91,20 @@ public final class KVCache {
     }
 }
 
+/// A model that can decode with a key/value cache (GPT-2, the Llama/Qwen2 family): `Generate.greedy` uses it.
+public protocol CachedDecoder: LanguageModel {
+    /// Whether `decode` can run this model (e.g. a plain causal stack without injected vectors).
+    var supportsCachedDecoding: Bool { get }
+    /// An empty cache for `batch` rows of up to `capacity` positions.
+    func makeKVCache(batch: Int, capacity: Int) -> KVCache
+    /// Floats of keys plus values per cached position of one row (over all layers): sizes the cache's memory budget.
+    var cacheFloatsPerPosition: Int { get }
+    /// Runs tokens [B, T] as positions `cache.length ..< cache.length + T` of each row, attending to the cached keys and
+    /// values and appending this call's; returns the logits of each row's last new position [B, vocab], valid until the
+    /// next call. Inference only: no hooks, nothing kept for `backward()`.
+    func decode(tokens: [Int32], batch: Int, seqLen: Int, cache: KVCache) -> UnsafeMutablePointer<Float>
+}
+
 /// Working buffers of one `GPT.decode` call (grown on demand, reused across calls).
 struct DecodeScratch {
     var resid = FloatBuffer(count: 0), ln = FloatBuffer(count: 0), qkv = FloatBuffer(count: 0), z = FloatBuffer(count: 0)
@@ -64,9 +120,11 @@ struct DecodeScratch {
     }
 }
 
-extension GPT {
+extension GPT: CachedDecoder {
     /// Whether `decode` can run this model: a causal stack with no injected vectors (plain GPT-2).
     public var supportsCachedDecoding: Bool { wiring.causal && wiring.injections.isEmpty }
+    public func makeKVCache(batch: Int, capacity: Int) -> KVCache { KVCache(model: self, batch: batch, capacity: capacity) }
+    public var cacheFloatsPerPosition: Int { 2 * config.nLayer * config.dModel }
 
     /// Runs tokens [B, T] as positions `cache.length ..< cache.length + T` of each row, attending to the cached keys and
     /// values of the earlier positions and appending these positions' own. Returns the logits of each row's last new
@@ -97,21 +155,10 @@ extension GPT {
                               rows: N, cols: d, eps: c.layerNormEps)
             Linear.forward(out: qkv, inp: ln, weight: w.qkvWeight, bias: w.qkvBias, rows: N, inDim: d, outDim: 3 * d)
             // The new positions' own keys/values come from qkv; the earlier ones are the prefix slots.
-            var input = AttentionInput(q: qkv, qStride: 3 * d, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d)
-            if P > 0 {
-                input.prefixK = UnsafePointer(cache.keys[l].ptr); input.prefixV = UnsafePointer(cache.values[l].ptr)
-                input.prefixExampleStride = cache.capacity * d
-            }
+            let input = cache.attentionInput(layer: l, q: qkv, qStride: 3 * d, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d)
             Attention.forward(z: z, pattern: s.pattern.ptr, input: input, dims: dims)
             // Append this call's keys and values: cache[b, P + t, :] = k|v of row b·T + t.
-            let kCache = cache.keys[l].ptr, vCache = cache.values[l].ptr, rowFloats = cache.capacity * d
-            Parallel.forRanges(N, minPerThread: 64) { r0, r1 in
-                for n in r0..<r1 {
-                    let b = n / T, t = n % T
-                    (kCache + b * rowFloats + (P + t) * d).update(from: qkv + n * 3 * d + d, count: d)
-                    (vCache + b * rowFloats + (P + t) * d).update(from: qkv + n * 3 * d + 2 * d, count: d)
-                }
-            }
+            cache.append(layer: l, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d, batch: B, seqLen: T)
             Linear.forward(out: attnOut, inp: z, weight: w.attnProjWeight, bias: w.attnProjBias, rows: N, inDim: d, outDim: d)
             addElementwise(out: resid, resid, attnOut, count: N * d)
             LayerNorm.forward(out: ln, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: resid, weight: w.ln2Weight, bias: w.ln2Bias,
@@ -122,11 +169,11 @@ extension GPT {
             addElementwise(out: resid, resid, attnOut, count: N * d)
         }
         cache.length = P + T
-        // ln_f and the tied LM head on each row's last position only: logits[B, V] = lnf[B, d] · wte[V, d]ᵀ
+        // ln_f and the LM head (wte when tied, else lm_head) on each row's last position only: logits[B, V] = lnf[B, d] · head[V, d]ᵀ
         for b in 0..<B { (s.last.ptr + b * d).update(from: resid + (b * T + T - 1) * d, count: d) }
         LayerNorm.forward(out: s.lastNorm.ptr, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: s.last.ptr, weight: params.lnfWeight,
                           bias: params.lnfBias, rows: B, cols: d, eps: c.layerNormEps)
-        BLAS.sgemmSplit(.none, .transposed, m: B, n: V, k: d, s.lastNorm.ptr, params.wte, s.logits.ptr)
+        BLAS.sgemmSplit(.none, .transposed, m: B, n: V, k: d, s.lastNorm.ptr, params.head, s.logits.ptr)
         return s.logits.ptr
     }
 }

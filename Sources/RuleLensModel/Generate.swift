@@ -6,8 +6,9 @@ public enum Generate {
     /// `maxNewTokens` tokens, or fills the context. Returns the generated tokens per prompt, without the `eos`.
     ///
     /// Prompts are grouped by length, so each forward runs a dense [batch, seqLen] block with no padding, and finished
-    /// rows leave the batch. With `cached` (the default; plain GPT-2 stacks, no hooks) the prompt runs once and every
-    /// new token is one position attending to a key/value cache (`KVCache`, `GPT.decode`); otherwise every new token
+    /// rows leave the batch. With `cached` (the default; GPT-2 and the Llama/Qwen2 family without injections or hooks) the
+    /// prompt runs once and every new token is one position attending to a key/value cache (`KVCache`,
+    /// `CachedDecoder.decode`); otherwise every new token
     /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
     /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
     /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold;
@@ -16,9 +17,8 @@ public enum Generate {
                               batchSize: Int = 64, hooks: HookSet? = nil,
                               willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true,
                               progress: ((Int) -> Void)? = nil) -> [[Int32]] {
-        if cached && hooks == nil && willRun == nil, let gpt = model as? GPT, gpt.supportsCachedDecoding {
-            // The KV cache is GPT-2's; other families re-run the sequence per token below.
-            return greedyCached(gpt, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize, progress: progress)
+        if cached && hooks == nil && willRun == nil, let decoder = model as? any CachedDecoder, decoder.supportsCachedDecoding {
+            return greedyCached(decoder, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize, progress: progress)
         }
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
@@ -65,10 +65,10 @@ public enum Generate {
     }
 
     /// `greedy` with a key/value cache: per group, one pass over the prompts, then one position per step.
-    static func greedyCached(_ model: GPT, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int,
+    static func greedyCached(_ model: any CachedDecoder, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int,
                              progress: ((Int) -> Void)? = nil) -> [[Int32]] {
         var results = [[Int32]](repeating: [], count: prompts.count)
-        let nCtx = model.config.nCtx, vocab = model.config.vocabSize, batchSize = max(1, batchSize)
+        let nCtx = model.contextLength, vocab = model.vocabSize, batchSize = max(1, batchSize)
         var byLength: [Int: [Int]] = [:]
         for (i, p) in prompts.enumerated() where !p.isEmpty && p.count <= nCtx { byLength[p.count, default: []].append(i) }
         // Prompts that cannot be decoded (empty, or filling the context) count as done from the start.
@@ -77,9 +77,9 @@ public enum Generate {
         // One cache for every group: rows for the largest group (at most 1 GiB of keys and values), positions for the
         // longest prompt and its continuation.
         let capacity = min(nCtx, longest + maxNewTokens)
-        let rowsInBudget = max(1, (1 << 28) / (2 * model.config.nLayer * capacity * model.config.dModel))
+        let rowsInBudget = max(1, (1 << 28) / (model.cacheFloatsPerPosition * capacity))
         let rows = min(batchSize, rowsInBudget, byLength.values.map(\.count).max()!)
-        let cache = KVCache(model: model, batch: rows, capacity: capacity)
+        let cache = model.makeKVCache(batch: rows, capacity: capacity)
         for length in byLength.keys.sorted() {
             let members = byLength[length]!
             for chunkStart in stride(from: 0, to: members.count, by: rows) {

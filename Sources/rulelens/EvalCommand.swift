@@ -71,6 +71,8 @@ struct EvalCommand: ParsableCommand {
             if let r = planeReport { PlaneAccuracy.summaryLines(r).forEach { print($0) } }
             if let c = breakdown.carry { print(CarryAccuracy.summaryLine(c)) }
             if let d = breakdown.digits { print(DigitAccuracy.summaryLine(d)) }
+            // Provenance: the same checkpoint and data give these bits only under the same kernel and thread count.
+            print("(\(BLASProvenance.current.summary); results are bitwise reproducible only under the same kernel and threads)")
             if planeReport != nil, let planePrefix {
                 print("wrote \(planePrefix).npy, \(planePrefix).svg, \(planePrefix).json")
             }

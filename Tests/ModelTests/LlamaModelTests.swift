@@ -116,24 +116,6 @@ final class LlamaModelTests: XCTestCase {
     let targets: [Int32] = [4, 2, 6, 3, 0, 5, 5, 2, 1, 3]
     let mask: [Float] = [0, 1, 1, 0.5, 1, 1, 0, 2, 1, 1]
 
-    /// Qwen2-like (q/k/v biases, tied) or Llama-like (untied, biases everywhere, head width ≠ d/H), GQA 4:2,
-    /// with large random parameters so every path carries gradient.
-    func tinyLlama(_ family: LlamaConfig.Family, positions: LlamaConfig.Positions = .rope, seed: UInt64 = 5) throws -> LlamaModel {
-        let config = family == .qwen2
-            ? LlamaConfig(family: .qwen2, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 16, dMLP: 20, nCtx: 8, vocabSize: 7,
-                          rmsNormEps: 1e-6, ropeTheta: 10_000, positions: positions, tiedEmbeddings: true)
-            : LlamaConfig(family: .llama, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 8, dHead: 6, dMLP: 12, nCtx: 8, vocabSize: 7,
-                          rmsNormEps: 1e-5, ropeTheta: 500, positions: positions, tiedEmbeddings: false, qkvBias: true,
-                          outputBias: true, mlpBias: true)
-        let model = try LlamaModel(config: config, seed: seed)
-        var rng = SeededRNG(seed: seed, stream: "perturb")
-        for t in model.params.tensors {
-            let p = model.params.storage.ptr + t.offset
-            for i in 0..<t.count { p[i] += 0.4 * rng.normal() }
-        }
-        return model
-    }
-
     func testLogitsAndLossMatchDoubleReference() throws {
         for (family, positions) in [(LlamaConfig.Family.qwen2, LlamaConfig.Positions.rope), (.llama, .rope), (.llama, .none)] {
             let model = try tinyLlama(family, positions: positions)

@@ -49,3 +49,23 @@ func tinyModel(layers: Int = 2, heads: Int = 2, dModel: Int = 8, dMLP: Int = 16,
     }
     return model
 }
+
+/// A tiny model of the Llama/Qwen2 family: Qwen2-like (q/k/v biases, tied) or Llama-like (untied, biases everywhere,
+/// head width ≠ d/H), GQA 4:2, with large random parameters (N(0, `scale`) added) so every path carries gradient and
+/// logits are decisive.
+func tinyLlama(_ family: LlamaConfig.Family, positions: LlamaConfig.Positions = .rope, seed: UInt64 = 5,
+               nCtx: Int = 8, vocabSize: Int = 7, scale: Float = 0.4) throws -> LlamaModel {
+    let config = family == .qwen2
+        ? LlamaConfig(family: .qwen2, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 16, dMLP: 20, nCtx: nCtx, vocabSize: vocabSize,
+                      rmsNormEps: 1e-6, ropeTheta: 10_000, positions: positions, tiedEmbeddings: true)
+        : LlamaConfig(family: .llama, nLayer: 2, nHead: 4, nKVHead: 2, dModel: 8, dHead: 6, dMLP: 12, nCtx: nCtx, vocabSize: vocabSize,
+                      rmsNormEps: 1e-5, ropeTheta: 500, positions: positions, tiedEmbeddings: false, qkvBias: true,
+                      outputBias: true, mlpBias: true)
+    let model = try LlamaModel(config: config, seed: seed)
+    var rng = SeededRNG(seed: seed, stream: "perturb")
+    for t in model.params.tensors {
+        let p = model.params.storage.ptr + t.offset
+        for i in 0..<t.count { p[i] += scale * rng.normal() }
+    }
+    return model
+}

@@ -176,6 +176,48 @@ def test_gradients_equal_torch_autograd(tmp_path, tokenizer_dir, kind):
         np.testing.assert_allclose(ours[name], theirs, atol=2e-5 + 2e-3 * np.abs(theirs).max(), rtol=0, err_msg=name)
 
 
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+def test_probe_ntk_blocks_equal_torch_autograd(tmp_path, tokenizer_dir, kind):
+    """probe ntk on the family: per-example gradients of each block (q/k/v with Qwen2's biases, o_proj, gate+up,
+    down), unit-normalised, give the within/between-rule cosines torch autograd gives on the same model."""
+    model = make_model(kind, tokenizer_dir, seed=4)
+    ckpt = tmp_path / kind
+    model = save(model, ckpt, tokenizer_dir)
+    rows = [{**e, "rule": rule} for rule in ["p", "q"] for e in EXAMPLES[:4]]
+    rows[1], rows[6] = {**rows[1], "rule": "q"}, {**rows[6], "rule": "p"}   # rules that do not follow the text
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    out = json.loads(run_rulelens("probe", "ntk", "--checkpoint", ckpt, "--data", data, "--max-per-rule", 4, "--json").stdout)
+    assert out["model"] == kind and len(out["blocks"]) == 4 * model.config.num_hidden_layers
+    hf = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    kinds = {"attn_qkv": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], "attn_out": ["self_attn.o_proj"],
+             "ffn_in": ["mlp.gate_proj", "mlp.up_proj"], "ffn_out": ["mlp.down_proj"]}
+    grads, rules = {}, []
+    for idx in out["example_indices"]:
+        row = rows[idx]
+        seq = sequences(tokenizer_dir, [row])[0]
+        n_prompt = len(hf.encode(row["prompt"], add_special_tokens=False).ids)
+        targets = torch.tensor(seq[1:])
+        counted = torch.arange(len(targets)) >= n_prompt
+        model.zero_grad()
+        logits = model(torch.tensor([seq[:-1]])).logits[0]
+        torch.nn.functional.cross_entropy(logits[counted], targets[counted]).backward()
+        for layer, block in enumerate(model.model.layers):
+            for kind_name, modules in kinds.items():
+                parts = [t.grad.flatten() for m in modules for t in (block.get_submodule(m).weight, block.get_submodule(m).bias) if t is not None]
+                g = torch.cat(parts).double()
+                grads.setdefault(f"blocks.{layer}.{kind_name}", []).append((g / g.norm()).numpy())
+        rules.append(row["rule"])
+    rules = np.array(rules)
+    same, off = rules[:, None] == rules[None, :], ~np.eye(len(rules), dtype=bool)
+    for block in out["blocks"]:
+        u = np.stack(grads[block["block"]])
+        cos = u @ u.T
+        assert abs(block["within"] - cos[same & off].mean()) < 2e-4, block
+        assert abs(block["between"] - cos[~same].mean()) < 2e-4, block
+    if kind == "qwen2":
+        assert model.model.layers[0].self_attn.q_proj.bias is not None   # the biases were part of the block
+
+
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
 def test_trained_checkpoint_loads_in_transformers(tmp_path, tokenizer_dir, arch):
     data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": f"{a}+{b}=", "target": str(a + b)} for a in range(6) for b in range(6)])

@@ -11,7 +11,13 @@ import pytest
 from conftest import rulelens_bin, run_rulelens
 from mpi import MPIRUN, run_mpi
 
-pytestmark = pytest.mark.skipif(MPIRUN is None, reason="needs Open MPI's mpirun (make deps installs openmpi-bin)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_mpirun():
+    """A missing mpirun is a failure, not a skip: `make test` installs openmpi-bin first."""
+    if MPIRUN is None:
+        pytest.fail("Open MPI's mpirun is not installed: run `make deps` (it installs openmpi-bin)")
 
 HOOKS = "hook_embed,blocks.0.hook_resid_post,blocks.1.attn.hook_pattern,blocks.1.mlp.hook_post"
 # Root attributes that legitimately differ between two dumps of the same data (times), or only the joined file has.

@@ -14,7 +14,13 @@ from safetensors.numpy import load_file
 from conftest import rulelens_bin, run_rulelens
 from mpi import MPIRUN, mpirun_command, run_mpi
 
-pytestmark = pytest.mark.skipif(MPIRUN is None, reason="needs Open MPI's mpirun (make deps installs openmpi-bin)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_mpirun():
+    """A missing mpirun is a failure, not a skip: `make test` installs openmpi-bin first."""
+    if MPIRUN is None:
+        pytest.fail("Open MPI's mpirun is not installed: run `make deps` (it installs openmpi-bin)")
 
 # batch 15: the ranks get 7 and 8 examples with different numbers of masked target tokens, so a per-rank loss
 # normalisation (instead of the global one) would show.

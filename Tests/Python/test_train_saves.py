@@ -235,6 +235,8 @@ def test_kernel_and_threads_are_recorded_everywhere(tmp_path):
     assert f"OpenBLAS {core} kernels, 1 thread" in proc.stdout
     result = json.loads(run_rulelens("eval", "--checkpoint", run, "--data", data, "--json", "--threads", 1).stdout)
     assert result["blas_core"] == core and result["threads"] == 1
+    text = run_rulelens("eval", "--checkpoint", run, "--data", data, "--threads", 1, "--quiet").stdout
+    assert f"(OpenBLAS {core} kernels, 1 thread;" in text, text
     import h5py
     run_rulelens("dump", "--checkpoint", run, "--data", data, "--hooks", "blocks.0.hook_resid_post", "--out", tmp_path / "d.h5", "--quiet")
     with h5py.File(tmp_path / "d.h5", "r") as f:

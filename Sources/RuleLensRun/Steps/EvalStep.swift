@@ -105,6 +105,7 @@ public enum EvalStep: RunStep {
             }
             results[partName] = r
             ctx.log(String(format: "  %@: accuracy %.4f, answer accuracy %.4f", partName, accuracy, breakdown.answerAccuracy)
+                    + " (\(BLASProvenance.current.summary))"
                     + (breakdown.plane.map { " · " + PlaneAccuracy.summaryLines($0)[0] } ?? ""))
         }
         return StepOutcome(results: RunValue(any: results), figures: figures, files: files)
