@@ -3,7 +3,8 @@
 # for syllogism, math-derivation and explanatory data, a VAE with and without rule supervision; then rule
 # separability of μ (silhouette, k-NN, k-means NMI; linear probe), per encoder layer attention vs FFN output,
 # a PCA scatter of μ coloured by rule, and the encoder's gradient-kernel blocks within vs between rules.
-#   scripts/vae_findings.sh [OUT=runs/vae-findings]
+#   [TASKS="syllogism math-derivation explanatory"] scripts/vae_findings.sh [OUT=runs/vae-findings]
+# A run killed part-way continues from its last save (`vae train --resume`) when the script is started again.
 # Steps per task (the same with and without supervision): syllogism and math-derivation 800, explanatory 500 (its
 # examples are twice as long). Supervision weight γ = 20: rec is a sum over ~60–120 tokens, so γ = 1 leaves the
 # classifier's share of the encoder gradient at ~1% and, in 800 steps, at chance (measured: 0.0375 on 24 rules).
@@ -12,7 +13,7 @@ B=${RULELENS_BIN:-.build/release/rulelens}
 OUT=${1:-runs/vae-findings}
 mkdir -p "$OUT"
 MODEL=(--layers 2 --enc-layers 2 --d-model 64 --heads 4 --latent 16 --free-bits 1 --batch 32 --lr 2e-3 --warmup 30 --threads 2 --quiet)
-for task in syllogism math-derivation explanatory; do
+for task in ${TASKS:-syllogism math-derivation explanatory}; do
   data="$OUT/data-$task"
   [ -d "$data" ] || "$B" data generate --task "$task" --count 2400 --seed 1 --out "$data" >/dev/null
   ctx=$(python3 -c "import json,sys; print(max(len(json.loads(l)['prompt'])+len(json.loads(l)['target'])+2 for f in ('train','test') for l in open('$data/'+f+'.jsonl')))")
@@ -20,7 +21,12 @@ for task in syllogism math-derivation explanatory; do
   for mode in unsup sup; do
     run="$OUT/$task-$mode"
     sup=(); [ "$mode" = sup ] && sup=(--supervise rule --supervise-weight 20)
-    [ -f "$run/model.safetensors" ] || "$B" vae train --data "$data/train.jsonl" --out "$run" --ctx "$ctx" --steps "$steps" "${MODEL[@]}" "${sup[@]}"
+    done_steps=$(python3 -c "import json; print(json.load(open('$run/rulelens.json')).get('step', 0))" 2>/dev/null || echo 0)
+    if [ ! -f "$run/model.safetensors" ]; then
+      "$B" vae train --data "$data/train.jsonl" --out "$run" --ctx "$ctx" --steps "$steps" "${MODEL[@]}" "${sup[@]}"
+    elif [ "$done_steps" -lt "$steps" ]; then
+      "$B" vae train --data "$data/train.jsonl" --out "$run" --ctx "$ctx" --steps "$steps" "${MODEL[@]}" "${sup[@]}" --resume
+    fi
     "$B" vae eval --checkpoint "$run" --data "$data/test.jsonl" --json --quiet > "$run/eval.json"
     "$B" vae encode --checkpoint "$run" --data "$data/test.jsonl" --out "$run/latents.h5" --force --quiet \
          --hooks 'encoder.blocks.*.hook_attn_out' --hooks 'encoder.blocks.*.hook_mlp_out'

@@ -6,7 +6,7 @@ extension Jobs {
     /// to an activation file. Sequences are `[bos] + prompt + target + [eos]`, teacher-forced.
     public static func dump(_ options: DumpOptions) throws -> DumpSummary {
         try checkOutput(options)
-        let model = try Jobs.loadModel(options.checkpoint)
+        let model = try Jobs.loadModel(options.checkpoint, allowVAE: true)
         let tokenizer = try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.vocabSize)
         return try dump(model: model, tokenizer: tokenizer, options)
     }

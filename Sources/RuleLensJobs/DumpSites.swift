@@ -4,7 +4,8 @@ import RuleLensNumerics
 import RuleLensStore
 
 /// How one hook's [batch, …] values become stored rows: position axes padded to T (zeros past each
-/// example's length), and with a single kept position, the "pos" / "q_pos" axis dropped.
+/// example's length; a key axis with slots in front of the positions, as the VAE decoder's memory, keeps those
+/// too), and with a single kept position, the "pos" / "q_pos" axis dropped.
 struct DumpSiteLayout {
     /// Hook name.
     let name: String
@@ -14,6 +15,9 @@ struct DumpSiteLayout {
     let selectedAxis: Int?
     /// What the writer stores per example.
     let spec: ActivationSiteSpec
+    /// Keys in front of the positions on a "k_pos" axis (the VAE decoder's memory slot: 1; else 0), so an example
+    /// of length L has L + keySlots real keys.
+    let keySlots: Int
 
     /// True for axes that index sequence positions.
     static func isPosition(_ dim: String) -> Bool { dim == "pos" || dim == "q_pos" || dim == "k_pos" }
@@ -23,6 +27,11 @@ struct DumpSiteLayout {
         let fullDims = model.hookDims(name)
         let fullShape = model.hookShape(name, batch: 1, seqLen: T)
         hookDims = Array(fullDims.dropFirst())
+        if let k = fullDims.firstIndex(of: "k_pos"), let q = fullDims.firstIndex(of: "q_pos") {
+            keySlots = max(0, fullShape[k] - fullShape[q])
+        } else {
+            keySlots = 0
+        }
         var rowShape = Array(fullShape.dropFirst())
         var rowDims = hookDims
         if singlePosition, let axis = hookDims.firstIndex(of: "pos") ?? hookDims.firstIndex(of: "q_pos") {
@@ -51,7 +60,9 @@ struct DumpSiteLayout {
         }
         // Extent to copy per axis: real positions only; the kept position alone on the dropped axis.
         var lower = [Int](repeating: 0, count: rank), upper = srcRow
-        for a in 0..<rank where DumpSiteLayout.isPosition(hookDims[a]) { upper[a] = min(length, srcRow[a]) }
+        for a in 0..<rank where DumpSiteLayout.isPosition(hookDims[a]) {
+            upper[a] = min(length + (hookDims[a] == "k_pos" ? keySlots : 0), srcRow[a])
+        }
         if let axis = selectedAxis, let pick { lower[axis] = pick; upper[axis] = pick + 1 }
         func walk(_ a: Int, _ s: Int, _ d: Int) {
             if a == rank - 1 {

@@ -8,7 +8,8 @@ extension Jobs {
     }
 
     /// The model in a checkpoint folder, whatever its family (`ModelFolder.load`: gpt2, llama, qwen2).
-    public static func loadModel(_ dir: String) throws -> any LanguageModel { try ModelFolder.load(dir) }
+    /// `allowVAE`: a language VAE loads as its `VAELanguageModel` view (dump and the interventions), else it is refused.
+    public static func loadModel(_ dir: String, allowVAE: Bool = false) throws -> any LanguageModel { try ModelFolder.load(dir, allowVAE: allowVAE) }
 
     /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
     /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.

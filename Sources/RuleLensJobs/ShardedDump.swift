@@ -40,7 +40,7 @@ extension Jobs {
                 throw RuleLensError("--export-npy is not available under mpirun", fix: "run the dump with one process to export .npy files")
             }
             guard !options.examples.isEmpty else { throw RuleLensError("there are no examples to dump", fix: "give a non-empty --data file") }
-            let model = try Jobs.loadModel(options.checkpoint)
+            let model = try Jobs.loadModel(options.checkpoint, allowVAE: true)
             return (model, try Jobs.tokenizer(checkpoint: options.checkpoint, vocabSize: model.vocabSize))
         }
         try world.agree([

@@ -63,20 +63,7 @@ public final class GPT {
 
     /// Checks a batch before `forward` (which traps on bad input), with errors that name the problem and the fix.
     public func checkInput(tokens: [Int32], batch: Int, seqLen: Int) throws {
-        guard batch > 0, seqLen > 0 else {
-            throw RuleLensError("empty batch (batch \(batch), sequence length \(seqLen))", fix: "pass at least one non-empty sequence")
-        }
-        guard seqLen <= config.nCtx else {
-            throw RuleLensError("sequence length \(seqLen) exceeds the model's context of \(config.nCtx) tokens",
-                                fix: "shorten the examples or use a model with a larger context (--ctx \(seqLen) or more)")
-        }
-        guard tokens.count == batch * seqLen else {
-            throw RuleLensError("\(tokens.count) tokens given for batch \(batch) × length \(seqLen)", fix: "pad every sequence to the same length")
-        }
-        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw RuleLensError("token id \(tokens[bad]) at position \(bad) is outside the vocabulary 0..<\(config.vocabSize)",
-                                fix: "tokenize with the model's own vocabulary")
-        }
+        try ModelInput.check(tokens: tokens, batch: batch, seqLen: seqLen, contextLength: config.nCtx, vocabSize: config.vocabSize)
     }
 
     /// Runs the model. tokens: [batch·seqLen] row-major, seqLen ≤ nCtx, every id < vocabSize.

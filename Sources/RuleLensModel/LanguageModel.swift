@@ -34,6 +34,27 @@ public protocol LanguageModel: AnyObject {
     var gradientStorage: FloatBuffer { get }
 }
 
+/// The checks every model runs before `forward` (which traps on bad input), with errors naming the problem and the fix.
+enum ModelInput {
+    /// `contextField` names where the context comes from in the model's config (shown in the error).
+    static func check(tokens: [Int32], batch: Int, seqLen: Int, contextLength: Int, vocabSize: Int, contextField: String = "") throws {
+        guard batch > 0, seqLen > 0 else {
+            throw RuleLensError("empty batch (batch \(batch), sequence length \(seqLen))", fix: "pass at least one non-empty sequence")
+        }
+        guard seqLen <= contextLength else {
+            throw RuleLensError("sequence length \(seqLen) exceeds the model's context of \(contextLength) tokens\(contextField.isEmpty ? "" : " (\(contextField))")",
+                                fix: "shorten the examples or use a model with a larger context (--ctx \(seqLen) or more)")
+        }
+        guard tokens.count == batch * seqLen else {
+            throw RuleLensError("\(tokens.count) tokens given for batch \(batch) × length \(seqLen)", fix: "pad every sequence to the same length")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= vocabSize }) {
+            throw RuleLensError("token id \(tokens[bad]) at position \(bad) is outside the vocabulary 0..<\(vocabSize)",
+                                fix: "tokenize with the model's own tokenizer")
+        }
+    }
+}
+
 extension LanguageModel {
     /// Expands hook names and globs against this model's sites (closest-match error for a typo).
     public func resolveHooks(_ patterns: [String]) throws -> [String] {

@@ -6,6 +6,7 @@ public enum StepRegistry {
     public static let all: [RunStep.Type] = [
         DataStep.self, TrainStep.self, RandomInitStep.self, EvalStep.self,
         DumpStep.self, RelabelStep.self, ProbeStep.self, NTKStep.self, RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
+        VAETrainStep.self,
     ]
 
     public static func step(_ kind: String) -> RunStep.Type? { all.first { $0.kind == kind } }

@@ -22,7 +22,8 @@ public enum VAEInfo {
         return out
     }
 
-    /// Every hook site of the VAE with its per-example shape (positions as `pos`), filtered by `patterns`.
+    /// Every hook site of the VAE with its per-example shape (positions as `pos`; the decoder's key axis as `pos+1`
+    /// with memory injection, whose slot is one more key), filtered by `patterns`.
     public static func hooks(dir: String, patterns: [String]) throws -> [(name: String, shape: String, dims: String)] {
         let c = try VAEConfig.load(URL(fileURLWithPath: dir + "/" + Checkpoint.configFile))
         let vae = try VAE(config: c, seed: 0)
@@ -33,7 +34,11 @@ public enum VAEInfo {
             let stack = name.hasPrefix("encoder.") ? vae.encoder : vae.decoder
             let dims = Array(stack.hookDims(name).dropFirst())
             let sizes = Array(stack.hookShape(name, batch: 1, seqLen: c.nPositions).dropFirst())
-            let shape = zip(dims, sizes).map { DumpSiteLayout.isPosition($0) ? "pos" : String($1) }
+            let shape = zip(dims, sizes).map { dim, size -> String in
+                guard DumpSiteLayout.isPosition(dim) else { return String(size) }
+                let extra = size - c.nPositions    // prefix slots (the memory key) beyond the positions
+                return extra > 0 ? "pos+\(extra)" : "pos"
+            }
             return (name, "[" + shape.joined(separator: ", ") + "]", dims.joined(separator: ","))
         }
     }

@@ -66,20 +66,8 @@ public final class LlamaModel: LanguageModel {
     public var parameterCount: Int { params.storage.count }
 
     public func checkInput(tokens: [Int32], batch: Int, seqLen: Int) throws {
-        guard batch > 0, seqLen > 0 else {
-            throw RuleLensError("empty batch (batch \(batch), sequence length \(seqLen))", fix: "pass at least one non-empty sequence")
-        }
-        guard seqLen <= config.nCtx else {
-            throw RuleLensError("sequence length \(seqLen) exceeds the model's context of \(config.nCtx) tokens (max_position_embeddings)",
-                                fix: "shorten the examples or use a model with a larger context (--ctx \(seqLen) or more)")
-        }
-        guard tokens.count == batch * seqLen else {
-            throw RuleLensError("\(tokens.count) tokens given for batch \(batch) × length \(seqLen)", fix: "pad every sequence to the same length")
-        }
-        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw RuleLensError("token id \(tokens[bad]) at position \(bad) is outside the vocabulary 0..<\(config.vocabSize)",
-                                fix: "tokenize with the model's own tokenizer")
-        }
+        try ModelInput.check(tokens: tokens, batch: batch, seqLen: seqLen, contextLength: config.nCtx, vocabSize: config.vocabSize,
+                             contextField: "max_position_embeddings")
     }
 
     /// Index into `acts.resid` of logical residual i (see `GPT.residSlot`).

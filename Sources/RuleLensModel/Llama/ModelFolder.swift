@@ -19,10 +19,14 @@ public enum ModelFolder {
     }
 
     /// Loads the model in `dir`; an unknown `model_type` is an error naming it and the supported families.
-    public static func load(_ dir: String) throws -> any LanguageModel {
+    /// A language VAE (`rulelens-vae`) loads as a `VAELanguageModel` only with `allowVAE` (the commands that read
+    /// activations or intervene on them: dump, ablate, patch, lens); `eval`, `train` and `grad` refuse it with a
+    /// pointer to the `rulelens vae` commands (generating from a VAE needs its own z, not a re-encoded prefix).
+    public static func load(_ dir: String, allowVAE: Bool = false) throws -> any LanguageModel {
         switch try modelType(dir) {
         case "gpt2": return try Checkpoint.load(dir).model
         case "llama", "qwen2": return try LlamaCheckpoint.load(dir)
+        case "rulelens-vae" where allowVAE: return VAELanguageModel(try VAECheckpoint.load(dir))
         case "rulelens-vae":
             throw RuleLensError("\(dir) holds a \"rulelens-vae\" model (a language VAE), which this command does not take",
                                 fix: "use the VAE commands: rulelens vae eval | encode | decode | interpolate | traverse | logits")
@@ -57,6 +61,7 @@ public enum ModelFolder {
         let data: Data
         if let gpt = model as? GPT { data = try Checkpoint.configJSON(gpt.config) }
         else if let llama = model as? LlamaModel { data = try LlamaCheckpoint.configJSON(llama.config) }
+        else if let vae = model as? VAELanguageModel { data = try JSONEncoder().encode(vae.config) }
         else { return "{\"model_type\":\"\(model.architecture)\"}" }
         let object = try JSONSerialization.jsonObject(with: data)
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)

@@ -40,6 +40,8 @@ public final class VAE {
     private var lossReady = false
     private var beta: Float = 0
     private var supervisedLoss = false
+    /// False after `prepareReconstructionBackward`: `backward` then skips the KL (z = μ, no latent loss).
+    private var latentLoss = true
     let pooled = Scratch(), mu = Scratch(), logvar = Scratch(), z = Scratch(), eps = Scratch(), klDims = Scratch()
     let memory = Scratch(), query = Scratch(), embed = Scratch(), classLogits = Scratch()
     let dMemory = Scratch(), dQuery = Scratch(), dEmbed = Scratch(), dz = Scratch(), dmu = Scratch(), dlogvar = Scratch()
@@ -220,8 +222,19 @@ public final class VAE {
             supervisedLoss = true
         }
         self.beta = beta
+        latentLoss = true
         lossReady = true
         return terms
+    }
+
+    /// Prepares `backward()` for a loss computed on the decoder's logits alone (`decoder.loss` after `forward` or
+    /// `decode`): the gradient flows through the injections and z into the encoder, with no KL and no classifier
+    /// term. What `VAELanguageModel.loss` uses (the `LanguageModel` loss is the masked mean cross-entropy).
+    func prepareReconstructionBackward() {
+        supervisedLoss = false
+        latentLoss = false
+        beta = 0
+        lossReady = true
     }
 
     /// Backpropagates the last `loss` into every gradient (accumulating).
@@ -258,8 +271,10 @@ public final class VAE {
         } else {
             for i in 0..<(B * k) { dmu.ptr[i] += dz.ptr[i] }
         }
-        GaussianKL.backward(dmu: dmu.ptr, dlogvar: dlogvar.ptr, klDims: klDims.ptr, mu: mu.ptr, logvar: logvar.ptr, rows: B, dim: k,
-                            freeBits: c.freeBits, scale: beta / Float(B))
+        if latentLoss {
+            GaussianKL.backward(dmu: dmu.ptr, dlogvar: dlogvar.ptr, klDims: klDims.ptr, mu: mu.ptr, logvar: logvar.ptr, rows: B, dim: k,
+                                freeBits: c.freeBits, scale: beta / Float(B))
+        }
         // Heads → dpooled[B, d]; pooling → d(encoder output); down the encoder.
         dPooled.ensure(B * d)
         Linear.backward(dinp: dPooled.ptr, accumulateInput: false, dweight: g("latent.mu.weight"), dbias: g("latent.mu.bias"), dout: dmu.ptr,
