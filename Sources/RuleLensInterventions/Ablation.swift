@@ -44,6 +44,8 @@ public struct AblationOptions: Sendable {
     public var batchSize: Int = 64
     /// Measure the label's separability at this site (its value at the last prompt position) in every run.
     public var separabilitySite: String? = nil
+    /// Mean / resample values recorded elsewhere (an activation dump) instead of a reference pass over examples.
+    public var referenceActivations: ReferenceActivations? = nil
     public init(cells: [AblationCell]) { self.cells = cells }
 }
 
@@ -69,18 +71,15 @@ public enum Ablation {
     public static func sweep(_ model: InterventionModel, items: [InterventionItem], reference: [InterventionItem]? = nil,
                              labels: Labels? = nil, options: AblationOptions,
                              progress: ((Int, Int) -> Void)? = nil) throws -> AblationSweep {
-        let c = model.config
+        let geometry = try InterventionGeometry(model)
         for cell in options.cells {
-            guard cell.layer >= 0 && cell.layer < c.nLayer else {
-                throw RuleLensError("layer \(cell.layer) is out of range: the model has layers 0…\(c.nLayer - 1)", fix: "pass --layers within 0…\(c.nLayer - 1), or all")
-            }
-            if let h = cell.head, h < 0 || h >= c.nHead {
-                throw RuleLensError("head \(h) is out of range: the model has heads 0…\(c.nHead - 1)", fix: "pass heads within 0…\(c.nHead - 1)")
-            }
+            try geometry.checkLayer(cell.layer)
+            if let h = cell.head { try geometry.checkHead(h) }
+            try geometry.require(cell.site, for: "ablating \(cell.name)")
         }
         if let site = options.separabilitySite {
-            _ = try HookSites.resolve([site], config: c)
-            guard HookSites.dims(of: site).contains("pos"), !site.contains("*") else {
+            _ = try model.resolveHooks([site])
+            guard model.hookDims(site).contains("pos"), !site.contains("*") else {
                 throw RuleLensError("--separability-at \(site) is not one per-position site", fix: "name one site such as blocks.1.hook_resid_post")
             }
             guard let labels, labels.count == items.count else {
@@ -89,16 +88,19 @@ public enum Ablation {
             try Analysis.requireClasses(labels, "the label", maxClassesBelowN: true)
         }
         let referenceItems = reference ?? items
+        let recorded = options.referenceActivations
+        let referenceLengths = recorded?.lengths ?? referenceItems.map(\.inputLength)
+        let referenceName = recorded.map { "--mean-from \($0.origin)" } ?? "--mean-from"
         if options.method != .zero {
-            let longest = referenceItems.map(\.inputLength).max() ?? 0
+            let longest = referenceLengths.max() ?? 0
             if let i = items.firstIndex(where: { $0.inputLength > longest }) {
-                throw RuleLensError("example \(i + 1) needs \(items[i].inputLength) positions, but the longest --mean-from example has \(longest): \(options.method.rawValue) ablation has no value for its later positions",
+                throw RuleLensError("example \(i + 1) needs \(items[i].inputLength) positions, but the longest \(referenceName) example has \(longest): \(options.method.rawValue) ablation has no value for its later positions",
                                     fix: "use a --mean-from file whose examples are at least as long as the data's (e.g. the data itself)")
             }
         }
         var donors: [Int]? = nil
         if options.method == .resample {
-            let result = resampleDonors(items: items, referenceLengths: referenceItems.map(\.inputLength), sameSet: reference == nil,
+            let result = resampleDonors(items: items, referenceLengths: referenceLengths, sameSet: reference == nil && recorded == nil,
                                         seed: options.seed, stream: "donors")
             guard let d = result.donors else {
                 throw RuleLensError("example \(result.failed! + 1) has no other example at least as long to resample from",
@@ -112,9 +114,12 @@ public enum Ablation {
         var runs: [AblationRun] = []
         for (k, cell) in options.cells.enumerated() {
             let hooks = HookSet(), context = RowContext()
-            let ref = options.method == .zero ? nil : SiteReference.record(model, items: referenceItems, cell: cell, batchSize: options.batchSize)
+            let ref: SiteReference?
+            if options.method == .zero { ref = nil }
+            else if let recorded { ref = try SiteReference.from(recorded, cell: cell, geometry: geometry) }
+            else { ref = SiteReference.record(model, items: referenceItems, cell: cell, geometry: geometry, batchSize: options.batchSize) }
             registerAblation(hooks, cell: cell, method: options.method, positions: options.positions, items: items,
-                             reference: ref, donors: donors, context: context, config: c)
+                             reference: ref, donors: donors, context: context, geometry: geometry)
             var r = try run(model, items: items, labels: labels, hooks: hooks, context: context, options: options)
             r.cell = cell
             runs.append(r)
@@ -126,12 +131,12 @@ public enum Ablation {
     /// Teacher-forced pass (loss, logit difference, separability features) and greedy decoding, with `hooks`.
     static func run(_ model: InterventionModel, items: [InterventionItem], labels: Labels?, hooks: HookSet, context: RowContext,
                     options: AblationOptions) throws -> AblationRun {
-        let V = model.config.vocabSize
+        let V = model.vocabSize
         var loss = [Double](repeating: 0, count: items.count)
         var logitDiff = [Double](repeating: 0, count: items.count)
         var features: FloatMatrix? = nil
         if let site = options.separabilitySite {
-            let width = HookSites.shape(of: site, config: model.config, batch: 1, seqLen: 1).dropFirst(2).reduce(1, *)
+            let width = model.hookShape(site, batch: 1, seqLen: 1).dropFirst(2).reduce(1, *)
             let m = FloatMatrix(rows: items.count, cols: width)
             features = m
             hooks.observe([site]) { _, v, shape in
@@ -158,12 +163,14 @@ public enum Ablation {
                 }
             }
         }
-        // Greedy decoding with the same hooks: a little past the longest target, enough to see the eos.
+        // Greedy decoding with the same hooks: a little past the longest target, enough to see the eos (each item's
+        // last token: the tokenizer's eos, whatever the family's).
+        let eos = items.first?.tokens.last ?? 2
         let longest = items.map { $0.tokens.count - $0.promptLength }.max() ?? 1
         context.rows = []
         context.teacherForced = false
         let outputs = inference(model) {
-            Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, batchSize: options.batchSize,
+            Generate.greedy(model, prompts: items.map(\.prompt), maxNewTokens: longest + 1, eos: eos, batchSize: options.batchSize,
                             hooks: hooks.isEmpty ? nil : hooks, willRun: { context.rows = $0 })
         }
         let correct = items.indices.map { outputs[$0] == Array(items[$0].tokens[items[$0].promptLength..<(items[$0].tokens.count - 1)]) }

@@ -65,9 +65,9 @@ struct SiteReference {
     let covered: [Int]
 
     /// One clean teacher-forced pass over `items` caching `cell`'s site.
-    static func record(_ model: InterventionModel, items: [InterventionItem], cell: AblationCell, batchSize: Int) -> SiteReference {
-        let c = model.config
-        let width = cell.component == .head ? c.dHead : c.dModel
+    static func record(_ model: InterventionModel, items: [InterventionItem], cell: AblationCell, geometry g: InterventionGeometry,
+                       batchSize: Int) -> SiteReference {
+        let width = cell.component == .head ? g.dHead : g.dModel
         let seqLen = items.map(\.inputLength).max() ?? 1
         var values = [Float](repeating: 0, count: items.count * seqLen * width)
         let hooks = HookSet()
@@ -75,7 +75,7 @@ struct SiteReference {
         hooks.observe([cell.site]) { _, v, shape in
             // shape [B, T, d] or [B, T, H, dh]
             let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *)
-            let offset = cell.component == .head ? cell.head! * c.dHead : 0
+            let offset = cell.component == .head ? cell.head! * g.dHead : 0
             for (row, i) in context.rows.enumerated() {
                 for t in 0..<min(T, items[i].inputLength) {
                     let src = v + (row * T + t) * perPos + offset
@@ -90,26 +90,31 @@ struct SiteReference {
                 _ = model.forward(tokens: tokens, batch: chunk.count, seqLen: T, hooks: hooks)
             }
         }
+        return summarise(values: values, lengths: items.map(\.inputLength), seqLen: seqLen, width: width)
+    }
+
+    /// The per-position mean over the examples covering each position, from values [N, seqLen, width].
+    static func summarise(values: [Float], lengths: [Int], seqLen: Int, width: Int) -> SiteReference {
         var sums = [Double](repeating: 0, count: seqLen * width)
         var covered = [Int](repeating: 0, count: seqLen)
-        for (i, item) in items.enumerated() {
-            for t in 0..<item.inputLength {
+        for (i, length) in lengths.enumerated() {
+            for t in 0..<min(length, seqLen) {
                 covered[t] += 1
                 for k in 0..<width { sums[t * width + k] += Double(values[(i * seqLen + t) * width + k]) }
             }
         }
         var mean = [Float](repeating: 0, count: seqLen * width)
         for t in 0..<seqLen where covered[t] > 0 { for k in 0..<width { mean[t * width + k] = Float(sums[t * width + k] / Double(covered[t])) } }
-        return SiteReference(width: width, seqLen: seqLen, values: values, lengths: items.map(\.inputLength), mean: mean, covered: covered)
+        return SiteReference(width: width, seqLen: seqLen, values: values, lengths: lengths, mean: mean, covered: covered)
     }
 }
 
 /// Registers the edit that ablates `cell` on `hooks`. `context.rows` must name the examples of each forward's rows.
 /// Resample donors: `donors[i]` is the reference example whose values replace example i's.
 func registerAblation(_ hooks: HookSet, cell: AblationCell, method: AblationMethod, positions: AblationPositions,
-                      items: [InterventionItem], reference: SiteReference?, donors: [Int]?, context: RowContext, config c: GPTConfig) {
-    let width = cell.component == .head ? c.dHead : c.dModel
-    let headOffset = cell.component == .head ? cell.head! * c.dHead : 0
+                      items: [InterventionItem], reference: SiteReference?, donors: [Int]?, context: RowContext, geometry g: InterventionGeometry) {
+    let width = cell.component == .head ? g.dHead : g.dModel
+    let headOffset = cell.component == .head ? cell.head! * g.dHead : 0
     hooks.edit([cell.site]) { _, v, shape in
         let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *)
         for (row, i) in context.rows.enumerated() {

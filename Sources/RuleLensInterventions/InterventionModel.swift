@@ -1,10 +1,11 @@
 import RuleLensModel
 import RuleLensNumerics
 
-/// The model the interventions run on. This alias is the one seam to the model: when the model protocol
-/// (GPT, the Llama/Qwen2 family, the VAE decoder) lands, point it there. Everything here uses only
-/// `forward(tokens:batch:seqLen:hooks:)`, `config`, the hook names and `ModelWeights` below.
-public typealias InterventionModel = GPT
+/// The model the interventions run on: any family behind the `LanguageModel` protocol (GPT-2, the Llama/Qwen2
+/// family, and any other model that conforms). Ablation and patching use only `forward(tokens:batch:seqLen:hooks:)`
+/// and the hook sites (`InterventionGeometry` reads layers and heads from them); the logit lens and direct logit
+/// attribution also need the model's final norm and unembedding (`LensReadable`).
+public typealias InterventionModel = any LanguageModel
 
 /// One example as the interventions see it: `[bos] + prompt + target + [eos]` and where the prompt ends.
 public struct InterventionItem: Sendable, Equatable {
@@ -24,35 +25,6 @@ public struct InterventionItem: Sendable, Equatable {
     public var firstAnswerToken: Int32 { tokens[promptLength] }
     /// `[bos] + prompt`.
     public var prompt: [Int32] { Array(tokens[0..<promptLength]) }
-}
-
-/// Read access to the weights the lens and direct logit attribution need (HF names of GPT-2).
-struct ModelWeights {
-    let model: InterventionModel
-    var config: GPTConfig { model.config }
-    /// The unembedding [V, d] (logits = ln_f(x) · Wᵀ): `transformer.wte.weight` when tied, else `lm_head.weight`.
-    var wte: UnsafeMutablePointer<Float> {
-        model.params.pointer(config.tiedHead ? "transformer.wte.weight" : "lm_head.weight")
-    }
-    var lnfWeight: UnsafeMutablePointer<Float> { model.params.pointer("transformer.ln_f.weight") }
-    var lnfBias: UnsafeMutablePointer<Float> { model.params.pointer("transformer.ln_f.bias") }
-    /// attn.c_proj weight of layer l, [d (in = head-major z), d (out)].
-    func attnProjWeight(_ l: Int) -> UnsafeMutablePointer<Float> { model.params.pointer("transformer.h.\(l).attn.c_proj.weight") }
-    func attnProjBias(_ l: Int) -> UnsafeMutablePointer<Float> { model.params.pointer("transformer.h.\(l).attn.c_proj.bias") }
-    /// The constant part of layer l's values, head-major [H·dh]: the value bias c_attn.bias[2d..<3d] plus ln_1's
-    /// bias through the value weights (ln_1.bias · c_attn.weight[:, 2d..<3d]). Attention weights sum to 1, so each
-    /// head passes this on whatever it attends to; TransformerLens (fold_ln + fold_value_biases) moves it into b_O.
-    func constantValue(_ l: Int) -> [Double] {
-        let d = config.dModel
-        let bias = model.params.pointer("transformer.h.\(l).attn.c_attn.bias") + 2 * d
-        let weight = model.params.pointer("transformer.h.\(l).attn.c_attn.weight")   // [d, 3d]
-        let lnBias = model.params.pointer("transformer.h.\(l).ln_1.bias")
-        return (0..<d).map { j in
-            var v = Double(bias[j])
-            for k in 0..<d { v += Double(lnBias[k]) * Double(weight[k * 3 * d + 2 * d + j]) }
-            return v
-        }
-    }
 }
 
 /// Runs the model without keeping activations for backward (inference only), restoring the setting after.

@@ -20,8 +20,8 @@ public struct LensResult: Sendable {
     public var otherToken: [Int32]
     /// Per example: logit[answer] − logit[other] of the model.
     public var logitDiff: [Double]
-    /// Component names: "embed", "pos_embed", then per layer "L{l} attn", "L{l} H{h}"…, "L{l} attn bias", "L{l} mlp",
-    /// and last "ln_final bias".
+    /// Component names: "embed", "pos_embed" (models with learned positions only), then per layer "L{l} attn", "L{l} H{h}"…,
+    /// "L{l} attn bias", "L{l} mlp", and last "ln_final bias" (LayerNorm only).
     public var components: [String]
     /// [component, example]: each component's direct share of the logit difference.
     public var attribution: [Double]
@@ -42,25 +42,31 @@ public enum Lens {
     ///   that constant through W_O. The embed, pos_embed, attn, mlp and "ln_final bias" rows sum to the logit difference.
     public static func run(_ model: InterventionModel, items: [InterventionItem], batchSize: Int = 64,
                            progress: ((Int, Int) -> Void)? = nil) throws -> LensResult {
-        let c = model.config, L = c.nLayer, d = c.dModel, V = c.vocabSize, H = c.nHead, dh = c.dHead, N = items.count
+        let readout = try lensReadable(model)
+        let g = try InterventionGeometry(model)
+        let L = g.nLayer, d = g.dModel, V = g.vocabSize, H = g.nHead, dh = g.dHead, qW = H * dh, N = items.count
+        try g.require("blocks.0.attn.hook_z", for: "direct logit attribution per head")
         var stages: [String] = [], stageSites: [String] = []
         for l in 0..<L {
             stages += ["\(l)_pre", "\(l)_mid"]
             stageSites += ["blocks.\(l).hook_resid_pre", "blocks.\(l).hook_resid_mid"]
         }
         stages.append("final_post"); stageSites.append("blocks.\(L - 1).hook_resid_post")
-        var componentSites = ["hook_embed", "hook_pos_embed"]
+        let embeddings = readout.lensEmbeddingSites
+        var componentSites = embeddings.map(\.site)
         for l in 0..<L { componentSites += ["blocks.\(l).hook_attn_out", "blocks.\(l).attn.hook_z", "blocks.\(l).hook_mlp_out"] }
         let sites = Array(Set(stageSites + componentSites))
-        // At the answer position only: site → [N, width].
+        for s in sites { try g.require(s, for: "the logit lens") }
+        // At the answer position only: site → [N, width] (width d_model, or H·d_head for z).
         var captured: [String: [Float]] = [:]
-        for s in sites { captured[s] = [Float](repeating: 0, count: N * d) }
+        var widths: [String: Int] = [:]
+        for s in sites { widths[s] = g.width(model, s); captured[s] = [Float](repeating: 0, count: N * widths[s]!) }
         let hooks = HookSet(), context = RowContext()
         hooks.observe(sites) { name, v, shape in
-            let T = shape[1]
+            let T = shape[1], w = widths[name]!
             captured[name]!.withUnsafeMutableBufferPointer { out in
                 for (row, i) in context.rows.enumerated() {
-                    (out.baseAddress! + i * d).update(from: v + (row * T + items[i].answerPosition) * d, count: d)
+                    (out.baseAddress! + i * w).update(from: v + (row * T + items[i].answerPosition) * w, count: w)
                 }
             }
         }
@@ -74,8 +80,8 @@ public enum Lens {
                 progress?(k + 1, groups.count + 1)
             }
         }
-        let w = ModelWeights(model: model)
-        let eps = Double(c.layerNormEps)
+        let norm = readout.lensFinalNorm, unembedding = readout.lensUnembedding
+        let eps = norm.eps
         // Logit lens.
         let S = stages.count
         var logits = [Float](repeating: 0, count: S * N * V)
@@ -85,13 +91,13 @@ public enum Lens {
         for (s, site) in stageSites.enumerated() {
             let x = captured[site]!
             for i in 0..<N {
-                let (mean, rstd) = meanAndInverseScale(x, i * d, d, eps)
-                for k in 0..<d { normed[i * d + k] = Float((Double(x[i * d + k]) - mean) * rstd) * w.lnfWeight[k] + w.lnfBias[k] }
+                let (mean, rstd) = meanAndInverseScale(x, i * d, d, eps, centered: norm.centers)
+                for k in 0..<d { normed[i * d + k] = Float((Double(x[i * d + k]) - mean) * rstd) * norm.weight[k] + (norm.bias?[k] ?? 0) }
             }
             // logits[s] [N, V] = normed [N, d] · wteᵀ [d, V]
             normed.withUnsafeBufferPointer { a in
                 logits.withUnsafeMutableBufferPointer { out in
-                    BLAS.sgemm(.none, .transposed, m: N, n: V, k: d, a.baseAddress!, w.wte, out.baseAddress! + s * N * V)
+                    BLAS.sgemm(.none, .transposed, m: N, n: V, k: d, a.baseAddress!, unembedding, out.baseAddress! + s * N * V)
                 }
             }
             for i in 0..<N {
@@ -109,8 +115,8 @@ public enum Lens {
         let final = captured[stageSites.last!]!
         let finalLogits = (S - 1) * N * V
         var answerToken: [Int32] = [], otherToken: [Int32] = [], logitDiff: [Double] = []
-        var components = ["embed", "pos_embed"]
-        var isLayerTotal = [true, true]
+        var components = embeddings.map(\.name)
+        var isLayerTotal = embeddings.map { _ in true }
         for l in 0..<L {
             components.append("L\(l) attn"); isLayerTotal.append(true)
             for h in 0..<H { components.append("L\(l) H\(h)"); isLayerTotal.append(false) }
@@ -119,7 +125,10 @@ public enum Lens {
         }
         // ln_final's bias reaches the logit difference as b · (W_U[answer] − W_U[other]), a constant of the token pair
         // (TransformerLens folds it into b_U, outside logit_attrs); with it the starred rows sum to the difference.
-        components.append("ln_final bias"); isLayerTotal.append(true)
+        // RMSNorm has no bias: no row.
+        if norm.bias != nil { components.append("ln_final bias"); isLayerTotal.append(true) }
+        let attentionOutput = (0..<L).map { readout.lensAttentionOutput(layer: $0) }     // [H·dh, d] each
+        let constantValue = (0..<L).map { readout.lensConstantValue(layer: $0) }         // [H·dh] each
         var attribution = [Double](repeating: 0, count: components.count * N)
         var direction = [Double](repeating: 0, count: d)
         var vector = [Double](repeating: 0, count: d)
@@ -128,11 +137,11 @@ public enum Lens {
             let other = logits.withUnsafeBufferPointer { bestOther($0.baseAddress! + finalLogits + i * V, V, target: t) }
             answerToken.append(Int32(t)); otherToken.append(Int32(other))
             logitDiff.append(Double(logits[finalLogits + i * V + t]) - Double(logits[finalLogits + i * V + other]))
-            let (_, rstd) = meanAndInverseScale(final, i * d, d, eps)
-            for k in 0..<d { direction[k] = Double(w.lnfWeight[k]) * (Double(w.wte[t * d + k]) - Double(w.wte[other * d + k])) }
-            /// (v − mean v) · direction / σ
+            let (_, rstd) = meanAndInverseScale(final, i * d, d, eps, centered: norm.centers)
+            for k in 0..<d { direction[k] = Double(norm.weight[k]) * (Double(unembedding[t * d + k]) - Double(unembedding[other * d + k])) }
+            /// (v − mean v) · direction / σ (LayerNorm); v · direction / σ (RMSNorm)
             func attr(_ v: [Double]) -> Double {
-                let m = v.reduce(0, +) / Double(d)
+                let m = norm.centers ? v.reduce(0, +) / Double(d) : 0
                 var s = 0.0
                 for k in 0..<d { s += (v[k] - m) * direction[k] }
                 return s * rstd
@@ -140,21 +149,20 @@ public enum Lens {
             func row(_ site: String) -> [Double] { (0..<d).map { Double(captured[site]![i * d + $0]) } }
             var index = 0
             func put(_ value: Double) { attribution[index * N + i] = value; index += 1 }
-            put(attr(row("hook_embed")))
-            put(attr(row("hook_pos_embed")))
+            for e in embeddings { put(attr(row(e.site))) }
             for l in 0..<L {
                 let attnOut = row("blocks.\(l).hook_attn_out")
                 put(attr(attnOut))
                 let z = captured["blocks.\(l).attn.hook_z"]!
-                let wo = w.attnProjWeight(l), bv = w.constantValue(l)
+                let wo = attentionOutput[l], bv = constantValue[l]
                 var headsTotal = [Double](repeating: 0, count: d)
                 for h in 0..<H {
                     // result_h[k] = Σ_j (z[h·dh + j] − constant value[h·dh + j]) · W_O[h·dh + j, k]
                     for k in 0..<d { vector[k] = 0 }
                     for j in 0..<dh {
-                        let a = Double(z[i * d + h * dh + j]) - bv[h * dh + j]
-                        let wrow = wo + (h * dh + j) * d
-                        for k in 0..<d { vector[k] += a * Double(wrow[k]) }
+                        let a = Double(z[i * qW + h * dh + j]) - bv[h * dh + j]
+                        let wrow = (h * dh + j) * d
+                        for k in 0..<d { vector[k] += a * Double(wo[wrow + k]) }
                     }
                     for k in 0..<d { headsTotal[k] += vector[k] }
                     put(attr(vector))
@@ -162,9 +170,11 @@ public enum Lens {
                 put(attr((0..<d).map { attnOut[$0] - headsTotal[$0] }))
                 put(attr(row("blocks.\(l).hook_mlp_out")))
             }
-            var biasShare = 0.0
-            for k in 0..<d { biasShare += Double(w.lnfBias[k]) * (Double(w.wte[t * d + k]) - Double(w.wte[other * d + k])) }
-            put(biasShare)
+            if let bias = norm.bias {
+                var biasShare = 0.0
+                for k in 0..<d { biasShare += Double(bias[k]) * (Double(unembedding[t * d + k]) - Double(unembedding[other * d + k])) }
+                put(biasShare)
+            }
         }
         progress?(groups.count + 1, groups.count + 1)
         return LensResult(stages: stages, stageSites: stageSites, logits: logits, vocabSize: V, probability: probability, rank: rank,
@@ -172,11 +182,14 @@ public enum Lens {
                           components: components, attribution: attribution, isLayerTotal: isLayerTotal, count: N)
     }
 
-    /// Mean and 1/√(var + eps) (population variance, as LayerNorm) of x[offset..<offset+d], in Double.
-    static func meanAndInverseScale(_ x: [Float], _ offset: Int, _ d: Int, _ eps: Double) -> (Double, Double) {
+    /// Mean and 1/√(var + eps) (population variance, as LayerNorm) of x[offset..<offset+d], in Double; with
+    /// `centered` false, mean 0 and 1/√(mean(x²) + eps) (RMSNorm).
+    static func meanAndInverseScale(_ x: [Float], _ offset: Int, _ d: Int, _ eps: Double, centered: Bool = true) -> (Double, Double) {
         var mean = 0.0
-        for k in 0..<d { mean += Double(x[offset + k]) }
-        mean /= Double(d)
+        if centered {
+            for k in 0..<d { mean += Double(x[offset + k]) }
+            mean /= Double(d)
+        }
         var variance = 0.0
         for k in 0..<d { let e = Double(x[offset + k]) - mean; variance += e * e }
         variance /= Double(d)

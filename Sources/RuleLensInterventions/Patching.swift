@@ -74,7 +74,8 @@ public enum Patching {
     /// one batched forward over all pairs (in chunks of `batchSize`). `progress(done, total)` after each cell.
     public static func sweep(_ model: InterventionModel, pairs: [PatchPair], sites: [PatchSite], batchSize: Int = 512,
                              progress: ((Int, Int) -> Void)? = nil) throws -> PatchingResult {
-        let c = model.config, V = c.vocabSize, L = c.nLayer, d = c.dModel
+        let g = try InterventionGeometry(model), V = g.vocabSize, L = g.nLayer
+        for site in sites { try g.require(site.hook(0), for: "patching \(site.rawValue)") }
         guard let first = pairs.first else {
             throw RuleLensError("no pairs to patch", fix: "give --clean and --corrupt files with at least one line each")
         }
@@ -83,8 +84,8 @@ public enum Patching {
             throw RuleLensError("pair \(i + 1) has \(p.clean.count) clean and \(p.corrupt.count) corrupted prompt tokens, but pair 1 has \(T): patching aligns positions, so every prompt must have the same length",
                                 fix: "keep only pairs of one prompt length (e.g. `rulelens data pairs` on prompts of one length)")
         }
-        guard T <= c.nCtx else {
-            throw RuleLensError("prompts have \(T) tokens, more than the model's context of \(c.nCtx)", fix: "shorten the prompts")
+        guard T <= g.contextLength else {
+            throw RuleLensError("prompts have \(T) tokens, more than the model's context of \(g.contextLength)", fix: "shorten the prompts")
         }
         let P = pairs.count
         let cleanTokens = pairs.flatMap(\.clean), corruptTokens = pairs.flatMap(\.corrupt)
@@ -108,28 +109,33 @@ public enum Patching {
         }
 
         return inference(model) {
-            // The clean run, caching only the patched sites: [P, T, d] per (site, layer).
+            // The clean run, caching only the patched sites: [P, T, width] per (site, layer) (width d_model, or
+            // H·d_head for z, which differs from d_model when the family sets head_dim).
             let hookNames = sites.flatMap { s in (0..<L).map { s.hook($0) } }
+            var widths: [String: Int] = [:]
             var cleanValues: [String: [Float]] = [:]
-            for name in hookNames { cleanValues[name] = [Float](repeating: 0, count: P * T * d) }
+            for name in hookNames {
+                widths[name] = g.width(model, name)
+                cleanValues[name] = [Float](repeating: 0, count: P * T * widths[name]!)
+            }
             let recorder = HookSet(), recordContext = RowContext()
             recorder.observe(hookNames) { name, v, _ in
-                let start = recordContext.rows[0] * T * d
+                let d = widths[name]!, start = recordContext.rows[0] * T * d
                 cleanValues[name]!.withUnsafeMutableBufferPointer { ($0.baseAddress! + start).update(from: v, count: recordContext.rows.count * T * d) }
             }
             let cleanBaseline = metric(cleanTokens, recorder, recordContext)
             let corruptBaseline = metric(corruptTokens, nil, nil)
             let denominator = cleanBaseline - corruptBaseline
 
-            let total = sites.reduce(0) { $0 + L * ($1 == .z ? c.nHead : T) }
+            let total = sites.reduce(0) { $0 + L * ($1 == .z ? g.nHead : T) }
             var done = 0
             var matrices: [PatchMatrix] = []
             for site in sites {
-                let cols = site == .z ? c.nHead : T
+                let cols = site == .z ? g.nHead : T
                 var values = [Double](repeating: 0, count: L * cols)
                 for l in 0..<L {
                     let name = site.hook(l)
-                    let source = cleanValues[name]!
+                    let source = cleanValues[name]!, d = widths[name]!
                     for col in 0..<cols {
                         let hooks = HookSet(), context = RowContext()
                         hooks.edit([name]) { _, v, _ in
@@ -139,7 +145,7 @@ public enum Patching {
                                     let from = src.baseAddress! + (base + row) * T * d, to = v + row * T * d
                                     if site == .z {
                                         // [T, H, dh]: head `col` at every position.
-                                        let dh = c.dHead
+                                        let dh = g.dHead
                                         for t in 0..<T { (to + t * d + col * dh).update(from: from + t * d + col * dh, count: dh) }
                                     } else {
                                         (to + col * d).update(from: from + col * d, count: d)

@@ -37,15 +37,14 @@ public enum AblateJob {
         try InterventionSupport.refuseExisting([o.out, o.plot], force: o.force)
         guard o.bootstrap >= 0 else { throw RuleLensError("--bootstrap \(o.bootstrap) is negative", fix: "pass 0 (no intervals) or e.g. 1000") }
         let loaded = try o.data.load(o.part)
-        let (model, vocab) = try Checkpoint.load(o.checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
-        let c = model.config
-        let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: c.nCtx, source: loaded.origin)
+        let (model, tokenizer) = try InterventionSupport.load(o.checkpoint)
+        let c = try InterventionGeometry(model)
+        let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: loaded.origin)
         var reference: [InterventionItem]? = nil
         if let meanFrom = o.meanFrom {
             if o.method == .zero { throw RuleLensError("--mean-from was given with --method zero", fix: "drop --mean-from, or pass --method mean or resample") }
             let ref = try DataSource(file: meanFrom).load(.all)
-            reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.nCtx, source: ref.origin)
+            reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: ref.origin)
         }
         var labelValues: [String]? = nil, labels: Labels? = nil
         if let column = o.label {
@@ -55,10 +54,9 @@ public enum AblateJob {
         } else if o.separabilityAt != nil {
             throw RuleLensError("--separability-at needs --label", fix: "pass --label rule (the column whose separability is measured)")
         }
+        if o.heads { try c.require("blocks.0.attn.hook_z", for: "--heads") }
         let layers = o.layers ?? Array(0..<c.nLayer)
-        for l in layers where l < 0 || l >= c.nLayer {
-            throw RuleLensError("layer \(l) is out of range: the model has layers 0…\(c.nLayer - 1)", fix: "pass --layers within 0…\(c.nLayer - 1), or all")
-        }
+        for l in layers { try c.checkLayer(l) }
         var cells: [AblationCell] = []
         for l in layers {
             for comp in o.components { cells.append(AblationCell(layer: l, component: comp)) }

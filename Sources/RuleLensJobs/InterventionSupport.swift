@@ -4,13 +4,19 @@ import RuleLensInterventions
 /// Shared pieces of the intervention jobs (ablate, patch, lens): items, labels, JSON, HDF5 and progress.
 enum InterventionSupport {
     /// Examples as intervention items (`[bos] + prompt + target + [eos]`), with errors naming the example.
-    static func items(_ examples: [Example], tokenizer: CharTokenizer, nCtx: Int, source: String) throws -> [InterventionItem] {
+    static func items(_ examples: [Example], tokenizer: any TextTokenizer, nCtx: Int, source: String) throws -> [InterventionItem] {
         try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: nCtx, source: source).enumerated().map { index, t in
             guard t.promptLength < t.tokens.count - 1 else {
                 throw RuleLensError("example \(index + 1) of \(source) has an empty target", fix: "every example needs a target: its first token is what the interventions score")
             }
             return InterventionItem(tokens: t.tokens, promptLength: t.promptLength)
         }
+    }
+
+    /// The checkpoint's model (any family) and its tokenizer (character or BPE), checked against each other.
+    static func load(_ checkpoint: String) throws -> (model: any LanguageModel, tokenizer: any TextTokenizer) {
+        let model = try Jobs.loadModel(checkpoint)
+        return (model, try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize))
     }
 
     /// The value of label column `column` for each example (rule, rule_id, a, b, answer, target, prompt).

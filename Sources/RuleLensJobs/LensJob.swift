@@ -19,9 +19,8 @@ public enum LensJob {
     public static func run(_ o: LensOptions) throws -> ProbeReport {
         try InterventionSupport.refuseExisting([o.out, o.plot, o.plot.map { suffixed($0, "dla") }], force: o.force)
         let loaded = try o.data.load(o.part)
-        let (model, vocab) = try Checkpoint.load(o.checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
-        let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: model.config.nCtx, source: loaded.origin)
+        let (model, tokenizer) = try InterventionSupport.load(o.checkpoint)
+        let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: model.contextLength, source: loaded.origin)
         var labelValues: [String]? = nil, labels: Labels? = nil
         if let column = o.label {
             labelValues = try InterventionSupport.labels(loaded.examples, column: column, source: loaded.origin)
@@ -112,9 +111,13 @@ public enum LensJob {
             try writeTextAtomically(h.render(), to: plot, overwrite: o.force)
             report.written.append(plot)
             // DLA: layers × (attn, heads, attn bias, mlp), overall means.
-            let L = model.config.nLayer, H = model.config.nHead
+            let g = try InterventionGeometry(model)
+            let L = g.nLayer, H = g.nHead
             let cols = ["attn"] + (0..<H).map { "H\($0)" } + ["attn bias", "mlp"]
-            let values = (0..<L).map { l in (0..<cols.count).map { stats[0].attribution[2 + l * (H + 3) + $0] } }
+            let values = (0..<L).map { l in
+                let first = r.components.firstIndex(of: "L\(l) attn")!
+                return (0..<cols.count).map { stats[0].attribution[first + $0] }
+            }
             var dh = Heatmap(values: values, rowLabels: (0..<L).map { "layer \($0)" }, colLabels: cols)
             dh.title = String(format: "direct logit attribution (mean logit diff %.2f, %d examples)", stats[0].logitDiff, N)
             dh.xLabel = "component"; dh.yLabel = "layer"; dh.colorBarLabel = "logit diff"; dh.annotate = true

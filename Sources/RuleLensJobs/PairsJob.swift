@@ -7,6 +7,13 @@ import Foundation
 ///   first answer token; the example is rebuilt by the task's own generator.
 /// - Syllogisms: the same terms (S, M, P, read from the prompt and conclusion) under another of the 24 forms whose
 ///   conclusion starts with another token and whose prompt has the same length (seeded choice among them).
+/// - Math derivation: the same expression under another operator (`MathDerivation.counterparts`): differentiate
+///   and integrate as they are, add/subtract/multiply/divide with an operand drawn until the prompt has the same length.
+/// - Explanatory: the same subject (class or thing) under another inference type (`Explanatory.counterparts`: every
+///   instance of the other types about it, enumerated), with a prompt of the same length.
+///   For these two, counterparts whose conclusion starts with another character are preferred; when none has one,
+///   the shared beginning of the two conclusions is moved into both prompts (recorded as `answer_prefix`), so the
+///   first answer tokens differ and the prompts keep one length.
 /// Examples without such a counterpart are left out and counted. `oneLength` keeps only pairs of the most common
 /// prompt length, as patching's [layer, position] matrices need.
 public enum PairsJob {
@@ -31,14 +38,23 @@ public enum PairsJob {
                 made = operandPair(e, task: taskName, format: format, plane: plane, a: a, b: b, rng: &rng)
             } else if taskName == .syllogism {
                 made = try syllogismPair(e, line: line, rng: &rng)
+            } else if taskName == .mathDerivation {
+                made = try mathPair(e, line: line, rng: &rng)
+            } else if taskName == .explanatory {
+                made = try explanatoryPair(e, line: line, rng: &rng)
             } else {
-                throw RuleLensError("`data pairs` does not yet build counterparts for \(taskName.rawValue)",
-                                    fix: "use an operand task or syllogism, or write the corrupted JSONL yourself (line i pairs with line i)")
+                throw RuleLensError("`data pairs` does not build counterparts for \(taskName.rawValue)",
+                                    fix: "use an operand or rule task, or write the corrupted JSONL yourself (line i pairs with line i)")
             }
             guard let (c, record) = made else { skipped += 1; continue }
             var r = record
             r["line"] = line + 1; r["id"] = e.id ?? line
-            clean.append(e); corrupt.append(c); records.append(r)
+            var x = e
+            if let prefix = r["answer_prefix"] as? String, !prefix.isEmpty {
+                // Source maps index the original target's tokens: they no longer apply, so they are dropped.
+                x.prompt += prefix; x.target = String(x.target.unicodeScalars.dropFirst(prefix.unicodeScalars.count)); x.sources = nil
+            }
+            clean.append(x); corrupt.append(c); records.append(r)
         }
         if oneLength, !clean.isEmpty {
             var counts: [Int: Int] = [:]
@@ -107,6 +123,54 @@ public enum PairsJob {
         var c = Syllogisms.instance(form: Syllogisms.forms[k], ruleId: k, s: s, m: m, p: p)
         c.id = e.id
         return (c, ["changed": "rule", "from": rule, "to": Syllogisms.forms[k].label])
+    }
+
+    static func mathPair(_ e: Example, line: Int, rng: inout SeededRNG) throws -> (Example, [String: Any])? {
+        let candidates: [Example]
+        do {
+            candidates = try MathDerivation.counterparts(of: e.prompt, length: e.prompt.unicodeScalars.count, rng: &rng)
+        } catch let error as SymbolicError {
+            throw RuleLensError("line \(line + 1) is not a math-derivation example (\(error.description))",
+                                fix: "use data from `rulelens data generate --task math-derivation`")
+        }
+        return divergingPair(e, candidates, rng: &rng)
+    }
+
+    static func explanatoryPair(_ e: Example, line: Int, rng: inout SeededRNG) throws -> (Example, [String: Any])? {
+        guard let rule = e.rule, Explanatory.inferenceTypes.contains(rule) else {
+            throw RuleLensError("line \(line + 1) is not an explanatory example (rule '\(e.rule ?? "")')",
+                                fix: "use data from `rulelens data generate --task explanatory`")
+        }
+        return divergingPair(e, Explanatory.counterparts(of: e, length: e.prompt.unicodeScalars.count), rng: &rng)
+    }
+
+    /// A seeded choice among `candidates` (same prompt length, another rule): one whose conclusion starts with another
+    /// character if any; else one whose conclusion differs after a shared beginning, which moves into both prompts
+    /// (`answer_prefix`; the caller moves it in the clean example). Nil when no candidate's conclusion differs.
+    static func divergingPair(_ e: Example, _ candidates: [Example], rng: inout SeededRNG) -> (Example, [String: Any])? {
+        let target = Array(e.target.unicodeScalars)
+        func shared(_ c: Example) -> Int {
+            let other = Array(c.target.unicodeScalars)
+            var k = 0
+            while k < min(target.count, other.count) && target[k] == other[k] { k += 1 }
+            return k
+        }
+        // Both conclusions must go on after the shared beginning (so each has a first answer token of its own).
+        let usable = candidates.filter { c in let k = shared(c); return k < target.count && k < c.target.unicodeScalars.count }
+        let differing = usable.filter { shared($0) == 0 }
+        let pool = differing.isEmpty ? usable : differing
+        guard !pool.isEmpty else { return nil }
+        var c = pool[rng.int(below: pool.count)]
+        let k = shared(c)
+        let prefix = String(String.UnicodeScalarView(target[0..<k]))
+        c.id = e.id
+        if k > 0 {
+            c.prompt += prefix
+            c.target = String(String.UnicodeScalarView(Array(c.target.unicodeScalars)[k...]))
+            c.sources = nil
+        }
+        let record: [String: Any] = ["changed": "rule", "from": e.rule ?? "", "to": c.rule ?? "", "answer_prefix": prefix]
+        return (c, record)
     }
 
     /// Writes DIR/clean.jsonl, DIR/corrupt.jsonl and DIR/pairs.json (the pairing and its provenance).

@@ -18,7 +18,7 @@ public struct PatchOptions: Sendable {
 /// `rulelens patch`: activation patching, as TransformerLens's `patching` module.
 public enum PatchJob {
     /// Reads the pairs: line i of `clean` with line i of `corrupt`, each `[bos] + prompt` and its first answer token.
-    public static func pairs(clean: String, corrupt: String, tokenizer: CharTokenizer) throws -> [PatchPair] {
+    public static func pairs(clean: String, corrupt: String, tokenizer: any TextTokenizer) throws -> [PatchPair] {
         let a = try JSONL.readExamples(path: clean), b = try JSONL.readExamples(path: corrupt)
         guard a.count == b.count else {
             throw RuleLensError("\(clean) has \(a.count) lines but \(corrupt) has \(b.count): pairs are line by line",
@@ -37,7 +37,7 @@ public enum PatchJob {
                   let cb = try tokenizer.encode(b[i].target, context: "line \(i + 1) of \(corrupt)").first else {
                 throw RuleLensError("line \(i + 1) has an empty target", fix: "each line needs a target: its first token is the answer the metric compares")
             }
-            out.append(PatchPair(clean: [CharTokenizer.bos] + x, corrupt: [CharTokenizer.bos] + y, cleanAnswer: ca, corruptAnswer: cb))
+            out.append(PatchPair(clean: [tokenizer.bos] + x, corrupt: [tokenizer.bos] + y, cleanAnswer: ca, corruptAnswer: cb))
         }
         if let first = out.first, let i = out.firstIndex(where: { $0.clean.count != first.clean.count }) {
             throw RuleLensError("line \(i + 1) has a \(out[i].clean.count - 1)-token prompt but line 1 has \(first.clean.count - 1): the [layer, position] matrices need one prompt length",
@@ -49,8 +49,7 @@ public enum PatchJob {
     public static func run(_ o: PatchOptions) throws -> ProbeReport {
         try InterventionSupport.refuseExisting([o.out, o.plot], force: o.force)
         guard !o.sites.isEmpty else { throw RuleLensError("no --sites given", fix: "pass e.g. --sites resid_pre,attn_out") }
-        let (model, vocab) = try Checkpoint.load(o.checkpoint)
-        let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: o.checkpoint)
+        let (model, tokenizer) = try InterventionSupport.load(o.checkpoint)
         let pairs = try pairs(clean: o.clean, corrupt: o.corrupt, tokenizer: tokenizer)
         let line = ProgressLine(enabled: !o.quiet)
         let tick = InterventionSupport.progress(line, "patch", "cells")
@@ -117,9 +116,14 @@ public enum PatchJob {
         return report
     }
 
-    /// A token as text for labels ("<bos>", "␣" for a space, "\n").
-    static func tokenText(_ t: CharTokenizer, _ id: Int32) -> String {
-        let s = t.tokens[Int(id)]
-        return s == " " ? "␣" : s == "\n" ? "\\n" : s
+    /// A token as text for labels ("<bos>", "␣" for a space, "\n"): a character vocabulary's own token, a BPE
+    /// token's decoded text (spaces shown as ␣), or "<bos>" for the framing token.
+    static func tokenText(_ t: any TextTokenizer, _ id: Int32) -> String {
+        if let chars = t as? CharTokenizer {
+            let s = chars.tokens[Int(id)]
+            return s == " " ? "␣" : s == "\n" ? "\\n" : s
+        }
+        if id == t.bos { return "<bos>" }
+        return t.decode([id]).replacingOccurrences(of: " ", with: "␣").replacingOccurrences(of: "\n", with: "\\n")
     }
 }

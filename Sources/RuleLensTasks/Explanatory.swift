@@ -142,6 +142,11 @@ public enum Explanatory {
             premises = chain.map { "if something \($0.condition) then it \($0.consequence)" }
             conclusion = "if something \(chain[0].condition) then it \(chain.last!.consequence)"
         }
+        return example(type: type, premises: premises, conclusion: conclusion)
+    }
+
+    /// The example of one inference step: premises joined by "; ", the conclusion as target and answer.
+    static func example(type: Int, premises: [String], conclusion: String) -> Example {
         var example = Example(prompt: premises.joined(separator: "; "), target: conclusion, answer: conclusion,
                               rule: inferenceTypes[type], ruleId: type)
         example.sources = SourceKeys.copiedWords(prompt: example.prompt, target: conclusion) { !SourceKeys.explanatoryFixedWords.contains($0) }

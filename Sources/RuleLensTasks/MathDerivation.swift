@@ -55,11 +55,30 @@ public enum MathDerivation {
     /// (e.g. an integrand the engine has no rule for); the caller draws again.
     static func step(op: Int, rng: inout SeededRNG) -> Example? {
         let e = randomExpression(rng: &rng)
+        switch operators[op] {
+        case "differentiate":
+            let v = e.description.contains("y") && rng.int(below: 4) == 0 ? "y" : "x"
+            return instance(op: op, e: e, term: nil, variable: v)
+        case "integrate":
+            return instance(op: op, e: e, term: nil)
+        default:
+            return instance(op: op, e: e, term: operand(op: op, near: e, rng: &rng))
+        }
+    }
+
+    /// The operand of add/subtract/multiply/divide for expression `e`, drawn as the generator draws it.
+    static func operand(op: Int, near e: Polynomial, rng: inout SeededRNG) -> Polynomial {
+        if operators[op] == "multiply" && rng.int(below: 3) == 0 { return randomExpression(rng: &rng, maxTerms: 2, maxLength: 12) }
+        return randomTerm(near: e, rng: &rng)
+    }
+
+    /// Operator `op` applied to `e` (with operand `t` for add/subtract/multiply/divide, variable `v` for
+    /// differentiate) as an example, or nil when it has none here (no integration rule, a zero or too long result).
+    static func instance(op: Int, e: Polynomial, term t: Polynomial?, variable v: String = "x") -> Example? {
         let prompt: String
         let result: Polynomial
         switch operators[op] {
         case "differentiate":
-            let v = e.description.contains("y") && rng.int(below: 4) == 0 ? "y" : "x"
             result = e.derivative(v)
             prompt = "differentiate \(e) with respect to \(v)"
         case "integrate":
@@ -67,21 +86,19 @@ public enum MathDerivation {
             result = r
             prompt = "integrate \(e) with respect to x"
         case "add":
-            let t = randomTerm(near: e, rng: &rng)
+            guard let t else { return nil }
             result = e + t
             prompt = "add \(t) to \(e)"
         case "subtract":
-            let t = randomTerm(near: e, rng: &rng)
+            guard let t else { return nil }
             result = e - t
             prompt = "subtract \(t) from \(e)"
         case "multiply":
-            let t = rng.int(below: 3) == 0
-                ? randomExpression(rng: &rng, maxTerms: 2, maxLength: 12) : randomTerm(near: e, rng: &rng)
+            guard let t else { return nil }
             result = e * t
             prompt = "multiply \(grouped(e)) by \(t.terms.count > 1 ? "(\(t))" : t.description)"
         default:
-            let t = randomTerm(near: e, rng: &rng)
-            guard let r = try? e.divided(by: t) else { return nil }
+            guard let t, let r = try? e.divided(by: t) else { return nil }
             result = r
             prompt = "divide \(grouped(e)) by \(t.description.hasPrefix("-") ? "(\(t))" : t.description)"
         }

@@ -123,7 +123,7 @@ struct LensCommand: ParsableCommand {
 /// `rulelens data pairs`: clean/corrupted pairs for patching.
 struct DataPairs: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pairs",
-        abstract: "Corrupted counterparts for `rulelens patch`: operand tasks change one operand (the first answer token changes), syllogisms take another form on the same terms.")
+        abstract: "Corrupted counterparts for `rulelens patch`: operand tasks change one operand (the first answer token changes); rule tasks keep the premises under another rule (syllogism: another form on the same terms; math-derivation: another operator on the same expression; explanatory: another inference type about the same subject).")
     @OptionGroup var source: DataSourceOptions
     @Option(help: "With --task or a data directory: train, test or all.") var part: String = "test"
     @Option(help: "Output folder: clean.jsonl, corrupt.jsonl, pairs.json.") var out: String
