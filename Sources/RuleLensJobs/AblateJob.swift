@@ -41,10 +41,15 @@ public enum AblateJob {
         let c = try InterventionGeometry(model)
         let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: loaded.origin)
         var reference: [InterventionItem]? = nil
+        var dumpedReference = false
         if let meanFrom = o.meanFrom {
             if o.method == .zero { throw RuleLensError("--mean-from was given with --method zero", fix: "drop --mean-from, or pass --method mean or resample") }
-            let ref = try DataSource(file: meanFrom).load(.all)
-            reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: ref.origin)
+            if AblationReferenceDump.isHDF5(meanFrom) {
+                dumpedReference = true        // read once the cells are known
+            } else {
+                let ref = try DataSource(file: meanFrom).load(.all)
+                reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: ref.origin)
+            }
         }
         var labelValues: [String]? = nil, labels: Labels? = nil
         if let column = o.label {
@@ -70,6 +75,9 @@ public enum AblateJob {
         var options = AblationOptions(cells: cells)
         options.method = o.method; options.positions = o.positions; options.seed = o.seed
         options.separabilitySite = o.separabilityAt; options.batchSize = o.batchSize
+        if dumpedReference, let path = o.meanFrom {
+            options.referenceActivations = try AblationReferenceDump.load(path, model: model, checkpoint: o.checkpoint, cells: cells)
+        }
         let line = ProgressLine(enabled: !o.quiet)
         let tick = InterventionSupport.progress(line, "ablate", "runs")
         let sweep = try Ablation.sweep(model, items: items, reference: reference, labels: labels, options: options) { done, total in

@@ -24,7 +24,7 @@ struct AblateCommand: ParsableCommand {
     @Option(help: "Layers: all, or a list such as 0,2.") var layers: String = "all"
     @Flag(help: "Also ablate each head (its hook_z slice).") var heads = false
     @Option(help: "zero, mean (mean over --mean-from at each position) or resample (another example's value, seeded).") var method: String = "zero"
-    @Option(help: "JSONL (or data directory) whose clean activations give the mean/resample values (default: the data).") var meanFrom: String?
+    @Option(help: "JSONL (or data directory) whose clean activations give the mean/resample values (default: the data), or an HDF5 dump of them (`rulelens dump --positions all` with the ablated sites).") var meanFrom: String?
     @Option(help: "Positions ablated: all, answer (the last prompt position) or K (K<0 counts back from the prompt's end).") var positions: String = "all"
     @Option(help: "Break every result down by this column (rule, rule_id, a, b, answer, target).") var label: String?
     @Option(help: "Bootstrap resamples for the 95% intervals (0: none).") var bootstrap: Int = 1000
