@@ -115,17 +115,18 @@ func registerAblation(_ hooks: HookSet, cell: AblationCell, method: AblationMeth
                       items: [InterventionItem], reference: SiteReference?, donors: [Int]?, context: RowContext, geometry g: InterventionGeometry) {
     let width = cell.component == .head ? g.dHead : g.dModel
     let headOffset = cell.component == .head ? cell.head! * g.dHead : 0
-    hooks.edit([cell.site]) { _, v, shape in
-        let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *)
+    hooks.edit([cell.site]) { [unowned hooks] _, v, shape in
+        // The values hold positions first..<first+T: all of them in a forward pass, the new ones in a cached decode step.
+        let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *), first = hooks.firstPosition
         for (row, i) in context.rows.enumerated() {
             let range: Range<Int>
-            if case .all = positions { range = 0..<T } else {
+            if case .all = positions { range = first..<(first + T) } else {
                 let p = positions.position(promptLength: items[i].promptLength)
-                guard p >= 0 && p < T else { continue }
+                guard p >= first && p < first + T else { continue }
                 range = p..<(p + 1)
             }
             for t in range {
-                let dst = v + (row * T + t) * perPos + headOffset
+                let dst = v + (row * T + t - first) * perPos + headOffset
                 switch method {
                 case .zero:
                     dst.update(repeating: 0, count: width)
