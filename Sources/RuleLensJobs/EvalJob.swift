@@ -11,6 +11,10 @@ extension Jobs {
     /// `allowVAE`: a language VAE loads as its `VAELanguageModel` view (dump and the interventions), else it is refused.
     public static func loadModel(_ dir: String, allowVAE: Bool = false) throws -> any LanguageModel { try ModelFolder.load(dir, allowVAE: allowVAE) }
 
+    /// As `loadModel`, and with `rulePriors` a checkpoint trained with a rule prior opens as a `RulePriorGPT` (the
+    /// caller selects each example's prior: `RulePriorData.select`).
+    public static func loadModel(_ dir: String, rulePriors: Bool) throws -> any LanguageModel { try ModelFolder.load(dir, rulePriors: rulePriors) }
+
     /// The tokenizer stored in a checkpoint folder (`TokenizerFolder.load`: tokenizer.json, vocab.json + merges.txt,
     /// RuleLens's vocab.json, or the standard character vocabulary), checked against the model's vocabulary size.
     public static func tokenizer(checkpoint: String, vocabSize: Int) throws -> any TextTokenizer {
@@ -166,10 +170,14 @@ public enum LogitsJob {
     /// run on every forward pass (e.g. a steering vector added at a site). With `progress`, shows examples done,
     /// throughput and ETA on stderr.
     public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil, progress: ProgressLine? = nil) throws {
-        let model = try Jobs.loadModel(checkpoint)
+        let model = try Jobs.loadModel(checkpoint, rulePriors: true)
         try hooks?.validate(sites: model.hookSites)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
-        let items = try Batching.tokenize(try Jobs.loadExamples(path: data), tokenizer: tokenizer, nCtx: model.contextLength, source: data)
+        let examples = try Jobs.loadExamples(path: data)
+        let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.contextLength, source: data)
+        if let prior = model as? RulePriorGPT {   // each example's prior is selected by its rule column
+            try RulePriorData.select(prior, examples: examples, tokenizer: tokenizer, path: data, source: data)
+        }
         model.retainsActivationsForBackward = false   // forward only
         // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
         let longest = items.map(\.inputLength).max() ?? 1, v = model.vocabSize

@@ -15,7 +15,9 @@ public struct RetrievalCondition: Sendable, Hashable, Codable {
     public var site: PriorSite
     public var layer: Int
     public var alpha: Float
-    public var label: String { kind == "none" ? "none" : "\(kind) \(site.rawValue)@\(layer) α=\(alpha)" }
+    /// A label of its own (the trained-prior conditions: `prior (query)`, `prior moved to key`, …); nil: from the fields.
+    public var name: String? = nil
+    public var label: String { name ?? (kind == "none" ? "none" : "\(kind) \(site.rawValue)@\(layer) α=\(alpha)") }
 }
 
 /// What one example shows under one condition.
@@ -87,7 +89,12 @@ public enum Retrieval {
                 counts[r] += items[i].tokens.inputLength
             }
         }
-        forEachBatch(model, items: items, batchSize: batchSize, hooks: hooks, willRun: { rows = $0 }) { _, _ in }
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false
+        defer { model.retainsActivationsForBackward = retained }
+        forEachBatch(items: items, batchSize: batchSize, hooks: hooks, forward: { tokens, B, T, hooks, _ in
+            model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks)
+        }, willRun: { rows = $0 }) { _, _ in }
         let total = sums.indices.reduce(into: [Double](repeating: 0, count: d)) { acc, r in for c in 0..<d { acc[c] += sums[r][c] } }
         let n = Double(counts.reduce(0, +))
         return (0..<R).map { r in (0..<d).map { c in Float(sums[r][c] / Double(max(1, counts[r])) - total[c] / n) } }
@@ -105,10 +112,11 @@ public enum Retrieval {
 
     /// Runs the examples with `vectors[i]` (d_model values, or nil for none) scaled by `alpha` added to every position of
     /// `site` at `layer`, and measures every example. `vectors` nil = no edit at all (the `none` condition).
+    /// A model wired with an injection (`GPTWiring`) gets its vectors from `conditioning(example indices)`, flattened in
+    /// the `Conditioning` layout of its injection ([layer, batch, d_model], or [batch, d_model] for the embedding).
+    /// With a memory slot, attention rows have one more key (the slot, first): it counts in the rank and entropy.
     public static func measure(model: GPT, items: [Item], vectors: [[Float]]?, alpha: Float, site: PriorSite, layer: Int,
-                               batchSize: Int = 32) -> [RetrievalExample] {
-        let L = model.config.nLayer, H = model.config.nHead, V = model.config.vocabSize
-        var out = [RetrievalExample?](repeating: nil, count: items.count)
+                               batchSize: Int = 32, conditioning: (([Int]) -> [Float])? = nil) -> [RetrievalExample] {
         var rows: [Int] = []
         let hooks = HookSet()
         if let vectors {
@@ -124,12 +132,43 @@ public enum Retrieval {
                 }
             }
         }
+        let retained = model.retainsActivationsForBackward
+        model.retainsActivationsForBackward = false
+        defer { model.retainsActivationsForBackward = retained }
+        return measure(layers: model.config.nLayer, heads: model.config.nHead, vocab: model.config.vocabSize, items: items,
+                       batchSize: batchSize, hooks: hooks, willRun: { rows = $0 }) { tokens, B, T, hooks, indices in
+            guard let injection = model.wiring.injections.first else { return model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks) }
+            precondition(model.wiring.injections.count == 1 && conditioning != nil, "retrieval: one injection, with its vectors")
+            let vectors = conditioning!(indices)
+            return vectors.withUnsafeBufferPointer { v in
+                var c = Conditioning()
+                switch injection {
+                case .query: c.query = v.baseAddress
+                case .key: c.key = v.baseAddress
+                case .value: c.value = v.baseAddress
+                case .embedding: c.embedding = v.baseAddress
+                case .memory: c.memory = v.baseAddress
+                }
+                return model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: c)
+            }
+        }
+    }
+
+    /// The measurement on any model: `forward(tokens [B·T], B, T, hooks, example indices)` runs one right-padded
+    /// teacher-forced batch with `hooks` and returns its logits [B, T, vocab] (valid until the next call); the
+    /// decoder's attention patterns (`blocks.{l}.attn.hook_pattern`, [B, H, T, P + T]) are read as they pass.
+    /// `hooks` may carry the caller's own edits; `willRun(indices)` is called before each batch.
+    public static func measure(layers L: Int, heads H: Int, vocab V: Int, items: [Item], batchSize: Int = 32, hooks: HookSet = HookSet(),
+                               willRun callerWillRun: @escaping ([Int]) -> Void = { _ in },
+                               forward: ([Int32], Int, Int, HookSet, [Int]) -> UnsafeMutablePointer<Float>) -> [RetrievalExample] {
+        var out = [RetrievalExample?](repeating: nil, count: items.count)
+        var rows: [Int] = []
         // Attention metrics, computed while each layer's pattern is live (nothing is cached).
         var mass = [[Double]](), rank = [[Double]](), entropy = [[Double]]()
         let patternSites = (0..<L).map { "blocks.\($0).attn.hook_pattern" }
         let layerOf = Dictionary(uniqueKeysWithValues: patternSites.enumerated().map { ($1, $0) })
         hooks.observe(patternSites) { name, pattern, shape in
-            let l = layerOf[name]!, T = shape[2], K = shape[3]
+            let l = layerOf[name]!, T = shape[2], K = shape[3], P = K - T   // P: memory slots before the positions
             for (row, i) in rows.enumerated() {
                 let item = items[i]
                 for h in 0..<H {
@@ -138,9 +177,9 @@ public enum Retrieval {
                         let q = item.tokens.promptLength - 1 + c
                         let p = pattern + ((row * H + h) * T + q) * K
                         var best = -1.0, sum = 0.0, ent = 0.0
-                        for j in keys { sum += Double(p[j]); best = max(best, Double(p[j])) }
+                        for j in keys { sum += Double(p[P + j]); best = max(best, Double(p[P + j])) }
                         var above = 0
-                        for k in 0...q {
+                        for k in 0..<(P + q + 1) {
                             let pk = Double(p[k])
                             if pk > best { above += 1 }
                             if pk > 0 { ent -= pk * log(pk) }
@@ -154,8 +193,9 @@ public enum Retrieval {
                 }
             }
         }
-        forEachBatch(model, items: items, batchSize: batchSize, hooks: hooks, willRun: { batchRows in
+        forEachBatch(items: items, batchSize: batchSize, hooks: hooks, forward: forward, willRun: { batchRows in
             rows = batchRows
+            callerWillRun(batchRows)
             mass = Array(repeating: Array(repeating: .nan, count: L * H), count: batchRows.count)
             rank = mass; entropy = mass
         }) { logits, seqLen in
@@ -176,13 +216,10 @@ public enum Retrieval {
         return out.map { $0! }
     }
 
-    /// Runs every example once through the model in right-padded batches; `willRun` is told the batch's example indices
-    /// before the forward (so hooks know which rows hold which examples), `body` gets the logits and the padded length.
-    static func forEachBatch(_ model: GPT, items: [Item], batchSize: Int, hooks: HookSet, willRun: ([Int]) -> Void,
-                             _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
-        let retained = model.retainsActivationsForBackward
-        model.retainsActivationsForBackward = false
-        defer { model.retainsActivationsForBackward = retained }
+    /// Runs every example once in right-padded batches; `willRun` is told the batch's example indices before the
+    /// forward (so hooks know which rows hold which examples), `body` gets the logits and the padded length.
+    static func forEachBatch(items: [Item], batchSize: Int, hooks: HookSet, forward: ([Int32], Int, Int, HookSet, [Int]) -> UnsafeMutablePointer<Float>,
+                             willRun: ([Int]) -> Void, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
         for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
             let indices = Array(start..<min(items.count, start + max(1, batchSize)))
             let seqLen = indices.map { items[$0].tokens.inputLength }.max()!
@@ -191,8 +228,7 @@ public enum Retrieval {
                 for (p, token) in items[i].tokens.tokens.dropLast().enumerated() { tokens[row * seqLen + p] = token }
             }
             willRun(indices)
-            let logits = model.forward(tokens: tokens, batch: indices.count, seqLen: seqLen, hooks: hooks)
-            body(logits, seqLen)
+            body(forward(tokens, indices.count, seqLen, hooks, indices), seqLen)
         }
     }
 }

@@ -119,7 +119,16 @@ public enum RetrievalJob {
                              + ProgressLine.duration(elapsed / Double(ci + 1) * Double(conditions.count - ci - 1)),
                              final: ci + 1 == conditions.count)
         }
-        let H = c.nHead
+        return assemble(conditions: conditions, results: results, layers: c.nLayer, heads: c.nHead, labels: labels, items: items.count,
+                        options: options, priorNorms: priorNorms)
+    }
+
+    /// Summaries with bootstrap intervals from per-example results; `conditions[0]` must be `none` (it picks the
+    /// reference head and is the baseline of the paired changes).
+    static func assemble(conditions: [RetrievalCondition], results: [[RetrievalExample]], layers L: Int, heads H: Int, labels: Labels,
+                         items count: Int, options: RetrievalOptions, priorNorms: [String: [Double]]) -> RetrievalReport {
+        let c = (nLayer: L, nHead: H)
+        let items = Array(0..<count)
         let meanMass = results.map { perExample in
             (0..<(c.nLayer * H)).map { idx in
                 let v = perExample.map { $0.mass[idx] }.filter(\.isFinite)
@@ -215,7 +224,7 @@ public enum RetrievalJob {
 
     /// Bars of the mass on source keys at the reference head per condition (with intervals).
     public static func plot(_ r: RetrievalReport) -> String {
-        let colors = ["none": "#777777", "prior": "#1b7837", "wrong-prior": "#b2182b", "random": "#2166ac"]
+        let colors = ["none": "#777777", "prior": "#1b7837", "wrong-prior": "#b2182b", "random": "#2166ac", "moved": "#762a83"]
         let bars = zip(r.conditions, r.overall).map { c, s in
             BarChart.Bar(label: c.label, value: s.mass.mean, interval: (s.mass.lo, s.mass.hi), color: colors[c.kind] ?? "#555")
         }

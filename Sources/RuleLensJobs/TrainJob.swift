@@ -41,6 +41,10 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var ropeTheta: Float? = nil
     /// Llama/Qwen2: tie the LM head to the embedding (default true).
     public var tiedHead: Bool? = nil
+    /// Train a rule prior: the data column whose value selects a learned vector per example (`RulePriorGPT`).
+    public var rulePrior: String? = nil
+    /// Where the rule prior enters: query, key, value, embedding or memory (`Injection`); needs `rulePrior`.
+    public var inject: String? = nil
 
     public init(data: String) { self.data = data }
 
@@ -100,6 +104,31 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             try modelConfig(vocabSize: CharTokenizer.standard.count).validate()
         } else {
             try llamaConfig(vocabSize: CharTokenizer.standard.count)!.validate()
+        }
+        try validateRulePrior()
+    }
+
+    /// `--rule-prior COLUMN` and `--inject SITE` come together, on a GPT-2 trained from scratch.
+    func validateRulePrior() throws {
+        switch (rulePrior, inject) {
+        case (nil, nil): return
+        case (nil, let site?):
+            throw RuleLensError("--inject \(site) needs --rule-prior COLUMN (the data column whose value selects the prior)",
+                                fix: "pass e.g. --rule-prior rule --inject \(site), or drop --inject")
+        case (_?, nil):
+            throw RuleLensError("--rule-prior needs --inject query|key|value|embedding|memory (where the prior enters the model)",
+                                fix: "pass e.g. --inject query")
+        case (let column?, let site?):
+            guard Injection(rawValue: site) != nil else {
+                throw RuleLensError("--inject \(site) is not query, key, value, embedding or memory", fix: "pass e.g. --inject query")
+            }
+            if column.isEmpty { throw RuleLensError("--rule-prior is empty", fix: "name the data column, e.g. --rule-prior rule") }
+            if family != "gpt2" {
+                throw RuleLensError("--rule-prior applies to --arch gpt2 only", fix: "drop --arch \(family), or drop --rule-prior")
+            }
+            if initFrom != nil {
+                throw RuleLensError("--rule-prior cannot be combined with --init-from", fix: "train the rule-prior model from scratch (drop --init-from)")
+            }
         }
     }
 
@@ -270,6 +299,32 @@ public final class TrainJob {
         // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
                              evalInputs: evalItems?.map(\.inputLength).max())
+        // Rule prior: each training example's table row, from the --rule-prior column (values sorted, as in the checkpoint).
+        var priorRows: [Int]? = nil
+        if let column = options.rulePrior, let site = options.inject.flatMap(Injection.init(rawValue:)) {
+            if parallel != nil {
+                throw RuleLensError("--rule-prior is not supported under mpirun yet", fix: "train the rule-prior model in one process")
+            }
+            if options.evalEvery > 0 {
+                throw RuleLensError("--eval-every is not supported with --rule-prior yet (evaluation would run without the prior)",
+                                    fix: "drop --eval-every and evaluate the checkpoint with `rulelens eval` (it selects each example's prior)")
+            }
+            let values = try RulePriorData.values(column: column, examples: examples, path: options.data)
+            let rules = Array(Set(values)).sorted()
+            if let prior = model as? RulePriorGPT {      // resumed: the saved table must have the same rows
+                guard prior.spec.rules == rules, prior.spec.column == column, prior.spec.inject == site else {
+                    throw RuleLensError("--resume: the saved rule prior (\(prior.spec.column), \(prior.spec.inject.rawValue), rules \(prior.spec.rules)) does not match the data's (\(column), \(site.rawValue), rules \(rules))",
+                                        fix: "resume with the data the run was trained on, or start a new run in another --out folder")
+                }
+            } else if model != nil {
+                throw RuleLensError("--resume: the saved model has no rule prior, but the run's options name one", fix: "start a new run in another --out folder")
+            } else {
+                model = try RulePriorGPT(config: options.modelConfig(vocabSize: tokenizer.count),
+                                         spec: RulePriorSpec(column: column, inject: site, rules: rules), seed: options.seed)
+            }
+            let index = Dictionary(uniqueKeysWithValues: rules.enumerated().map { ($1, $0) })
+            priorRows = values.map { index[$0]! }
+        }
         if model == nil { model = try options.buildModel(vocabSize: tokenizer.count) }
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
         try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
@@ -324,8 +379,9 @@ public final class TrainJob {
         }
         for step in startStep..<max(startStep, options.steps) {
             let stepStart = ProgressLine.now()
-            let global = Batching.makeBatch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed).map { items[$0] },
-                                            lossOn: options.lossOn, pad: tokenizer.pad)
+            let batchIndices = Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed)
+            let global = Batching.makeBatch(batchIndices.map { items[$0] }, lossOn: options.lossOn, pad: tokenizer.pad)
+            if let priorRows, let prior = model as? RulePriorGPT { prior.ruleRows = batchIndices.map { priorRows[$0] } }
             let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
             model.zeroGrads()
             _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
@@ -498,7 +554,7 @@ public final class TrainJob {
     }
 
     func loadState(_ unit: String, _ manifest: TrainSaves.Manifest, into adam: inout AdamW) throws -> (any LanguageModel, Int) {
-        let model = try Jobs.loadModel(unit)
+        let model = try ModelFolder.load(unit, rulePriors: true)
         let statePath = unit + "/" + Self.stateFile
         let state = try Safetensors.read(path: statePath)
         guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),

@@ -35,8 +35,9 @@ public enum Checkpoint {
     /// `metadata` goes into the safetensors header (`__metadata__`, alongside `format: pt`).
     /// `files` (name → bytes) are written beside the weights: the tokenizer's files (`TextTokenizer.checkpointFiles`).
     public static func save(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], to dir: String,
-                            extra: [String: Any] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
-        let files = try encode(model, vocab: vocab, files: extraFiles, extra: extra, metadata: metadata)
+                            extra: [String: Any] = [:], metadata: [String: String] = [:], overwrite: Bool = false,
+                            configExtra: [String: Any] = [:]) throws {
+        let files = try encode(model, vocab: vocab, files: extraFiles, extra: extra, metadata: metadata, configExtra: configExtra)
 
         try writeFolder(files, to: dir, overwrite: overwrite)
     }
@@ -80,10 +81,17 @@ public enum Checkpoint {
 
     /// The files of a checkpoint as bytes, in writing order: config.json, vocab.json and the tokenizer files (when a
     /// vocabulary is given), model.safetensors, and last rulelens.json, which records the SHA-256 and size of the others (and the BLAS provenance).
+    /// `configExtra` adds keys to config.json (a rule prior's `rulelens_rule_prior`).
     public static func encode(_ model: GPT, vocab: [String: Int]?, files extraFiles: [String: Data] = [:], extra: [String: Any] = [:],
-                              metadata: [String: String] = [:]) throws -> [(name: String, data: Data)] {
+                              metadata: [String: String] = [:], configExtra: [String: Any] = [:]) throws -> [(name: String, data: Data)] {
         var files: [(name: String, data: Data)] = []
-        files.append((configFile, try configJSON(model.config)))
+        var configData = try configJSON(model.config)
+        if !configExtra.isEmpty {
+            var object = try JSONSerialization.jsonObject(with: configData) as? [String: Any] ?? [:]
+            for (key, value) in configExtra { object[key] = value }
+            configData = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        }
+        files.append((configFile, configData))
         if let vocab {
             files.append((vocabFile, try sortedJSON(vocab)))
             files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
@@ -141,7 +149,39 @@ public enum Checkpoint {
     /// `attn.masked_bias`) and a tied `lm_head.weight` are ignored. Missing, unexpected or misshapen tensors are
     /// errors that name them. With `verify` (the default, `verifiesByDefault`), the files are first checked against
     /// the SHA-256 manifest in rulelens.json (see `verify(_:)`).
+    /// A checkpoint with a trained rule prior (`rulelens_rule_prior` in config.json) is refused here with an error
+    /// naming the commands that take it; `loadRulePrior` opens it.
     public static func load(_ dir: String, verify: Bool = verifiesByDefault) throws -> (model: GPT, vocab: [String: Int]?) {
+        if let spec = try? rulePriorSpec(dir) {
+            throw RuleLensError("\(dir) holds a GPT trained with a rule prior (\(spec.inject.rawValue) injection of its \(spec.column) column), which this command does not take",
+                                fix: "use `rulelens eval`, `rulelens logits` or `rulelens retrieve` (they select each example's prior by its \(spec.column)); transformers loads the folder as a plain GPT2LMHeadModel without the prior")
+        }
+        let (model, vocab) = try loadParts(dir, verify: verify) { try GPT(config: $0, seed: 0) }
+        return (model, vocab)
+    }
+
+    /// The rule-prior spec in `dir`/config.json (nil for a plain checkpoint).
+    public static func rulePriorSpec(_ dir: String) throws -> RulePriorSpec? {
+        let path = dir + "/" + configFile
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try RulePriorSpec.read(config: try readJSONObject(path), path: path)
+    }
+
+    /// Loads a checkpoint written by `rulelens train --rule-prior`; a plain checkpoint is an error saying so.
+    public static func loadRulePrior(_ dir: String, verify: Bool = verifiesByDefault) throws -> (model: RulePriorGPT, vocab: [String: Int]?) {
+        guard let spec = try rulePriorSpec(dir) else {
+            throw RuleLensError("\(dir) holds no trained rule prior (its config.json has no \(RulePriorSpec.configKey))",
+                                fix: "train with `rulelens train --rule-prior COLUMN --inject SITE`, or drop the prior options for this checkpoint")
+        }
+        var prior: RulePriorGPT? = nil
+        let (_, vocab) = try loadParts(dir, verify: verify) { config in
+            prior = try RulePriorGPT(config: config, spec: spec, seed: 0)
+            return prior!.gpt
+        }
+        return (prior!, vocab)
+    }
+
+    static func loadParts(_ dir: String, verify: Bool, build: (GPTConfig) throws -> GPT) throws -> (model: GPT, vocab: [String: Int]?) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw RuleLensError("checkpoint folder \(dir) does not exist",
@@ -155,7 +195,7 @@ public enum Checkpoint {
         try checkTrainingOptions(config, dir: dir, configPath: dir + "/" + configFile)
         try MemoryEstimate.model(config).require("loading the model in \(dir)",
                                                  fix: "use a machine with more memory, or a smaller model")
-        let model = try GPT(config: config, seed: 0)
+        let model = try build(config)
         try assign(file, to: model.params)
         var vocab: [String: Int]? = nil
         let vocabPath = dir + "/" + vocabFile
@@ -196,7 +236,9 @@ public enum Checkpoint {
         var ignoredHead: Safetensors.TensorInfo? = nil
         var unexpected: [String] = []
         for info in file.tensors.map(\.info) {
-            let name = info.name.hasPrefix("transformer.") ? info.name : "transformer." + info.name
+            // Tensors outside the GPT-2 stack (a rule-prior table) keep their own names.
+            let name = info.name.hasPrefix("transformer.") || (info.name != "lm_head.weight" && params.tensor(info.name) != nil)
+                ? info.name : "transformer." + info.name
             if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
             if info.name == "lm_head.weight" {
                 if params.config.tiedHead { ignoredHead = info } else { byName["lm_head.weight"] = info }

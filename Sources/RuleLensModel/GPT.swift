@@ -38,12 +38,14 @@ public final class GPT {
     /// Builds a model with GPT-2's initialisation: every weight matrix and embedding N(0, 0.02), the two residual
     /// projections (`attn.c_proj`, `mlp.c_proj`) N(0, 0.02/√(2·nLayer)), LayerNorm weight 1 / bias 0, biases 0.
     /// Each tensor draws from its own named RNG stream, so the values depend only on (seed, name).
-    public init(config: GPTConfig, seed: UInt64, wiring: GPTWiring = .standard) throws {
+    /// `extraTensors` are stored after the GPT-2 tensors (so those keep their offsets and values) and initialised like
+    /// the embeddings (2-D: N(0, 0.02)); the stack itself never reads them (a rule-prior table, see `RulePriorGPT`).
+    public init(config: GPTConfig, seed: UInt64, wiring: GPTWiring = .standard, extraTensors: [(name: String, shape: [Int])] = []) throws {
         try config.validate()
         self.config = config
         self.wiring = wiring
-        params = GPTParameters(config: config, prefix: wiring.tensorPrefix)
-        grads = GPTParameters(config: config, prefix: wiring.tensorPrefix)
+        params = GPTParameters(config: config, prefix: wiring.tensorPrefix, extra: extraTensors)
+        grads = GPTParameters(config: config, prefix: wiring.tensorPrefix, extra: extraTensors)
         acts = Activations(config: config, prefixSlots: wiring.prefixSlots)
         siteNames = (0..<config.nLayer).map { BlockSiteNames(layer: $0, prefix: wiring.hookPrefix) }
         rootSites = RootSiteNames(prefix: wiring.hookPrefix)

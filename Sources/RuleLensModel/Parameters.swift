@@ -29,8 +29,9 @@ public final class GPTParameters {
     let lnfBias: UnsafeMutablePointer<Float>    // [d]
 
     /// The tensor list (names, shapes, offsets) for a configuration, in HF order. `prefix` replaces `transformer.`
-    /// (a VAE's encoder stack is `encoder.`).
-    public static func layout(for c: GPTConfig, prefix: String = "transformer.") -> [ParameterTensor] {
+    /// (a VAE's encoder stack is `encoder.`). `extra` tensors (name, shape) follow the model's own, in the given order
+    /// (a rule-prior model's `rule_prior.<site>.weight`), so the GPT-2 tensors keep their offsets.
+    public static func layout(for c: GPTConfig, prefix: String = "transformer.", extra: [(name: String, shape: [Int])] = []) -> [ParameterTensor] {
         var out: [ParameterTensor] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) {
@@ -52,13 +53,14 @@ public final class GPTParameters {
         }
         add(prefix + "ln_f.weight", [d]); add(prefix + "ln_f.bias", [d])
         if !c.tiedHead { add("lm_head.weight", [c.vocabSize, d]) }
+        for t in extra { add(t.name, t.shape) }
         return out
     }
 
-    /// Zero-filled parameters for `config` (call `config.validate()` first), tensor names under `prefix`.
-    public init(config: GPTConfig, prefix: String = "transformer.") {
+    /// Zero-filled parameters for `config` (call `config.validate()` first), tensor names under `prefix`, then `extra`.
+    public init(config: GPTConfig, prefix: String = "transformer.", extra: [(name: String, shape: [Int])] = []) {
         self.config = config
-        let list = Self.layout(for: config, prefix: prefix)
+        let list = Self.layout(for: config, prefix: prefix, extra: extra)
         let buffer = FloatBuffer(count: list.last.map { $0.offset + $0.count } ?? 0)
         tensors = list
         storage = buffer

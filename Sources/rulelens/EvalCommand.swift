@@ -31,8 +31,11 @@ struct EvalCommand: ParsableCommand {
             try refuseToOverwrite(out)
             if plane != nil, let planePrefix { for ext in ["npy", "svg", "json"] { try refuseToOverwrite(planePrefix + "." + ext) } }
         }
-        let model = try Jobs.loadModel(checkpoint)
+        let model = try Jobs.loadModel(checkpoint, rulePriors: true)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
+        if let prior = model as? RulePriorGPT {   // each example's prior is selected by its rule column
+            try RulePriorData.select(prior, examples: loaded.examples, tokenizer: tokenizer, path: loaded.origin, source: loaded.origin)
+        }
         let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin,
                                      progress: ProgressLine(enabled: !quiet))
         if let out { try EvalJob.writePredictions(result.predictions, to: out) }

@@ -13,7 +13,12 @@ struct RetrieveCommand: ParsableCommand {
         per-token accuracy (teacher-forced argmax, which equals greedy exact match), and per layer and head the attention \
         mass from each target position onto its source keys (the `sources` of the data), the best key's rank and the \
         attention entropy. Conditions: none, the rule's prior, a wrong rule's prior, a random vector of the prior's norm. \
-        Every number has a 95% bootstrap interval over examples, overall and per rule.
+        Every number has a 95% bootstrap interval over examples, overall and per rule. \
+        A checkpoint trained with a rule prior (`train --rule-prior COLUMN --inject SITE`) is measured with its own trained \
+        rows instead (--layers, --sites and --alpha do not apply): none, the rule's prior, a wrong rule's prior, a random \
+        vector of the prior's norm per layer, and the prior moved to the other per-layer sites (query, key, value, memory). \
+        A language VAE (`rulelens vae train`) is measured with its latent injected as it was trained: z = 0, z from the \
+        encoder, the rule's mean z (the prior), a wrong rule's mean z, and a random z of the rule mean's norm.
         """)
 
     @Option(help: "Checkpoint folder (the --out of rulelens train).") var checkpoint: String
@@ -49,6 +54,17 @@ struct RetrieveCommand: ParsableCommand {
         let loaded = try source.source().load(dataPart)
         var examples = loaded.examples
         if let limit { examples = Array(examples.prefix(limit)) }
+        if try Checkpoint.rulePriorSpec(checkpoint) != nil {
+            // A checkpoint trained with a rule prior: its own table, column and site; the conditions of RulePriorRetrieval.
+            let (model, vocab) = try Checkpoint.loadRulePrior(checkpoint)
+            let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
+            let path = FileManager.default.fileExists(atPath: loaded.origin) ? loaded.origin : nil
+            let values = try RulePriorData.values(column: model.spec.column, examples: examples, path: path)
+            let report = try RulePriorRetrieval.run(model: model, tokenizer: tokenizer, examples: examples, values: values,
+                                                    source: loaded.origin, options: options, progress: ProgressLine())
+            try write(report)
+            return
+        }
         let values: [String]
         switch label {
         case "rule": values = try examples.enumerated().map { i, e in
@@ -61,10 +77,21 @@ struct RetrieveCommand: ParsableCommand {
         }
         default: throw RuleLensError("--label \(label) is not supported", fix: "pass --label rule or --label rule_id")
         }
+        if try ModelFolder.modelType(checkpoint) == "rulelens-vae" {
+            // A language VAE: z = 0, z from the encoder, the rule's mean z, a wrong rule's, random of equal norm.
+            let vae = try VAECheckpoint.load(checkpoint)
+            try write(try VAEPriorRetrieval.run(vae: vae, examples: examples, values: values, source: loaded.origin, options: options,
+                                                progress: ProgressLine()))
+            return
+        }
         let (model, vocab) = try Checkpoint.load(checkpoint)
         let tokenizer = try Jobs.tokenizer(vocab: vocab, checkpoint: checkpoint)
         let report = try RetrievalJob.run(model: model, tokenizer: tokenizer, examples: examples, labels: Labels(strings: values),
                                           source: loaded.origin, options: options, progress: ProgressLine())
+        try write(report)
+    }
+
+    func write(_ report: RetrievalReport) throws {
         if json {
             print(String(decoding: try RetrievalJob.json(report), as: UTF8.self))
         } else {

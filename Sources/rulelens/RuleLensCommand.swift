@@ -13,7 +13,7 @@ struct RuleLensCommand: ParsableCommand {
             DataCommand.self,
             TrainCommand.self, EvalCommand.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self,
+            ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
             RunCommand.self,

@@ -44,6 +44,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate every N steps (0, the default: no periodic evaluation). --resume keeps the saved value.") var evalEvery: Int?
     @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves; default 100); the last step is always saved. --resume keeps the saved value unless given.") var saveEvery: Int?
     @Option(parsing: .unconditional, help: "Length of the cosine learning-rate decay in steps (default: --steps); later steps run at its final rate (10% of --lr). --resume --steps N past the original keeps the original length.") var cosineSteps: Int?
+    @Option(name: .customLong("rule-prior"), help: "Train a learned rule prior: the data column (e.g. rule) whose value selects one learned vector per example; needs --inject.") var rulePrior: String?
+    @Option(help: "Where the rule prior enters: query, key, value (added to Q/K/V of every position, one vector per layer), embedding (added to every token embedding) or memory (one extra key = value slot per layer).") var inject: String?
     @Flag(help: "Continue the run saved in --out from its newest complete save (every option defaults to the saved one; --steps N extends it).") var resume = false
     @Flag(help: "With --resume: do not check the save's files against their SHA-256 manifest (for files edited on purpose).") var noVerify = false
     @Flag(help: "No progress line.") var quiet = false
@@ -90,6 +92,8 @@ struct TrainCommand: ParsableCommand {
         if let threads { options.threads = threads }
         if let evalEvery { options.evalEvery = evalEvery }
         if let saveEvery { options.saveEvery = saveEvery }
+        if let rulePrior { options.rulePrior = rulePrior }
+        if let inject { options.inject = inject }
         if !resume {
             guard source.data != nil || source.generated.task != nil else {
                 throw RuleLensError("no training data given",

@@ -43,6 +43,65 @@ final class RetrievalTests: XCTestCase {
         }
     }
 
+    /// A memory slot (trained rule prior or VAE latent) is one more key at the front of every attention row: with q = k = 0
+    /// and a zero slot, every visible key and the slot share the weight, so the mass is |sources| / (q + 2) and the
+    /// entropy log(q + 2).
+    func testMemorySlotCountsAsOneMoreKey() throws {
+        let examples = try syllogisms(12)
+        let items = try Retrieval.items(examples, tokenizer: .standard, nCtx: 96, source: "test")
+        let plain = try model(zeroAttention: true)
+        let wired = try GPT(config: plain.config, seed: 0, wiring: GPTWiring(injections: [.memory]))
+        wired.params.storage.ptr.update(from: plain.params.storage.ptr, count: plain.params.storage.count)
+        let d = plain.config.dModel, L = plain.config.nLayer
+        let measured = Retrieval.measure(model: wired, items: items, vectors: nil, alpha: 0, site: .q, layer: 0, batchSize: 5,
+                                         conditioning: { [Float](repeating: 0, count: L * $0.count * d) })
+        for (item, m) in zip(items, measured) {
+            var mass = 0.0, entropy = 0.0, n = 0.0
+            for (c, keys) in item.keys.enumerated() where !keys.isEmpty {
+                let q = item.tokens.promptLength - 1 + c
+                mass += Double(keys.count) / Double(q + 2); entropy += log(Double(q + 2)); n += 1
+            }
+            for idx in 0..<4 {
+                XCTAssertEqual(m.mass[idx], mass / n, accuracy: 1e-5)
+                XCTAssertEqual(m.entropy[idx], entropy / n, accuracy: 1e-4)
+                XCTAssertEqual(m.rank[idx], 1)
+            }
+        }
+    }
+
+    /// A trained-prior checkpoint's conditions: with a zero table the prior equals no prior exactly; the random control
+    /// has, per layer, exactly the norm of the example's own row; an unseen rule is refused.
+    func testTrainedPriorConditions() throws {
+        let examples = try syllogisms(24)
+        let rules = Array(Set(examples.map { $0.rule! })).sorted()
+        let base = try model(seed: 4)
+        let prior = try RulePriorGPT(config: base.config, spec: RulePriorSpec(column: "rule", inject: .query, rules: rules), seed: 0)
+        prior.gpt.params.storage.ptr.update(from: base.params.storage.ptr, count: base.params.storage.count)
+        (prior.gpt.params.storage.ptr + prior.table.offset).update(repeating: 0, count: prior.table.count)
+        var options = RetrievalOptions(); options.bootstrap = 20
+        let values = examples.map { $0.rule! }
+        let report = try RulePriorRetrieval.run(model: prior, tokenizer: .standard, examples: examples, values: values, source: "test", options: options)
+        XCTAssertEqual(report.conditions.map(\.label), ["none", "prior (query)", "wrong-prior (query)", "random (query)",
+                                                        "prior moved to key", "prior moved to value", "prior moved to memory"])
+        XCTAssertEqual(report.meanMass[1], report.meanMass[0], "a zero query prior is no prior")
+        XCTAssertEqual(report.overall[1].exact, report.overall[0].exact)
+        // Random control: per layer the row's norm (a non-zero table this time).
+        let width = prior.spec.width(prior.config), d = prior.config.dModel
+        let rows = (0..<rules.count).map { r in (0..<width).map { Float(sin(Double(r * width + $0))) } }
+        for (r, row) in rows.enumerated() { prior.row(r).update(from: row, count: width) }
+        let random = RulePriorRetrieval.randomControl(prior, seed: 0)
+        for (r, row) in rows.enumerated() {
+            for l in 0..<(width / d) {
+                func norm(_ v: ArraySlice<Float>) -> Double { v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+                XCTAssertEqual(norm(random[r][(l * d)..<((l + 1) * d)]), norm(row[(l * d)..<((l + 1) * d)]), accuracy: 1e-4)
+            }
+            XCTAssertNotEqual(random[r], row)
+        }
+        var unseen = values; unseen[3] = "Nonsense XYZ-9"
+        XCTAssertThrowsError(try RulePriorRetrieval.run(model: prior, tokenizer: .standard, examples: examples, values: unseen, source: "test",
+                                                        options: options))
+    }
+
     /// The on-the-fly metrics against a recount from cached patterns and logits (a different code path).
     func testMetricsMatchARecountFromCachedPatterns() throws {
         let examples = try syllogisms(12)

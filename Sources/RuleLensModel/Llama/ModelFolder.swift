@@ -22,9 +22,12 @@ public enum ModelFolder {
     /// A language VAE (`rulelens-vae`) loads as a `VAELanguageModel` only with `allowVAE` (the commands that read
     /// activations or intervene on them: dump, ablate, patch, lens); `eval`, `train` and `grad` refuse it with a
     /// pointer to the `rulelens vae` commands (generating from a VAE needs its own z, not a re-encoded prefix).
-    public static func load(_ dir: String, allowVAE: Bool = false) throws -> any LanguageModel {
+    /// A checkpoint with a trained rule prior is refused unless `rulePriors` (the caller then sets each batch's rules).
+    public static func load(_ dir: String, allowVAE: Bool = false, rulePriors: Bool = false) throws -> any LanguageModel {
         switch try modelType(dir) {
-        case "gpt2": return try Checkpoint.load(dir).model
+        case "gpt2":
+            if rulePriors, try Checkpoint.rulePriorSpec(dir) != nil { return try Checkpoint.loadRulePrior(dir).model }
+            return try Checkpoint.load(dir).model
         case "llama", "qwen2": return try LlamaCheckpoint.load(dir)
         case "rulelens-vae" where allowVAE: return VAELanguageModel(try VAECheckpoint.load(dir))
         case "rulelens-vae":
@@ -43,6 +46,9 @@ public enum ModelFolder {
                             to dir: String, extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
         if let gpt = model as? GPT {
             try Checkpoint.save(gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite)
+        } else if let prior = model as? RulePriorGPT {
+            try Checkpoint.save(prior.gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite,
+                                configExtra: [RulePriorSpec.configKey: prior.spec.jsonObject])
         } else if let llama = model as? LlamaModel {
             var all = files
             if let vocab {
@@ -60,6 +66,7 @@ public enum ModelFolder {
     public static func configJSON(_ model: any LanguageModel) throws -> String {
         let data: Data
         if let gpt = model as? GPT { data = try Checkpoint.configJSON(gpt.config) }
+        else if let prior = model as? RulePriorGPT { data = try Checkpoint.configJSON(prior.config) }
         else if let llama = model as? LlamaModel { data = try LlamaCheckpoint.configJSON(llama.config) }
         else if let vae = model as? VAELanguageModel { data = try JSONEncoder().encode(vae.config) }
         else { return "{\"model_type\":\"\(model.architecture)\"}" }
@@ -79,6 +86,7 @@ extension MemoryEstimate {
     /// A GPT-2 configuration whose memory figures stand for `model`'s.
     public static func comparableConfig(_ model: any LanguageModel) -> GPTConfig {
         if let gpt = model as? GPT { return gpt.config }
+        if let prior = model as? RulePriorGPT { return prior.config }
         if let llama = model as? LlamaModel { return comparableConfig(llama.config) }
         return GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: model.contextLength, vocabSize: model.vocabSize)
     }
