@@ -153,6 +153,7 @@ def test_ablate_encoder_components_of_a_vae_equals_the_pytorch_module(run, tmp_p
         assert cells[name]["effects"]["loss"]["ablated"]["value"] == pytest.approx(ablated.mean(), abs=1e-4), name
         # The edit reaches the decoder through z, by more than the tolerance above (so a missed edit would fail).
         assert np.abs(ablated - clean).max() > 5e-3 and abs(ablated.mean() - clean.mean()) > 5e-4
+    assert [k["layer"] for k in report["overall"]["ffn_vs_attention"]] == [0, 1]
     sep = report["separability"]
     assert sep["site"] == "latent.hook_mu" and len(sep["cells"]) == 4
     assert all(c["scores"]["knn_accuracy"] is not None for c in sep["cells"])
