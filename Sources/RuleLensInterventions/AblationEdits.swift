@@ -35,19 +35,23 @@ public struct AblationCell: Sendable, Equatable, Hashable {
     public let component: Component
     /// The head, for `.head`.
     public let head: Int?
-    public init(layer: Int, component: Component, head: Int? = nil) {
-        self.layer = layer; self.component = component; self.head = head
+    /// The stack's hook prefix: "" (the model's own blocks) or "encoder." (a language VAE's encoder).
+    public let stack: String
+    public init(layer: Int, component: Component, head: Int? = nil, stack: String = "") {
+        self.layer = layer; self.component = component; self.head = head; self.stack = stack
     }
-    /// The hook site edited: `hook_attn_out`, `hook_mlp_out`, or `attn.hook_z` (one head's slice).
+    /// The hook site edited: `hook_attn_out`, `hook_mlp_out`, or `attn.hook_z` (one head's slice), under `stack`.
     public var site: String {
         switch component {
-        case .attn: return "blocks.\(layer).hook_attn_out"
-        case .mlp: return "blocks.\(layer).hook_mlp_out"
-        case .head: return "blocks.\(layer).attn.hook_z"
+        case .attn: return "\(stack)blocks.\(layer).hook_attn_out"
+        case .mlp: return "\(stack)blocks.\(layer).hook_mlp_out"
+        case .head: return "\(stack)blocks.\(layer).attn.hook_z"
         }
     }
-    /// "L0 attn", "L1 mlp", "L1 H2".
-    public var name: String { component == .head ? "L\(layer) H\(head!)" : "L\(layer) \(component.rawValue)" }
+    /// "L0 attn", "L1 mlp", "L1 H2"; an encoder's "enc L0 mlp".
+    public var name: String {
+        (stack == "encoder." ? "enc " : stack) + (component == .head ? "L\(layer) H\(head!)" : "L\(layer) \(component.rawValue)")
+    }
 }
 
 /// A site's clean values on the reference set, per example and position, for one cell (one head's slice for z).

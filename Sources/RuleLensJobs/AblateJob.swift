@@ -12,6 +12,8 @@ public struct AblateOptions: Sendable {
     public var layers: [Int]? = nil
     /// Also ablate each head (through hook_z).
     public var heads = false
+    /// Whose blocks: "" (the model's own; a VAE's decoder) or "encoder." (a language VAE's encoder).
+    public var stack = ""
     public var method: AblationMethod = .zero
     /// Data whose clean activations give the mean / resample values (default: the data itself).
     public var meanFrom: String? = nil
@@ -60,12 +62,19 @@ public enum AblateJob {
             throw RuleLensError("--separability-at needs --label", fix: "pass --label rule (the column whose separability is measured)")
         }
         if o.heads { try c.require("blocks.0.attn.hook_z", for: "--heads") }
-        let layers = o.layers ?? Array(0..<c.nLayer)
-        for l in layers { try c.checkLayer(l) }
+        let stackLayers = o.stack.isEmpty ? c.nLayer : (0...).first { !c.sites.contains("\(o.stack)blocks.\($0).hook_resid_pre") }!
+        guard stackLayers > 0 else {
+            throw RuleLensError("this \(model.architecture) model has no \(o.stack)blocks.{layer} sites", fix: "--stack encoder needs a language VAE checkpoint (rulelens vae train)")
+        }
+        let layers = o.layers ?? Array(0..<stackLayers)
+        for l in layers where !(0..<stackLayers).contains(l) {
+            throw RuleLensError("layer \(l) is out of range: the \(o.stack.isEmpty ? "model" : "encoder") has layers 0…\(stackLayers - 1)",
+                                fix: "pass --layers within 0…\(stackLayers - 1), or all")
+        }
         var cells: [AblationCell] = []
         for l in layers {
-            for comp in o.components { cells.append(AblationCell(layer: l, component: comp)) }
-            if o.heads { for h in 0..<c.nHead { cells.append(AblationCell(layer: l, component: .head, head: h)) } }
+            for comp in o.components { cells.append(AblationCell(layer: l, component: comp, stack: o.stack)) }
+            if o.heads { for h in 0..<c.nHead { cells.append(AblationCell(layer: l, component: .head, head: h, stack: o.stack)) } }
         }
         guard !cells.isEmpty else { throw RuleLensError("nothing to ablate", fix: "pass --components attn,mlp and/or --heads") }
         if case .index(let k) = o.positions, let i = items.firstIndex(where: { k >= $0.inputLength || -k > $0.promptLength }) {
@@ -131,6 +140,7 @@ public enum AblateJob {
                      _ origin: String, _ cells: [AblationCell]) -> [String: Any] {
         var out: [String: Any] = [
             "checkpoint": o.checkpoint, "data": origin, "method": o.method.rawValue, "positions": positionsText(o.positions),
+            "stack": o.stack.isEmpty ? "decoder" : "encoder",
             "bootstrap": o.bootstrap, "seed": o.seed, "n": all.count, "label": o.label ?? NSNull(),
             "metrics": ["accuracy": "exact match under greedy decoding, the ablation at every generated token",
                         "loss": "teacher-forced cross-entropy over target tokens and eos, mean per example then over examples",
