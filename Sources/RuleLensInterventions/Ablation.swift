@@ -73,14 +73,18 @@ public enum Ablation {
                              progress: ((Int, Int) -> Void)? = nil) throws -> AblationSweep {
         let geometry = try InterventionGeometry(model)
         for cell in options.cells {
-            try geometry.checkLayer(cell.layer)
+            // Another stack's layers (a VAE's encoder) are checked by their sites.
+            if cell.stack.isEmpty { try geometry.checkLayer(cell.layer) }
             if let h = cell.head { try geometry.checkHead(h) }
             try geometry.require(cell.site, for: "ablating \(cell.name)")
         }
         if let site = options.separabilitySite {
             _ = try model.resolveHooks([site])
-            guard model.hookDims(site).contains("pos"), !site.contains("*") else {
-                throw RuleLensError("--separability-at \(site) is not one per-position site", fix: "name one site such as blocks.1.hook_resid_post")
+            // A per-position site (read at the last prompt position) or one vector per example (a VAE's latent.hook_mu).
+            let dims = model.hookDims(site)
+            guard dims.contains("pos") || (dims.count == 2 && dims[0] == "batch"), !site.contains("*") else {
+                throw RuleLensError("--separability-at \(site) is not one per-position or per-example site",
+                                    fix: "name one site such as blocks.1.hook_resid_post (or latent.hook_mu on a VAE)")
             }
             guard let labels, labels.count == items.count else {
                 throw RuleLensError("--separability-at needs a label per example", fix: "pass --label COLUMN (e.g. rule)")
@@ -136,14 +140,17 @@ public enum Ablation {
         var logitDiff = [Double](repeating: 0, count: items.count)
         var features: FloatMatrix? = nil
         if let site = options.separabilitySite {
-            let width = model.hookShape(site, batch: 1, seqLen: 1).dropFirst(2).reduce(1, *)
+            // [batch, pos, …]: the value at the last prompt position; [batch, width] (latent.hook_mu): the example's row.
+            let perPosition = model.hookDims(site).contains("pos")
+            let width = model.hookShape(site, batch: 1, seqLen: 1).dropFirst(perPosition ? 2 : 1).reduce(1, *)
             let m = FloatMatrix(rows: items.count, cols: width)
             features = m
             hooks.observe([site]) { _, v, shape in
                 guard context.teacherForced else { return }
-                let T = shape[1]
+                let T = perPosition ? shape[1] : 1
                 for (row, i) in context.rows.enumerated() {
-                    (m.ptr + i * width).update(from: v + (row * T + items[i].answerPosition) * width, count: width)
+                    let t = perPosition ? items[i].answerPosition : 0
+                    (m.ptr + i * width).update(from: v + (row * T + t) * width, count: width)
                 }
             }
         }

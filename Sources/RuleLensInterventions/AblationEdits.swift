@@ -35,19 +35,23 @@ public struct AblationCell: Sendable, Equatable, Hashable {
     public let component: Component
     /// The head, for `.head`.
     public let head: Int?
-    public init(layer: Int, component: Component, head: Int? = nil) {
-        self.layer = layer; self.component = component; self.head = head
+    /// The stack's hook prefix: "" (the model's own blocks) or "encoder." (a language VAE's encoder).
+    public let stack: String
+    public init(layer: Int, component: Component, head: Int? = nil, stack: String = "") {
+        self.layer = layer; self.component = component; self.head = head; self.stack = stack
     }
-    /// The hook site edited: `hook_attn_out`, `hook_mlp_out`, or `attn.hook_z` (one head's slice).
+    /// The hook site edited: `hook_attn_out`, `hook_mlp_out`, or `attn.hook_z` (one head's slice), under `stack`.
     public var site: String {
         switch component {
-        case .attn: return "blocks.\(layer).hook_attn_out"
-        case .mlp: return "blocks.\(layer).hook_mlp_out"
-        case .head: return "blocks.\(layer).attn.hook_z"
+        case .attn: return "\(stack)blocks.\(layer).hook_attn_out"
+        case .mlp: return "\(stack)blocks.\(layer).hook_mlp_out"
+        case .head: return "\(stack)blocks.\(layer).attn.hook_z"
         }
     }
-    /// "L0 attn", "L1 mlp", "L1 H2".
-    public var name: String { component == .head ? "L\(layer) H\(head!)" : "L\(layer) \(component.rawValue)" }
+    /// "L0 attn", "L1 mlp", "L1 H2"; an encoder's "enc L0 mlp".
+    public var name: String {
+        (stack == "encoder." ? "enc " : stack) + (component == .head ? "L\(layer) H\(head!)" : "L\(layer) \(component.rawValue)")
+    }
 }
 
 /// A site's clean values on the reference set, per example and position, for one cell (one head's slice for z).
@@ -115,17 +119,18 @@ func registerAblation(_ hooks: HookSet, cell: AblationCell, method: AblationMeth
                       items: [InterventionItem], reference: SiteReference?, donors: [Int]?, context: RowContext, geometry g: InterventionGeometry) {
     let width = cell.component == .head ? g.dHead : g.dModel
     let headOffset = cell.component == .head ? cell.head! * g.dHead : 0
-    hooks.edit([cell.site]) { _, v, shape in
-        let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *)
+    hooks.edit([cell.site]) { [unowned hooks] _, v, shape in
+        // The values hold positions first..<first+T: all of them in a forward pass, the new ones in a cached decode step.
+        let T = shape[1], perPos = shape.dropFirst(2).reduce(1, *), first = hooks.firstPosition
         for (row, i) in context.rows.enumerated() {
             let range: Range<Int>
-            if case .all = positions { range = 0..<T } else {
+            if case .all = positions { range = first..<(first + T) } else {
                 let p = positions.position(promptLength: items[i].promptLength)
-                guard p >= 0 && p < T else { continue }
+                guard p >= first && p < first + T else { continue }
                 range = p..<(p + 1)
             }
             for t in range {
-                let dst = v + (row * T + t) * perPos + headOffset
+                let dst = v + (row * T + t - first) * perPos + headOffset
                 switch method {
                 case .zero:
                     dst.update(repeating: 0, count: width)

@@ -60,8 +60,10 @@ extension AblationSweep {
         }
         var contrasts: [LayerContrast] = []
         let layers = Set(runs.compactMap { $0.cell?.layer }).sorted()
+        let stack = runs.compactMap { $0.cell?.stack }.first ?? ""     // one sweep ablates one stack's blocks
         for l in layers {
-            guard let attn = byCell[AblationCell(layer: l, component: .attn)], let mlp = byCell[AblationCell(layer: l, component: .mlp)] else { continue }
+            guard let attn = byCell[AblationCell(layer: l, component: .attn, stack: stack)],
+                  let mlp = byCell[AblationCell(layer: l, component: .mlp, stack: stack)] else { continue }
             var a: [AblationMetric: Estimate] = [:], f: [AblationMetric: Estimate] = [:], d: [AblationMetric: Estimate] = [:]
             for m in AblationMetric.allCases {
                 let c = cleanValues[m]!

@@ -12,6 +12,8 @@ public struct AblateOptions: Sendable {
     public var layers: [Int]? = nil
     /// Also ablate each head (through hook_z).
     public var heads = false
+    /// Whose blocks: "" (the model's own; a VAE's decoder) or "encoder." (a language VAE's encoder).
+    public var stack = ""
     public var method: AblationMethod = .zero
     /// Data whose clean activations give the mean / resample values (default: the data itself).
     public var meanFrom: String? = nil
@@ -41,10 +43,15 @@ public enum AblateJob {
         let c = try InterventionGeometry(model)
         let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: loaded.origin)
         var reference: [InterventionItem]? = nil
+        var dumpedReference = false
         if let meanFrom = o.meanFrom {
             if o.method == .zero { throw RuleLensError("--mean-from was given with --method zero", fix: "drop --mean-from, or pass --method mean or resample") }
-            let ref = try DataSource(file: meanFrom).load(.all)
-            reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: ref.origin)
+            if AblationReferenceDump.isHDF5(meanFrom) {
+                dumpedReference = true        // read once the cells are known
+            } else {
+                let ref = try DataSource(file: meanFrom).load(.all)
+                reference = try InterventionSupport.items(ref.examples, tokenizer: tokenizer, nCtx: c.contextLength, source: ref.origin)
+            }
         }
         var labelValues: [String]? = nil, labels: Labels? = nil
         if let column = o.label {
@@ -55,12 +62,19 @@ public enum AblateJob {
             throw RuleLensError("--separability-at needs --label", fix: "pass --label rule (the column whose separability is measured)")
         }
         if o.heads { try c.require("blocks.0.attn.hook_z", for: "--heads") }
-        let layers = o.layers ?? Array(0..<c.nLayer)
-        for l in layers { try c.checkLayer(l) }
+        let stackLayers = o.stack.isEmpty ? c.nLayer : (0...).first { !c.sites.contains("\(o.stack)blocks.\($0).hook_resid_pre") }!
+        guard stackLayers > 0 else {
+            throw RuleLensError("this \(model.architecture) model has no \(o.stack)blocks.{layer} sites", fix: "--stack encoder needs a language VAE checkpoint (rulelens vae train)")
+        }
+        let layers = o.layers ?? Array(0..<stackLayers)
+        for l in layers where !(0..<stackLayers).contains(l) {
+            throw RuleLensError("layer \(l) is out of range: the \(o.stack.isEmpty ? "model" : "encoder") has layers 0…\(stackLayers - 1)",
+                                fix: "pass --layers within 0…\(stackLayers - 1), or all")
+        }
         var cells: [AblationCell] = []
         for l in layers {
-            for comp in o.components { cells.append(AblationCell(layer: l, component: comp)) }
-            if o.heads { for h in 0..<c.nHead { cells.append(AblationCell(layer: l, component: .head, head: h)) } }
+            for comp in o.components { cells.append(AblationCell(layer: l, component: comp, stack: o.stack)) }
+            if o.heads { for h in 0..<c.nHead { cells.append(AblationCell(layer: l, component: .head, head: h, stack: o.stack)) } }
         }
         guard !cells.isEmpty else { throw RuleLensError("nothing to ablate", fix: "pass --components attn,mlp and/or --heads") }
         if case .index(let k) = o.positions, let i = items.firstIndex(where: { k >= $0.inputLength || -k > $0.promptLength }) {
@@ -70,6 +84,9 @@ public enum AblateJob {
         var options = AblationOptions(cells: cells)
         options.method = o.method; options.positions = o.positions; options.seed = o.seed
         options.separabilitySite = o.separabilityAt; options.batchSize = o.batchSize
+        if dumpedReference, let path = o.meanFrom {
+            options.referenceActivations = try AblationReferenceDump.load(path, model: model, checkpoint: o.checkpoint, cells: cells)
+        }
         let line = ProgressLine(enabled: !o.quiet)
         let tick = InterventionSupport.progress(line, "ablate", "runs")
         let sweep = try Ablation.sweep(model, items: items, reference: reference, labels: labels, options: options) { done, total in
@@ -123,6 +140,7 @@ public enum AblateJob {
                      _ origin: String, _ cells: [AblationCell]) -> [String: Any] {
         var out: [String: Any] = [
             "checkpoint": o.checkpoint, "data": origin, "method": o.method.rawValue, "positions": positionsText(o.positions),
+            "stack": o.stack.isEmpty ? "decoder" : "encoder",
             "bootstrap": o.bootstrap, "seed": o.seed, "n": all.count, "label": o.label ?? NSNull(),
             "metrics": ["accuracy": "exact match under greedy decoding, the ablation at every generated token",
                         "loss": "teacher-forced cross-entropy over target tokens and eos, mean per example then over examples",

@@ -13,9 +13,10 @@ enum InterventionSupport {
         }
     }
 
-    /// The checkpoint's model (any family) and its tokenizer (character or BPE), checked against each other.
+    /// The checkpoint's model (any family, a language VAE as its `VAELanguageModel` view) and its tokenizer
+    /// (character or BPE), checked against each other.
     static func load(_ checkpoint: String) throws -> (model: any LanguageModel, tokenizer: any TextTokenizer) {
-        let model = try Jobs.loadModel(checkpoint)
+        let model = try Jobs.loadModel(checkpoint, allowVAE: true)
         return (model, try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize))
     }
 

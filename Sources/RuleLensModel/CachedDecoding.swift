@@ -103,6 +103,34 @@ public protocol CachedDecoder: LanguageModel {
     /// values and appending this call's; returns the logits of each row's last new position [B, vocab], valid until the
     /// next call. Inference only: no hooks, nothing kept for `backward()`.
     func decode(tokens: [Int32], batch: Int, seqLen: Int, cache: KVCache) -> UnsafeMutablePointer<Float>
+    /// The hook sites `decode(…hooks:)` fires for the new positions (values [batch, new positions, …]; the callbacks
+    /// read the first new position's absolute index from `HookSet.firstPosition`). Empty: the cached step takes no hooks.
+    var decodeHookSites: Set<String> { get }
+    /// `decode` with `hooks` observing or editing `decodeHookSites` at the new positions, so an intervention applies to
+    /// every generated token while decoding with the cache (`Generate.greedy`).
+    func decode(tokens: [Int32], batch: Int, seqLen: Int, cache: KVCache, hooks: HookSet?) -> UnsafeMutablePointer<Float>
+}
+
+extension CachedDecoder {
+    public var decodeHookSites: Set<String> { [] }
+    public func decode(tokens: [Int32], batch: Int, seqLen: Int, cache: KVCache, hooks: HookSet?) -> UnsafeMutablePointer<Float> {
+        precondition(hooks?.touchesOnly(decodeHookSites, sites: hookSites) ?? true, "decode: this model's cached step fires no hook sites")
+        return decode(tokens: tokens, batch: batch, seqLen: seqLen, cache: cache)
+    }
+}
+
+/// The sites a cached decode step of a block stack fires (GPT-2 and the Llama/Qwen2 family): each block's residual
+/// stream, attention heads' z and the attention and MLP outputs — what ablation and patching edit.
+public enum DecodeHookSites {
+    static let suffixes = ["hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"]
+
+    /// Every such site of `layers` blocks.
+    public static func sites(layers: Int) -> Set<String> {
+        Set((0..<layers).flatMap { l in suffixes.map { "blocks.\(l).\($0)" } })
+    }
+
+    /// Names of block l's sites, in `suffixes` order (formatted only when a hook plan exists).
+    static func names(_ l: Int) -> [String] { suffixes.map { "blocks.\(l).\($0)" } }
 }
 
 /// Working buffers of one `GPT.decode` call (grown on demand, reused across calls).
@@ -132,10 +160,22 @@ extension GPT: CachedDecoder {
     ///
     /// The same kernels and arithmetic as `forward` on the whole sequence; only the products' shapes differ (the
     /// cached prefix enters attention as prefix key/value slots), so logits agree to rounding.
-    /// Inference only: no hooks, nothing kept for `backward()`.
+    /// Inference only: nothing kept for `backward()`; hooks only through `decode(…hooks:)`.
     public func decode(tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache) -> UnsafeMutablePointer<Float> {
+        decode(tokens: tokens, batch: B, seqLen: T, cache: cache, hooks: nil)
+    }
+
+    public var decodeHookSites: Set<String> { wiring.hookPrefix.isEmpty ? DecodeHookSites.sites(layers: config.nLayer) : [] }
+
+    /// `decode` with hooks on `decodeHookSites` ([B, T, d] or z [B, T, H, dh] at the new positions; edits flow on).
+    public func decode(tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache, hooks: HookSet?) -> UnsafeMutablePointer<Float> {
         let c = config
         let P = cache.length, N = B * T, d = c.dModel, dMLP = c.dMLP, V = c.vocabSize, H = c.nHead
+        let plan = hooks?.plan(sites: hookSites)
+        precondition(plan == nil || hooks!.touchesOnly(decodeHookSites, sites: hookSites), "decode: hooks on sites a cached step does not fire")
+        hooks?.firstPosition = P
+        defer { hooks?.firstPosition = 0 }
+        let residShape = [B, T, d], zShape = [B, T, H, c.dHead]
         precondition(supportsCachedDecoding, "decode: cached decoding needs a plain causal GPT (no injections)")
         precondition(B == cache.batch && T > 0 && tokens.count == N, "decode: \(tokens.count) tokens for the cache's \(cache.batch) rows × \(T)")
         precondition(P + T <= cache.capacity, "decode: \(P + T) positions exceed the cache's capacity of \(cache.capacity)")
@@ -151,6 +191,8 @@ extension GPT: CachedDecoder {
         }
         for l in 0..<c.nLayer {
             let w = params.layers[l]
+            let site = plan == nil ? [] : DecodeHookSites.names(l)   // resid_pre, z, attn_out, resid_mid, mlp_out, resid_post
+            plan?.fire(site[0], resid, residShape)
             LayerNorm.forward(out: ln, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: resid, weight: w.ln1Weight, bias: w.ln1Bias,
                               rows: N, cols: d, eps: c.layerNormEps)
             Linear.forward(out: qkv, inp: ln, weight: w.qkvWeight, bias: w.qkvBias, rows: N, inDim: d, outDim: 3 * d)
@@ -159,14 +201,19 @@ extension GPT: CachedDecoder {
             Attention.forward(z: z, pattern: s.pattern.ptr, input: input, dims: dims)
             // Append this call's keys and values: cache[b, P + t, :] = k|v of row b·T + t.
             cache.append(layer: l, k: qkv + d, kStride: 3 * d, v: qkv + 2 * d, vStride: 3 * d, batch: B, seqLen: T)
+            plan?.fire(site[1], z, zShape)
             Linear.forward(out: attnOut, inp: z, weight: w.attnProjWeight, bias: w.attnProjBias, rows: N, inDim: d, outDim: d)
+            plan?.fire(site[2], attnOut, residShape)
             addElementwise(out: resid, resid, attnOut, count: N * d)
+            plan?.fire(site[3], resid, residShape)
             LayerNorm.forward(out: ln, mean: s.mean.ptr, rstd: s.rstd.ptr, inp: resid, weight: w.ln2Weight, bias: w.ln2Bias,
                               rows: N, cols: d, eps: c.layerNormEps)
             Linear.forward(out: s.fcPre.ptr, inp: ln, weight: w.fcWeight, bias: w.fcBias, rows: N, inDim: d, outDim: dMLP)
             GELU.forward(out: s.fcPost.ptr, inp: s.fcPre.ptr, count: N * dMLP)
             Linear.forward(out: attnOut, inp: s.fcPost.ptr, weight: w.mlpProjWeight, bias: w.mlpProjBias, rows: N, inDim: dMLP, outDim: d)
+            plan?.fire(site[4], attnOut, residShape)
             addElementwise(out: resid, resid, attnOut, count: N * d)
+            plan?.fire(site[5], resid, residShape)
         }
         cache.length = P + T
         // ln_f and the LM head (wte when tied, else lm_head) on each row's last position only: logits[B, V] = lnf[B, d] · head[V, d]ᵀ

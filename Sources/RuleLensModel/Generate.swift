@@ -10,15 +10,19 @@ public enum Generate {
     /// prompt runs once and every new token is one position attending to a key/value cache (`KVCache`,
     /// `CachedDecoder.decode`); otherwise every new token
     /// re-runs the forward over the whole sequence. Both give the same tokens (logits agree to rounding).
-    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token (uncached);
+    /// `hooks` (optional) run on every forward, so an intervention applies at every generated token: cached when every
+    /// site they touch is one a cached step fires (`CachedDecoder.decodeHookSites`: block residuals, z, attn_out,
+    /// mlp_out; the callbacks then see the new positions only, from `HookSet.firstPosition` on), else uncached;
     /// `willRun(rows)` is told which prompts (indices into `prompts`) the next forward's batch rows hold;
     /// `progress(done)` is called after each batch of prompts is decoded, with the number of prompts done.
     public static func greedy(_ model: any LanguageModel, prompts: [[Int32]], maxNewTokens: Int, eos: Int32 = 2,
                               batchSize: Int = 64, hooks: HookSet? = nil,
                               willRun: ((_ rows: [Int]) -> Void)? = nil, cached: Bool = true,
                               progress: ((Int) -> Void)? = nil) -> [[Int32]] {
-        if cached && hooks == nil && willRun == nil, let decoder = model as? any CachedDecoder, decoder.supportsCachedDecoding {
-            return greedyCached(decoder, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize, progress: progress)
+        if cached, let decoder = model as? any CachedDecoder, decoder.supportsCachedDecoding,
+           hooks?.touchesOnly(decoder.decodeHookSites, sites: decoder.hookSites) ?? true {
+            return greedyCached(decoder, prompts: prompts, maxNewTokens: maxNewTokens, eos: eos, batchSize: batchSize,
+                                hooks: hooks, willRun: willRun, progress: progress)
         }
         // Inference only: let every block share one block's activation buffers while decoding.
         let retained = model.retainsActivationsForBackward
@@ -66,6 +70,7 @@ public enum Generate {
 
     /// `greedy` with a key/value cache: per group, one pass over the prompts, then one position per step.
     static func greedyCached(_ model: any CachedDecoder, prompts: [[Int32]], maxNewTokens: Int, eos: Int32, batchSize: Int,
+                             hooks: HookSet? = nil, willRun: ((_ rows: [Int]) -> Void)? = nil,
                              progress: ((Int) -> Void)? = nil) -> [[Int32]] {
         var results = [[Int32]](repeating: [], count: prompts.count)
         let nCtx = model.contextLength, vocab = model.vocabSize, batchSize = max(1, batchSize)
@@ -86,7 +91,8 @@ public enum Generate {
                 var active = Array(members[chunkStart..<min(members.count, chunkStart + rows)])
                 defer { done += min(members.count, chunkStart + rows) - chunkStart; progress?(done) }
                 cache.reset(batch: active.count)
-                var logits = model.decode(tokens: active.flatMap { prompts[$0] }, batch: active.count, seqLen: length, cache: cache)
+                willRun?(active)
+                var logits = model.decode(tokens: active.flatMap { prompts[$0] }, batch: active.count, seqLen: length, cache: cache, hooks: hooks)
                 var generated = 0
                 while true {
                     // logits[row, :] predict position cache.length of each active row.
@@ -105,7 +111,8 @@ public enum Generate {
                     if stillActive.isEmpty || generated >= maxNewTokens || cache.length >= nCtx { break }
                     if kept.count < active.count { cache.keep(rows: kept) }
                     active = stillActive
-                    logits = model.decode(tokens: active.map { results[$0].last! }, batch: active.count, seqLen: 1, cache: cache)
+                    willRun?(active)
+                    logits = model.decode(tokens: active.map { results[$0].last! }, batch: active.count, seqLen: 1, cache: cache, hooks: hooks)
                 }
             }
         }

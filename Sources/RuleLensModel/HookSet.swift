@@ -29,7 +29,19 @@ public final class HookSet {
     private var registrations: [(patterns: [String], callback: Callback)] = []
     private var planCache: (sites: [String], count: Int, plan: HookPlan)?
 
+    /// The absolute position of the first position the callbacks see: 0 in a full forward pass; in a cached decode step
+    /// (`CachedDecoder.decode(…hooks:)`) the number of positions already cached, so an edit that depends on the
+    /// position (a mean at position t, one ablated position) finds it. Set by the model while the callbacks run.
+    public internal(set) var firstPosition = 0
+
     public init() {}
+
+    /// Whether every site these callbacks touch (among a model's `sites`) is one of `allowed`: e.g. the sites a cached
+    /// decode step fires.
+    public func touchesOnly(_ allowed: Set<String>, sites: [String]) -> Bool {
+        guard let plan = plan(sites: sites) else { return true }
+        return plan.callbacks.keys.allSatisfy { allowed.contains($0) }
+    }
 
     /// Whether no callback is registered.
     public var isEmpty: Bool { registrations.isEmpty }

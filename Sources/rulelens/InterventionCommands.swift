@@ -23,8 +23,9 @@ struct AblateCommand: ParsableCommand {
     @Option(help: "Components: attn, mlp or attn,mlp.") var components: String = "attn,mlp"
     @Option(help: "Layers: all, or a list such as 0,2.") var layers: String = "all"
     @Flag(help: "Also ablate each head (its hook_z slice).") var heads = false
+    @Option(help: "Whose blocks: decoder (the model's own; default) or encoder (a language VAE's encoder, with --separability-at latent.hook_mu).") var stack: String = "decoder"
     @Option(help: "zero, mean (mean over --mean-from at each position) or resample (another example's value, seeded).") var method: String = "zero"
-    @Option(help: "JSONL (or data directory) whose clean activations give the mean/resample values (default: the data).") var meanFrom: String?
+    @Option(help: "JSONL (or data directory) whose clean activations give the mean/resample values (default: the data), or an HDF5 dump of them (`rulelens dump --positions all` with the ablated sites).") var meanFrom: String?
     @Option(help: "Positions ablated: all, answer (the last prompt position) or K (K<0 counts back from the prompt's end).") var positions: String = "all"
     @Option(help: "Break every result down by this column (rule, rule_id, a, b, answer, target).") var label: String?
     @Option(help: "Bootstrap resamples for the 95% intervals (0: none).") var bootstrap: Int = 1000
@@ -55,6 +56,11 @@ struct AblateCommand: ParsableCommand {
             }
         }
         o.heads = heads
+        switch stack {
+        case "decoder": o.stack = ""
+        case "encoder": o.stack = "encoder."
+        default: throw RuleLensError("--stack \(stack) is not decoder or encoder", fix: "pass --stack decoder (the model's blocks) or --stack encoder (a VAE's encoder)")
+        }
         guard let m = AblationMethod(rawValue: method) else { throw RuleLensError("--method \(method) is not zero, mean or resample", fix: "pass --method zero, mean or resample") }
         o.method = m
         o.meanFrom = meanFrom

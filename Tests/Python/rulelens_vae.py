@@ -96,11 +96,13 @@ class Block(nn.Module):
         self.c_fc_w = nn.Parameter(torch.zeros(d, c.n_inner)); self.c_fc_b = nn.Parameter(torch.zeros(c.n_inner))
         self.mlp_proj_w = nn.Parameter(torch.zeros(c.n_inner, d)); self.mlp_proj_b = nn.Parameter(torch.zeros(d))
 
-    def forward(self, x, causal: bool, lengths=None, mem=None, q_inject=None, cache=None, prefix=""):
+    def forward(self, x, causal: bool, lengths=None, mem=None, q_inject=None, cache=None, prefix="", edits=None):
         """x [B, T, d]; lengths [B] (bidirectional key mask); mem [B, d] (extra K=V slot); q_inject [B, d].
         cache: a dict that receives this block's activations under TransformerLens names with `prefix`
         (e.g. "encoder.blocks.0."): hook_resid_pre, attn.hook_pattern [B, H, T, P+T], hook_attn_out, hook_resid_mid,
-        mlp.hook_post, hook_mlp_out, hook_resid_post."""
+        mlp.hook_post, hook_mlp_out, hook_resid_post.
+        edits: {site name: function(tensor) -> tensor} replacing hook_attn_out / hook_mlp_out (e.g. a zero-ablation)."""
+        edits = edits or {}
         if cache is not None:
             cache[prefix + "hook_resid_pre"] = x
         B, T, d = x.shape
@@ -128,9 +130,13 @@ class Block(nn.Module):
         pattern = torch.softmax(scores, dim=-1)
         z = pattern @ v                                              # [B, H, T, dh]
         attn_out = z.transpose(1, 2).reshape(B, T, d) @ self.attn_proj_w + self.attn_proj_b
+        if prefix + "hook_attn_out" in edits:
+            attn_out = edits[prefix + "hook_attn_out"](attn_out)
         x = x + attn_out
         h = gelu_tanh(self.ln_2(x) @ self.c_fc_w + self.c_fc_b)
         mlp_out = h @ self.mlp_proj_w + self.mlp_proj_b
+        if prefix + "hook_mlp_out" in edits:
+            mlp_out = edits[prefix + "hook_mlp_out"](mlp_out)
         if cache is not None:
             cache.update({prefix + "attn.hook_pattern": pattern, prefix + "hook_attn_out": attn_out, prefix + "hook_resid_mid": x,
                           prefix + "mlp.hook_post": h, prefix + "hook_mlp_out": mlp_out, prefix + "hook_resid_post": x + mlp_out})
@@ -221,13 +227,14 @@ class RuleLensVAE(nn.Module):
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
 
     # ---- forward pieces ----
-    def encode(self, enc_tokens, enc_lengths, cache=None):
+    def encode(self, enc_tokens, enc_lengths, cache=None, edits=None):
         """enc_tokens [B, Te] long, enc_lengths [B] long → pooled [B, d], mu [B, k], logvar [B, k].
-        cache: a dict that receives the encoder's block activations (`encoder.blocks.{l}.…`, see `Block.forward`)."""
+        cache: a dict that receives the encoder's block activations (`encoder.blocks.{l}.…`, see `Block.forward`);
+        edits: replacements of `encoder.blocks.{l}.hook_attn_out` / `hook_mlp_out` (see `Block.forward`)."""
         B, T = enc_tokens.shape
         x = self.enc_wte(enc_tokens) + self.enc_wpe(torch.arange(T))[None]
         for l, blk in enumerate(self.enc_blocks):
-            x = blk(x, causal=False, lengths=enc_lengths, cache=cache, prefix=f"encoder.blocks.{l}.")
+            x = blk(x, causal=False, lengths=enc_lengths, cache=cache, prefix=f"encoder.blocks.{l}.", edits=edits)
         h = self.enc_ln_f(x)
         if self.config.pooling == "cls":
             pooled = h[:, 0]
@@ -236,7 +243,7 @@ class RuleLensVAE(nn.Module):
             pooled = (h * m[:, :, None]).sum(1) / enc_lengths[:, None].to(h.dtype)
         return pooled, self.mu(pooled), self.logvar(pooled)
 
-    def decode_logits(self, dec_inputs, z, cache=None):
+    def decode_logits(self, dec_inputs, z, cache=None, edits=None):
         """dec_inputs [B, T] long, z [B, k] → logits [B, T, V]. cache: receives `blocks.{l}.…` (see `Block.forward`)."""
         c = self.config
         B, T = dec_inputs.shape
@@ -248,7 +255,7 @@ class RuleLensVAE(nn.Module):
         qi = self.qinj(z).view(B, L, d) if self.qinj is not None else None
         for l, blk in enumerate(self.blocks):
             x = blk(x, causal=True, mem=None if mem is None else mem[:, l], q_inject=None if qi is None else qi[:, l],
-                    cache=cache, prefix=f"blocks.{l}.")
+                    cache=cache, prefix=f"blocks.{l}.", edits=edits)
         return self.ln_f(x) @ self.wte.weight.T
 
     def forward(self, enc_tokens, enc_lengths, dec_inputs, dec_targets, loss_mask, eps=None, labels=None, beta=None):

@@ -101,3 +101,59 @@ def test_eval_and_grad_still_refuse_a_vae(run):
                  ["grad", "--checkpoint", vae, "--data", d / "syl" / "test.jsonl", "--out", d / "g.safetensors"]):
         p = run_rulelens(*args, check=False)
         assert p.returncode == 1 and "rulelens vae" in p.stderr, p.stderr
+
+
+def reference_losses(run_dir, rows, prompt_lengths, edits=None):
+    """Per-example teacher-forced loss as `ablate` defines it (mean cross-entropy of the target tokens and <eos>, from
+    the last prompt position), from the PyTorch module: the encoder reads the whole example, the decoder row[:-1]."""
+    vae = RuleLensVAE.from_pretrained(run_dir).eval()
+    out = []
+    with torch.no_grad():
+        for r, p in zip(rows, prompt_lengths):
+            enc = torch.tensor([r])
+            _, mu, _ = vae.encode(enc, torch.tensor([len(r)]), edits=edits)
+            logits = vae.decode_logits(enc[:, :-1], mu, edits=edits)[0]
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            out.append(float(-torch.stack([logp[t, r[t + 1]] for t in range(p - 1, len(r) - 1)]).mean()))
+    return np.array(out)
+
+
+def test_ablate_encoder_components_of_a_vae_equals_the_pytorch_module(run, tmp_path):
+    """`ablate --stack encoder` zero-ablates the VAE's encoder attention / MLP outputs: the clean and ablated losses equal
+    the PyTorch module with the same edit; `--separability-at latent.hook_mu` measures μ's rule separability per run."""
+    import json
+    import shutil
+    from safetensors.numpy import load_file, save_file
+    d, trained = run
+    # 12 training steps leave the injection maps at their N(0, 0.02) start, where z barely moves the decoder: scale them
+    # (and μ's head) up in a copy, so an encoder edit visibly changes the loss and a wrong path could not pass.
+    vae = tmp_path / "strong"
+    shutil.copytree(trained, vae)
+    w = load_file(str(vae / "model.safetensors"))
+    for name in ["latent.memory.weight", "latent.query.weight", "latent.mu.weight"]:
+        w[name] = w[name] * 30
+    save_file(w, str(vae / "model.safetensors"), metadata={"format": "pt"})
+    data = tmp_path / "few.jsonl"
+    lines = (d / "syl" / "test.jsonl").read_text().splitlines()[:16]
+    data.write_text("\n".join(lines) + "\n")
+    report = json.loads(run_rulelens("ablate", "--checkpoint", vae, "--data", data, "--stack", "encoder", "--components", "attn,mlp",
+                                     "--method", "zero", "--label", "rule", "--separability-at", "latent.hook_mu", "--bootstrap", "0",
+                                     "--json", "--quiet").stdout)
+    assert report["stack"] == "encoder"
+    cells = {c["name"]: c for c in report["overall"]["cells"]}
+    assert set(cells) == {"enc L0 attn", "enc L0 mlp", "enc L1 attn", "enc L1 mlp"}
+    vocab = json.loads((vae / "vocab.json").read_text())
+    examples = [json.loads(line) for line in lines]
+    rows = [[vocab["<bos>"]] + [vocab[ch] for ch in e["prompt"]] + [vocab[ch] for ch in e["target"]] + [vocab["<eos>"]] for e in examples]
+    prompts = [1 + len(e["prompt"]) for e in examples]
+    clean = reference_losses(vae, rows, prompts)
+    assert report["overall"]["clean"]["loss"]["value"] == pytest.approx(clean.mean(), abs=1e-4)
+    for name, site in [("enc L0 mlp", "encoder.blocks.0.hook_mlp_out"), ("enc L1 attn", "encoder.blocks.1.hook_attn_out")]:
+        ablated = reference_losses(vae, rows, prompts, edits={site: torch.zeros_like})
+        assert cells[name]["effects"]["loss"]["ablated"]["value"] == pytest.approx(ablated.mean(), abs=1e-4), name
+        # The edit reaches the decoder through z, by more than the tolerance above (so a missed edit would fail).
+        assert np.abs(ablated - clean).max() > 5e-3 and abs(ablated.mean() - clean.mean()) > 5e-4
+    assert [k["layer"] for k in report["overall"]["ffn_vs_attention"]] == [0, 1]
+    sep = report["separability"]
+    assert sep["site"] == "latent.hook_mu" and len(sep["cells"]) == 4
+    assert all(c["scores"]["knn_accuracy"] is not None for c in sep["cells"])

@@ -13,11 +13,23 @@ extension LlamaModel: CachedDecoder {
     ///
     /// The same kernels as `forward`: q and k are rotated by their absolute positions (P + t), the cached keys are stored
     /// rotated, and the cached positions enter attention as prefix slots, so logits agree with the full forward to
-    /// rounding. Inference only: no hooks, nothing kept for `backward()`.
+    /// rounding. Inference only: nothing kept for `backward()`; hooks only through `decode(…hooks:)`.
     public func decode(tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache) -> UnsafeMutablePointer<Float> {
+        decode(tokens: tokens, batch: B, seqLen: T, cache: cache, hooks: nil)
+    }
+
+    public var decodeHookSites: Set<String> { DecodeHookSites.sites(layers: config.nLayer) }
+
+    /// `decode` with hooks on `decodeHookSites` ([B, T, d] or z [B, T, H, dh] at the new positions; edits flow on).
+    public func decode(tokens: [Int32], batch B: Int, seqLen T: Int, cache: KVCache, hooks: HookSet?) -> UnsafeMutablePointer<Float> {
         let c = config
         let P = cache.length, N = B * T, d = c.dModel, dMLP = c.dMLP, V = c.vocabSize
         let qW = c.qWidth, kvW = c.kvWidth, H = c.nHead, Hkv = c.nKVHead, dh = c.dHead
+        let plan = hooks?.plan(sites: hookSites)
+        precondition(plan == nil || hooks!.touchesOnly(decodeHookSites, sites: hookSites), "decode: hooks on sites a cached step does not fire")
+        hooks?.firstPosition = P
+        defer { hooks?.firstPosition = 0 }
+        let residShape = [B, T, d], zShape = [B, T, H, dh]
         precondition(B == cache.batch && T > 0 && tokens.count == N, "decode: \(tokens.count) tokens for the cache's \(cache.batch) rows × \(T)")
         precondition(P + T <= cache.capacity, "decode: \(P + T) positions exceed the cache's capacity of \(cache.capacity)")
         precondition(tokens.allSatisfy { $0 >= 0 && Int($0) < V }, "decode: token id outside 0..<\(V)")
@@ -38,6 +50,8 @@ extension LlamaModel: CachedDecoder {
         }
         for l in 0..<c.nLayer {
             let w = params.layers[l]
+            let site = plan == nil ? [] : DecodeHookSites.names(l)   // resid_pre, z, attn_out, resid_mid, mlp_out, resid_post
+            plan?.fire(site[0], resid, residShape)
             RMSNorm.forward(out: normed, rstd: rstd, inp: resid, weight: w.ln1, rows: N, cols: d, eps: c.rmsNormEps)
             Linear.forward(out: q, inp: normed, weight: w.q, bias: w.qBias, rows: N, inDim: d, outDim: qW, layout: .outIn)
             Linear.forward(out: k, inp: normed, weight: w.k, bias: w.kBias, rows: N, inDim: d, outDim: kvW, layout: .outIn)
@@ -50,14 +64,19 @@ extension LlamaModel: CachedDecoder {
             let input = cache.attentionInput(layer: l, q: q, qStride: qW, k: k, kStride: kvW, v: v, vStride: kvW)
             Attention.forward(z: z, pattern: pattern, input: input, dims: dims)
             cache.append(layer: l, k: k, kStride: kvW, v: v, vStride: kvW, batch: B, seqLen: T)
+            plan?.fire(site[1], z, zShape)
             Linear.forward(out: blockOut, inp: z, weight: w.o, bias: w.oBias, rows: N, inDim: qW, outDim: d, layout: .outIn)
+            plan?.fire(site[2], blockOut, residShape)
             addElementwise(out: resid, resid, blockOut, count: N * d)
+            plan?.fire(site[3], resid, residShape)
             RMSNorm.forward(out: normed, rstd: rstd, inp: resid, weight: w.ln2, rows: N, cols: d, eps: c.rmsNormEps)
             Linear.forward(out: gate, inp: normed, weight: w.gate, bias: w.gateBias, rows: N, inDim: d, outDim: dMLP, layout: .outIn)
             Linear.forward(out: up, inp: normed, weight: w.up, bias: w.upBias, rows: N, inDim: d, outDim: dMLP, layout: .outIn)
             SwiGLU.forward(hidden: hidden, gate: gate, up: up, count: N * dMLP)
             Linear.forward(out: blockOut, inp: hidden, weight: w.down, bias: w.downBias, rows: N, inDim: dMLP, outDim: d, layout: .outIn)
+            plan?.fire(site[4], blockOut, residShape)
             addElementwise(out: resid, resid, blockOut, count: N * d)
+            plan?.fire(site[5], resid, residShape)
         }
         cache.length = P + T
         // The final norm and the LM head on each row's last position only: logits[B, V] = norm(last)[B, d] · head[V, d]ᵀ

@@ -13,15 +13,6 @@ public enum VAECheckpoint {
     /// replaced one by one atomically, weights last, and only with `overwrite`).
     public static func save(_ vae: VAE, vocab: [String: Int]?, to dir: String, extra: [String: String] = [:],
                             metadata: [String: String] = [:], overwrite: Bool = false) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        let dirExists = fm.fileExists(atPath: dir, isDirectory: &isDir)
-        if dirExists && !isDir.boolValue {
-            throw RuleLensError("checkpoint path \(dir) exists and is a file, not a folder", fix: "choose another output folder")
-        }
-        if dirExists && Checkpoint.exists(at: dir) && !overwrite {
-            throw RuleLensError("\(dir) already holds a checkpoint (\(Checkpoint.weightsFile))", fix: "choose another folder, or delete the old checkpoint first")
-        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var files: [(name: String, data: Data)] = [(Checkpoint.configFile, try encoder.encode(vae.config))]
@@ -37,26 +28,7 @@ public enum VAECheckpoint {
             for t in tensors { entries.append(Safetensors.Entry(name: t.name, shape: t.shape, floats: UnsafePointer(store.ptr + t.offset))) }
         }
         files.append((Checkpoint.weightsFile, Safetensors.encode(entries, metadata: meta)))
-        if dirExists {
-            for file in files { try AtomicFile.write(file.data, to: dir + "/" + file.name) }
-            return
-        }
-        let url = URL(fileURLWithPath: dir).standardizedFileURL
-        let parent = url.deletingLastPathComponent().path
-        guard fm.fileExists(atPath: parent) else {
-            throw RuleLensError("the parent folder \(parent) of checkpoint \(dir) does not exist", fix: "create it first, or choose another path")
-        }
-        let temp = parent + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
-        do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
-            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
-            guard rename(temp, url.path) == 0 else {
-                throw RuleLensError("cannot move the checkpoint into \(dir) (\(String(cString: strerror(errno))))", fix: "check permissions of \(parent)")
-            }
-        } catch {
-            try? fm.removeItem(atPath: temp)
-            throw error
-        }
+        try Checkpoint.writeFolder(files, to: dir, overwrite: overwrite)
     }
 
     /// Loads a VAE checkpoint folder. A GPT-2 checkpoint is refused with a pointer to the GPT commands; missing,
