@@ -91,9 +91,11 @@ public enum RunValue: Equatable, Sendable {
         return "null"
     }
 
-    /// Parses JSON text.
+    /// Parses JSON text. Through `JSONDecoder`, whose numbers round-trip exactly: Foundation's `JSONSerialization`
+    /// parser on Linux rounds about a third of 17-digit doubles by an ulp, so results read back from a run's stamps
+    /// would differ from the ones computed.
     public static func parse(json data: Data) throws -> RunValue {
-        RunValue(any: try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]))
+        try JSONDecoder().decode(RunValue.self, from: data)
     }
 
     /// Short human text: numbers with up to 4 decimals.
@@ -113,5 +115,17 @@ public enum RunValue: Equatable, Sendable {
         if d == d.rounded() && abs(d) < 1e12 { return String(Int64(d)) }
         if abs(d) >= 1e5 || abs(d) < 1e-3 { return String(format: "%.3e", d) }
         return String(format: "%.4f", d)
+    }
+}
+
+extension RunValue: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([RunValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: RunValue].self)) }
     }
 }

@@ -82,4 +82,17 @@ final class RunCacheTests: XCTestCase {
             XCTAssertTrue((e as? RuleLensError)?.problem.contains("--only eval") ?? false, "\(e)")
         }
     }
+
+    /// Results read back from a stamp equal the computed ones bit for bit: every double survives jsonText → parse
+    /// (Foundation's JSONSerialization parser rounded ~1/3 of 17-digit doubles, so a cached run's loss could differ in
+    /// the last digit from the run that computed it, depending on the value and hence on the BLAS kernel).
+    func testResultsRoundTripThroughJSONExactly() throws {
+        var rng = SeededRNG(seed: 11)
+        var numbers: [RunValue] = [.number(4.6012818315022805), .number(0.1), .number(0), .number(1), .number(-2.5), .number(-1e-300), .number(123456789.12345678)]
+        for _ in 0..<2000 { numbers.append(.number(Double(rng.normal()) * pow(10, Double(rng.int(below: 40)) - 20) + Double(rng.normal()) * 1e-9)) }
+        let value = RunValue.object(["xs": .array(numbers), "flag": .bool(true), "n": .number(7000), "name": .string("tiny"), "none": .null])
+        let back = try RunValue.parse(json: Data(value.jsonText().utf8))
+        XCTAssertEqual(back, value)
+    }
 }
+
