@@ -32,13 +32,11 @@ public enum TrainStep: RunStep {
     public static func canResume(dir: String) -> Bool { (try? TrainJob.savedOptions(in: dir)) != nil }
 
     static func trainOptions(_ o: StepOptions) throws -> (TrainOptions, evalEvery: Int, saveEvery: Int) {
-        let data = try o.requiredString("data")
-        var isDir: ObjCBool = false
-        let dirData = FileManager.default.fileExists(atPath: data, isDirectory: &isDir) && isDir.boolValue
-        var t = TrainOptions(data: dirData ? (data as NSString).appendingPathComponent("train.jsonl") : data)
+        let data = try o.trainingData()
+        var t = TrainOptions(data: data.train)
         let evalEvery = try o.int("eval-every", default: 0)
         if let e = try o.string("eval-data") { t.evalData = e }
-        else if dirData, evalEvery > 0 { t.evalData = (data as NSString).appendingPathComponent("test.jsonl") }
+        else if evalEvery > 0, let test = data.test { t.evalData = test }
         if let v = try o.int("layers") { t.layers = v }
         if let v = try o.int("heads") { t.heads = v }
         if let v = try o.int("d-model") { t.dModel = v }
@@ -97,5 +95,16 @@ public enum TrainStep: RunStep {
                             series: [.init(name: "train loss", points: thinned, color: "#4e79a7")]).render()
         try AtomicFile.write(Data(svg.utf8), to: ctx.path("loss.svg"))
         return StepFigure(title: "Training loss (log10)", file: "loss.svg")
+    }
+}
+
+extension StepOptions {
+    /// The `data:` option of a training step: a data folder (its train.jsonl, and test.jsonl for evaluation) or one
+    /// JSONL file (no test part).
+    func trainingData() throws -> (train: String, test: String?) {
+        let data = try requiredString("data")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir), isDir.boolValue else { return (data, nil) }
+        return ((data as NSString).appendingPathComponent("train.jsonl"), (data as NSString).appendingPathComponent("test.jsonl"))
     }
 }

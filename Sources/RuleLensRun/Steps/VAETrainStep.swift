@@ -37,11 +37,9 @@ public enum VAETrainStep: RunStep {
     }
 
     static func trainOptions(_ o: StepOptions) throws -> (VAETrainOptions, evalData: String?) {
-        let data = try o.requiredString("data")
-        var isDir: ObjCBool = false
-        let dirData = FileManager.default.fileExists(atPath: data, isDirectory: &isDir) && isDir.boolValue
-        var t = VAETrainOptions(data: dirData ? (data as NSString).appendingPathComponent("train.jsonl") : data)
-        let evalData = try o.string("eval-data") ?? (dirData ? (data as NSString).appendingPathComponent("test.jsonl") : nil)
+        let data = try o.trainingData()
+        var t = VAETrainOptions(data: data.train)
+        let evalData = try o.string("eval-data") ?? data.test
         if let v = try o.int("layers") { t.layers = v }
         if let v = try o.int("enc-layers") { t.encLayers = v }
         if let v = try o.int("heads") { t.heads = v }
