@@ -11,7 +11,7 @@ public enum DigitTrace {
         let answer = modulus.map { String((a + b) % $0) } ?? digits(a + b, base: base)
         var example: Example
         switch format {
-        case .direct:
+        case .direct, .compact:  // an addition's direct form is already compact (TaskSpec refuses `compact` here)
             example = Example(prompt: "\(sa)+\(sb)=", target: answer, answer: answer, rule: rule, a: a, b: b)
         case .scratchpad:
             var lines = scratchpad(sa, sb, base: base)

@@ -112,6 +112,14 @@ public enum OperandTasks {
         case .chickensRabbits:
             let heads = b, legs = 2 * a
             let rabbits = a - heads, chickens = 2 * heads - a
+            if format == .compact {
+                let prompt = "\(legs),\(heads)=", answer = "\(rabbits),\(chickens)"
+                var e = Example(prompt: prompt, target: answer, answer: answer, rule: ruleText(of: task), a: a, b: b)
+                let legsDigits = String(legs).count, headsDigits = String(heads).count
+                e.sources = SourceKeys.allOperandDigits(target: answer, operandPositions: Array(0..<legsDigits)
+                                                            + Array((legsDigits + 1)..<(legsDigits + 1 + headsDigits)))
+                return e
+            }
             let lead = "Rabbits have 4 legs and 1 head. Chickens have 2 legs and 1 head. There are "
             let prompt = lead + "\(legs) legs and \(heads) heads on the farm. How many rabbits and chickens are there?"
             let answer = "There are \(rabbits) rabbits and \(chickens) chickens."

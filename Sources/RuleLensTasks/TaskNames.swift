@@ -32,6 +32,14 @@ public enum TaskName: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The answer formats defined for this task: `direct` everywhere, `scratchpad` and `rule` where there is a
+    /// digit-by-digit addition, `compact` for the word problem (chickens and rabbits).
+    public var formats: [TaskFormat] {
+        if hasDigitTrace { return [.direct, .scratchpad, .rule] }
+        if self == .chickensRabbits { return [.direct, .compact] }
+        return [.direct]
+    }
+
     public static func named(_ name: String) throws -> TaskName {
         guard let t = TaskName(rawValue: name) else {
             throw RuleLensError("unknown task \"\(name)\"\(closest(name, in: allCases.map(\.rawValue)))",
@@ -50,6 +58,10 @@ public enum TaskFormat: String, CaseIterable, Codable, Sendable {
     /// Rule-following (RFFT): the digit loop's code in the prompt, its line-by-line execution in the target,
     /// then the bare answer on the last line.
     case rule
+    /// The word problem's numbers without its fixed words (chickens and rabbits: `134,40=` → `27,13`, legs and
+    /// heads in, rabbits and chickens out). The same plane, split and answers as `direct` at ~1/15 of the tokens;
+    /// the published ~190-character text stays the `direct` form.
+    case compact
 
     public static func named(_ name: String) throws -> TaskFormat {
         guard let f = TaskFormat(rawValue: name) else {

@@ -52,10 +52,11 @@ public struct TaskSpec: Codable, Equatable, Sendable {
 
     /// Checks that the options make sense for the task before anything is generated.
     public func validate() throws {
-        if format != .direct && !task.hasDigitTrace {
+        guard task.formats.contains(format) else {
+            let defined = TaskName.allCases.filter { $0.formats.contains(format) }.map(\.rawValue)
             throw RuleLensError("format \(format.rawValue) is not defined for task \(task.rawValue)",
-                                fix: "use --format direct, or a task with digit-by-digit addition: "
-                                    + TaskName.allCases.filter(\.hasDigitTrace).map(\.rawValue).joined(separator: ", "))
+                                fix: "use --format " + task.formats.map(\.rawValue).joined(separator: " or ")
+                                    + " with \(task.rawValue); format \(format.rawValue) is for: " + defined.joined(separator: ", "))
         }
         switch split {
         case .random:

@@ -7,7 +7,7 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "Task: \(TaskName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var task: String?
 
-    @Option(help: "Answer format: direct, scratchpad, rule (scratchpad/rule only for the addition tasks).")
+    @Option(help: "Answer format: direct, scratchpad, rule (scratchpad/rule only for the addition tasks), compact (chickens-rabbits without its fixed words: 134,40= → 27,13).")
     var format: String = "direct"
 
     @Option(help: "Split: random, leave-square-out, holes, length.")

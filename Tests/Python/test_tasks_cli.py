@@ -21,6 +21,7 @@ def lines(path):
     ("addition", "leave-square-out", [], 9559, 441),
     ("modular-addition", "leave-square-out", [], 12328, 441),
     ("chickens-rabbits", "leave-square-out", [], 4609, 441),
+    ("chickens-rabbits", "leave-square-out", ["--format", "compact"], 4609, 441),
     ("addition", "random", ["--train-fraction", "0.7"], 7000, 3000),
     ("addition", "leave-square-out", ["--center", "50,50", "--half", "20"], 10000 - 41 * 41, 41 * 41),
 ])
@@ -64,6 +65,25 @@ def test_jsonl_schema(tmp_path):
     e = lines(out / "test.jsonl")[0]
     assert set(e) == {"id", "prompt", "target", "answer", "rule", "a", "b", "sources"}
     assert f"There are {2 * e['a']} legs and {e['b']} heads" in e["prompt"]
+
+
+def test_compact_chickens_rabbits_is_the_same_problem(tmp_path):
+    # The compact form carries the same (a, b), split and arithmetic as the published sentence, in ~12 characters.
+    direct = lines(generate(tmp_path, "s", "--task", "chickens-rabbits", "--split", "leave-square-out") / "train.jsonl")
+    compact = lines(generate(tmp_path, "c", "--task", "chickens-rabbits", "--split", "leave-square-out",
+                             "--format", "compact") / "train.jsonl")
+    assert [(e["a"], e["b"]) for e in direct] == [(e["a"], e["b"]) for e in compact]
+    for d, c in zip(direct, compact):
+        legs, heads = map(int, c["prompt"].rstrip("=").split(","))
+        rabbits, chickens = map(int, c["answer"].split(","))
+        assert f"There are {legs} legs and {heads} heads" in d["prompt"]
+        assert d["answer"] == f"There are {rabbits} rabbits and {chickens} chickens."
+        assert 4 * rabbits + 2 * chickens == legs and rabbits + chickens == heads
+    assert max(len(e["prompt"]) + len(e["target"]) for e in compact) <= 14
+    bad = run_rulelens("data", "generate", "--task", "addition", "--format", "compact", "--out", tmp_path / "x", check=False)
+    assert bad.returncode != 0 and "format compact is not defined for task addition" in bad.stderr
+    assert "use --format direct or scratchpad or rule" in bad.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_refuses_to_overwrite_without_force(tmp_path):

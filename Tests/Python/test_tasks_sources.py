@@ -83,13 +83,14 @@ def test_rule_format_answer_line(tmp_path):
         assert e["sources"] == expected
 
 
-@pytest.mark.parametrize("task,pattern", [
-    ("modular-addition", r"^(\d+)\+(\d+)=$"),
-    ("linear-regression", r"^\((\d+),(\d+)\)=$"),
-    ("chickens-rabbits", r"There are (\d+) legs and (\d+) heads"),
+@pytest.mark.parametrize("task,pattern,fmt", [
+    ("modular-addition", r"^(\d+)\+(\d+)=$", "direct"),
+    ("linear-regression", r"^\((\d+),(\d+)\)=$", "direct"),
+    ("chickens-rabbits", r"There are (\d+) legs and (\d+) heads", "direct"),
+    ("chickens-rabbits", r"^(\d+),(\d+)=$", "compact"),
 ])
-def test_non_column_tasks_use_every_operand_digit(tmp_path, task, pattern):
-    for e in generate(tmp_path, "--task", task):
+def test_non_column_tasks_use_every_operand_digit(tmp_path, task, pattern, fmt):
+    for e in generate(tmp_path, "--task", task, "--format", fmt):
         a0, a, b0, b = operand_sum(e["prompt"], pattern)
         operands = list(range(a0, a0 + len(a))) + list(range(b0, b0 + len(b)))
         assert e["sources"] == [operands if c.isdigit() else [] for c in e["target"]], e

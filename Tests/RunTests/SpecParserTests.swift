@@ -143,6 +143,16 @@ final class SpecSchemaTests: XCTestCase {
             let required = (steps.lookup([type.kind, "required"]).flatMap { v -> [String]? in
                 if case .array(let a) = v { return a.compactMap(\.string) } else { return nil } }) ?? []
             XCTAssertEqual(Set(required), Set(type.options.filter(\.required).map(\.name)), type.kind)
+            // A choice's values are the schema's enum, so an editor offers exactly what the parser accepts.
+            for option in type.options {
+                guard case .choice(let values) = option.type else { continue }
+                guard case .array(let alternatives)? = steps.lookup([type.kind, "properties", option.name, "anyOf"]),
+                      let enumValues = alternatives.first?.lookup(["enum"]),
+                      case .array(let listed) = enumValues else {
+                    XCTFail("\(type.kind).\(option.name): no enum in the schema"); continue
+                }
+                XCTAssertEqual(listed.compactMap(\.string), values, "\(type.kind).\(option.name)")
+            }
         }
     }
 }

@@ -22,6 +22,20 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(farm.prompt, "Rabbits have 4 legs and 1 head. Chickens have 2 legs and 1 head. There are 134 legs "
                        + "and 40 heads on the farm. How many rabbits and chickens are there?")
         XCTAssertEqual(farm.target, "There are 27 rabbits and 13 chickens.")
+        let compact = OperandTasks.example(task: .chickensRabbits, a: 67, b: 40, format: .compact)
+        XCTAssertEqual(compact.prompt, "134,40="); XCTAssertEqual(compact.target, "27,13")
+        XCTAssertEqual(compact.sources, [[0, 1, 2, 4, 5], [0, 1, 2, 4, 5], [], [0, 1, 2, 4, 5], [0, 1, 2, 4, 5]])
+        XCTAssertEqual(compact.answer, "27,13"); XCTAssertEqual(compact.rule, farm.rule)
+    }
+
+    /// `compact` is the word problem's form only; the additions' direct form is already compact.
+    func testCompactIsOnlyForChickensAndRabbits() {
+        XCTAssertThrowsError(try TaskSpec(task: .addition, format: .compact).validate()) { error in
+            XCTAssertTrue("\(error)".contains("format compact is not defined for task addition"), "\(error)")
+            XCTAssertTrue("\(error)".contains("chickens-rabbits"), "\(error)")
+        }
+        XCTAssertThrowsError(try TaskSpec(task: .chickensRabbits, format: .scratchpad).validate())
+        XCTAssertNoThrow(try TaskSpec(task: .chickensRabbits, format: .compact, split: .leaveSquareOut).validate())
     }
 
     /// The true answer, computed here independently of the generators.
@@ -38,17 +52,21 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    func trueAnswer(_ task: TaskName, _ format: TaskFormat, _ a: Int, _ b: Int) -> String {
+        format == .compact ? "\(a - b),\(2 * b - a)" : trueAnswer(task, a, b)
+    }
+
     /// Every generated example of every format: the extracted answer is the true one, and the scratchpad and
     /// rule traces are arithmetically consistent line by line.
     func testExtractedAnswerIsTheTrueAnswerForEveryExample() throws {
         var checked = 0
         for task in TaskName.allCases where !task.isRuleTask {
-            for format in TaskFormat.allCases where format == .direct || task.hasDigitTrace {
+            for format in task.formats {
                 var s = TaskSpec(task: task, format: format, split: .random)
                 if task == .multiDigitAddition { s.count = 300; s.digits = 1...12 }
                 let d = try s.generate()
                 for e in d.train + d.test {
-                    let truth = trueAnswer(task, e.a!, e.b!)
+                    let truth = trueAnswer(task, format, e.a!, e.b!)
                     XCTAssertEqual(Answer.extract(e.target), truth, "\(task) \(format) \(e.prompt)")
                     XCTAssertEqual(e.answer, truth)
                     if format == .scratchpad { try checkScratchpad(e, task: task) }
@@ -113,7 +131,7 @@ final class FormatTests: XCTestCase {
     func testEveryTaskFitsTheCharacterVocabulary() throws {
         let tok = CharTokenizer.standard
         for task in TaskName.allCases {
-            for format in TaskFormat.allCases where format == .direct || task.hasDigitTrace {
+            for format in task.formats {
                 var s = TaskSpec(task: task, format: format)
                 if !task.hasPlane { s.count = 600 }
                 let d = try s.generate()

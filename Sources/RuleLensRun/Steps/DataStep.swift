@@ -7,7 +7,7 @@ public enum DataStep: RunStep {
     public static let summary = "Generate a task and split (train.jsonl, test.jsonl, meta.json), as `rulelens data generate`."
     public static let options: [StepOption] = [
         .init("task", .choice(TaskName.allCases.map(\.rawValue)), "task name", required: true),
-        .init("format", .choice(TaskFormat.allCases.map(\.rawValue)), "direct, scratchpad or rule"),
+        .init("format", .choice(TaskFormat.allCases.map(\.rawValue)), "direct, scratchpad, rule or compact"),
         .init("split", .choice(SplitKind.allCases.map(\.rawValue)), "random, leave-square-out, holes or length"),
         .init("train-fraction", .double, "random split: share in train"),
         .init("center", .string, "leave-square-out centre A,B"),
