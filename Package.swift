@@ -64,8 +64,10 @@ let package = Package(
                                "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
+        // `rulelens run --jobs N`'s children die with their parent (prctl is variadic, so it is wrapped in C).
+        .target(name: "CRuleLensProcess"),
         .target(name: "RuleLensRun",
-                dependencies: ["RuleLensJobs", "RuleLensInterventions", .product(name: "Yams", package: "Yams")],
+                dependencies: ["RuleLensJobs", "RuleLensInterventions", "CRuleLensProcess", .product(name: "Yams", package: "Yams")],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",

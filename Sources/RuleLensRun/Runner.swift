@@ -1,3 +1,4 @@
+import CRuleLensProcess
 import Foundation
 import RuleLensJobs
 
@@ -12,6 +13,10 @@ public struct RunOptions {
     public var quick = false
     public var threads: Int?
     public var progress = true
+    /// Variants run at once, each in its own process (`rulelens run --jobs N`); 1 runs them in turn in this one.
+    public var jobs = 1
+    /// The `rulelens` binary the variant processes run (needed when `jobs` > 1).
+    public var executable: String?
     public init(specPath: String) { self.specPath = specPath }
 }
 
@@ -92,6 +97,16 @@ public final class ExperimentRunner {
         if let threads = options.threads { Parallel.configure(threads: threads) }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
+        // With --jobs, child processes bring every variant up to date first; the loop below then finds each step's
+        // stamp and only assembles results and the report.
+        var ranInJobs: Set<String> = []
+        if options.jobs > 1, plan.variants.count > 1 {
+            guard let executable = options.executable else {
+                throw RuleLensError("--jobs \(options.jobs) needs the rulelens binary's path", fix: "set RunOptions.executable")
+            }
+            ranInJobs = try VariantJobs(plan: plan, options: options, executable: executable, outDir: outDir, log: log).run()
+        }
+
         let total = plan.variants.reduce(0) { $0 + $1.steps.count }
         var done = 0
         var secondsByKind: [String: [Double]] = [:]
@@ -112,7 +127,8 @@ public final class ExperimentRunner {
                 let known = remaining.filter(\.isFinite)
                 let eta = known.isEmpty ? "" : " · ETA \(ProgressLine.duration(known.reduce(0, +) * Double(remaining.count) / Double(known.count)))"
                 let label = "[\(done)/\(total)]" + (pv.variant.folder.isEmpty ? "" : " \(pv.variant.id) ·") + " \(ps.spec.id) (\(ps.type.kind))"
-                let record = try runStep(ps, label: label + eta)
+                var record = try runStep(ps, label: label + eta, broughtUpToDate: ranInJobs.contains(ps.dir))
+                if ranInJobs.contains(ps.dir) { record.cached = false; record.ran = true }
                 if record.ran { secondsByKind[ps.type.kind, default: []].append(record.seconds) }
                 stepRecords.append(record)
             }
@@ -131,8 +147,26 @@ public final class ExperimentRunner {
         return summary
     }
 
+    /// `rulelens run --variant K` (what `--jobs` starts): brings variant K's steps up to date, in order, and stops —
+    /// no expectations, no report (the parent run writes those).
+    public func runVariant(_ index: Int) throws {
+        guard rl_die_with_parent() == 0 else { throw RuleLensError("the run that started this variant has ended", fix: "rerun the spec") }
+        let spec = try SpecParser.load(path: options.specPath)
+        let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
+        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
+        guard plan.variants.indices.contains(index) else {
+            throw RuleLensError("--variant \(index): the spec has \(plan.variants.count) variants", fix: "give 0…\(plan.variants.count - 1)")
+        }
+        if let threads = options.threads { Parallel.configure(threads: threads) }
+        let pv = plan.variants[index]
+        for (k, ps) in pv.steps.enumerated() {
+            _ = try runStep(ps, label: "[\(k + 1)/\(pv.steps.count)] \(ps.spec.id) (\(ps.type.kind))")
+        }
+    }
+
     /// Runs one step, or takes it from its stamp when nothing it depends on changed.
-    func runStep(_ ps: RunPlan.PlannedStep, label: String) throws -> StepRecord {
+    /// `broughtUpToDate`: a `--jobs` child just ran it, so its stamp is read back quietly, even under --force.
+    func runStep(_ ps: RunPlan.PlannedStep, label: String, broughtUpToDate: Bool = false) throws -> StepRecord {
         let fm = FileManager.default
         let command = ps.type.commandLine(ps.options, dir: ps.dir)
         let selected = options.only == nil || options.only == ps.spec.id
@@ -143,8 +177,8 @@ public final class ExperimentRunner {
             throw RuleLensError("--only \(options.only!): step \(ps.spec.id) has not run yet (\(e.problem))",
                                 fix: "run the spec once without --only, then repeat --only \(options.only!)")
         }
-        if !(options.force && selected), let stamp = StepCache.validStamp(in: ps.dir, fingerprint: fingerprint) {
-            log("\(label): up to date, skipped")
+        if !(options.force && selected && !broughtUpToDate), let stamp = StepCache.validStamp(in: ps.dir, fingerprint: fingerprint) {
+            if !broughtUpToDate { log("\(label): up to date, skipped") }
             return StepRecord(id: ps.spec.id, kind: ps.type.kind, command: stamp.command, dir: ps.dir, cached: true, ran: false,
                               seconds: stamp.seconds, results: (try? RunValue.parse(json: Data(stamp.results.utf8))) ?? .null,
                               figures: stamp.figures, files: stamp.files)

@@ -22,7 +22,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Shrink every size for a smoke run (seconds, numbers meaningless).") var quick = false
     @Flag(help: "List the specs in --probes and their claims.") var list = false
     @Option(help: "Folder of specs for --list.") var probes: String = "Probes"
-    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Threads (default: all cores; with --jobs, shared among the jobs).") var threads: Int?
+    @Option(help: """
+        Run up to N of the sweep's variants at once, each in its own process (default 1: in turn). Faster for sweeps         of small models, which barely use a second thread; results can differ in the last bits from a run with other         thread counts.
+        """) var jobs: Int = 1
+    @Option(help: .hidden) var variant: Int?
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
@@ -31,9 +35,13 @@ struct RunCommand: ParsableCommand {
             return
         }
         guard let spec else { throw RuleLensError("no spec given", fix: "pass a spec, e.g. `rulelens run Probes/demo.yaml`, or --list") }
+        guard jobs >= 1 else { throw RuleLensError("--jobs \(jobs) is not a number of processes", fix: "give --jobs 1 or more (e.g. the number of cores)") }
         var o = RunOptions(specPath: spec)
         o.outDir = out; o.only = only; o.force = force; o.quick = quick; o.threads = threads; o.progress = !quiet
+        o.jobs = jobs; o.executable = FileManager.default.fileExists(atPath: "/proc/self/exe")
+            ? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path : CommandLine.arguments[0]
         let runner = ExperimentRunner(options: o)
+        if let variant { return try runner.runVariant(variant) }
         let summary = try runner.run()
         print("results: \(summary.resultsPath)")
         summary.expectationLines.forEach { print($0) }
