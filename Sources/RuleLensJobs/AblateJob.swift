@@ -30,6 +30,29 @@ public struct AblateOptions: Sendable {
     public var quiet = false
     public var batchSize = 64
     public init(checkpoint: String, data: DataSource) { self.checkpoint = checkpoint; self.data = data }
+
+    /// `decoder` (the model's own blocks) → "", `encoder` (a language VAE's encoder) → "encoder.".
+    public static func stackPrefix(_ name: String) throws -> String {
+        switch name {
+        case "decoder": return ""
+        case "encoder": return "encoder."
+        default: throw RuleLensError("stack \(name) is not decoder or encoder",
+                                     fix: "use decoder (the model's blocks) or encoder (a language VAE's encoder)")
+        }
+    }
+
+    /// `all`, `answer` (the last prompt position) or an integer K (K < 0 counts back from the prompt's end).
+    public static func positions(_ text: String) throws -> AblationPositions {
+        switch text {
+        case "all": return .all
+        case "answer": return .index(-1)
+        default:
+            guard let k = Int(text) else {
+                throw RuleLensError("positions \(text) is not all, answer or an integer", fix: "use all, answer or e.g. 0")
+            }
+            return .index(k)
+        }
+    }
 }
 
 /// `rulelens ablate`: FFN-versus-attention ablations with intervals, per rule.

@@ -56,21 +56,11 @@ struct AblateCommand: ParsableCommand {
             }
         }
         o.heads = heads
-        switch stack {
-        case "decoder": o.stack = ""
-        case "encoder": o.stack = "encoder."
-        default: throw RuleLensError("--stack \(stack) is not decoder or encoder", fix: "pass --stack decoder (the model's blocks) or --stack encoder (a VAE's encoder)")
-        }
+        o.stack = try AblateOptions.stackPrefix(stack)
         guard let m = AblationMethod(rawValue: method) else { throw RuleLensError("--method \(method) is not zero, mean or resample", fix: "pass --method zero, mean or resample") }
         o.method = m
         o.meanFrom = meanFrom
-        switch positions {
-        case "all": o.positions = .all
-        case "answer": o.positions = .index(-1)
-        default:
-            guard let k = Int(positions) else { throw RuleLensError("--positions \(positions) is not all, answer or an integer", fix: "pass --positions all, answer or e.g. 0") }
-            o.positions = .index(k)
-        }
+        o.positions = try AblateOptions.positions(positions)
         o.label = label; o.bootstrap = bootstrap; o.seed = seed; o.separabilityAt = separabilityAt
         o.out = out; o.plot = plot; o.force = force; o.quiet = quiet
         guard let pm = AblationMetric(rawValue: plotMetric) else { throw RuleLensError("--plot-metric \(plotMetric) is unknown", fix: "pass accuracy, loss or logit_diff") }

@@ -1,5 +1,5 @@
-"""`patch` and `lens` steps of `rulelens run`: their results are those of `rulelens patch` / `rulelens lens` on the
-same checkpoint and examples (the step calls the same jobs), the per-layer summaries the specs read
+"""`patch`, `lens` and `ablate` steps of `rulelens run`: their results are those of `rulelens patch` / `rulelens lens` /
+`rulelens ablate` on the same checkpoint and examples (the step calls the same jobs), the per-layer summaries the specs read
 (`by_site.SITE.layer_max` / `.last`, `dla.attn` / `dla.mlp`, `stage.NAME.accuracy`) are recomputed here with numpy
 from the commands' JSON, the HDF5 outputs open in h5py, and a spec whose expectation reads them can fail."""
 import json
@@ -18,6 +18,8 @@ steps:
   - train: {data: "${data}", layers: 2, heads: 2, d-model: 32, ctx: 96, steps: 80, batch: 32, lr: 3e-3, warmup: 10, seed: 0}
   - patch: {checkpoint: "${train}", data: "${data}", part: test, limit: 12, sites: [resid_pre, resid_mid, attn_out, mlp_out, z]}
   - lens: {checkpoint: "${train}", data: "${data}", part: test, label: rule, limit: 50}
+  - ablate: {checkpoint: "${train}", data: "${data}", part: test, method: mean, positions: answer, bootstrap: 20,
+             label: rule, separability-at: blocks.1.hook_resid_post}
 expect:
   - that: max(patch.by_site.mlp_out.layer_max) > max(patch.by_site.attn_out.layer_max) - 1000
   - that: sum(lens.dla.mlp) + sum(lens.dla.attn) < 1000
@@ -98,6 +100,34 @@ def test_lens_step_equals_the_command(run):
         top1 = (logits[-1].argmax(axis=-1) == answer).mean()
     assert got["stage"]["final_post"]["accuracy"] == pytest.approx(top1, abs=1e-12)
     assert set(steps["lens"]["figures"]) == {"lens.svg", "lens.dla.svg"}
+
+
+def test_ablate_step_with_positions_and_separability_equals_the_command(run):
+    out, steps, _ = run
+    got = steps["ablate"]["results"]
+    cmd = steps["ablate"]["command"]
+    assert "--method mean --positions answer" in cmd and "--separability-at blocks.1.hook_resid_post" in cmd
+    ref = json.loads(run_rulelens("ablate", "--checkpoint", out / "train", "--data", out / "data", "--part", "test",
+                                  "--method", "mean", "--positions", "answer", "--bootstrap", "20", "--label", "rule",
+                                  "--separability-at", "blocks.1.hook_resid_post", "--json").stdout)
+    assert got["positions"] == ref["positions"] == "answer" and got["method"] == "mean"
+    assert len(ref["overall"]["cells"]) == len(got["overall"]["cells"]) == 4   # 2 layers × attn, mlp
+    for mine, theirs in zip(got["overall"]["cells"], ref["overall"]["cells"]):
+        assert mine["component"] == theirs["component"] and mine["layer"] == theirs["layer"]
+        for metric in ("accuracy", "loss"):
+            assert mine["effects"][metric]["change"]["value"] == pytest.approx(theirs["effects"][metric]["change"]["value"], rel=1e-4, abs=1e-6)
+    assert got["separability"]["site"] == "blocks.1.hook_resid_post"
+    for mine, theirs in zip(got["separability"]["cells"], ref["separability"]["cells"]):
+        assert mine["name"] == theirs["name"]
+        assert mine["scores"]["knn_accuracy"] == pytest.approx(theirs["scores"]["knn_accuracy"], abs=1e-9)
+        assert mine["scores"]["silhouette"] == pytest.approx(theirs["scores"]["silhouette"], rel=1e-3, abs=1e-5)
+    # The per-component summary the specs read is each cell's accuracy change, layer by layer.
+    for component in ("attn", "mlp"):
+        expected = [c["effects"]["accuracy"]["change"]["value"] for c in got["overall"]["cells"] if c["component"] == component]
+        assert got["by_component"][component]["accuracy_change"] == expected
+    # Each component's ablation at the answer position changes the loss by its own amount.
+    changes = [c["effects"]["loss"]["change"]["value"] for c in got["overall"]["cells"]]
+    assert len(set(round(x, 9) for x in changes)) == 4 and all(x != 0 for x in changes), changes
 
 
 def test_an_expectation_over_patch_results_can_fail(run, tmp_path):

@@ -15,7 +15,11 @@ public enum AblateStep: RunStep {
         .init("layers", .list, "layers (default all)"),
         .init("heads", .bool, "also each head"),
         .init("method", .choice(["zero", "mean", "resample"]), "ablation (default zero)"),
+        .init("mean-from", .path, "data (or an HDF5 dump) whose activations give the mean/resample values"),
+        .init("positions", .string, "all, answer (the last prompt position) or K (default all)"),
+        .init("stack", .choice(["decoder", "encoder"]), "whose blocks: the model's (default) or a VAE's encoder"),
         .init("label", .string, "per-label breakdown column"),
+        .init("separability-at", .string, "also measure the label's separability at this site in every run"),
         .init("bootstrap", .int, "bootstrap resamples"),
         .init("seed", .int, "seed"),
     ]
@@ -23,7 +27,8 @@ public enum AblateStep: RunStep {
     public static func quick(_ o: inout StepOptions) { o.cap("bootstrap", 50) }
 
     public static func commandLine(_ o: StepOptions, dir: String) -> String {
-        "rulelens ablate " + o.flags(["checkpoint", "data", "part", "components", "layers", "heads", "method", "label", "bootstrap", "seed"],
+        "rulelens ablate " + o.flags(["checkpoint", "data", "part", "components", "layers", "heads", "method", "mean-from", "positions",
+                                      "stack", "label", "separability-at", "bootstrap", "seed"],
                                      types: ["heads": .bool]) + " --json --out \(dir)/ablate.h5 --plot \(dir)/ablate.svg"
     }
 
@@ -46,6 +51,12 @@ public enum AblateStep: RunStep {
         }
         a.heads = try o.bool("heads")
         a.method = AblationMethod(rawValue: try o.string("method", default: "zero")) ?? .zero
+        a.meanFrom = try o.string("mean-from")
+        if let p = try o.string("positions") {
+            do { a.positions = try AblateOptions.positions(p) } catch let e as RuleLensError { throw RuleLensError(o.problem("positions", e.problem), fix: e.fix) }
+        }
+        if let st = try o.string("stack") { a.stack = try AblateOptions.stackPrefix(st) }
+        a.separabilityAt = try o.string("separability-at")
         a.label = try o.string("label")
         if let b = try o.int("bootstrap") { a.bootstrap = b }
         a.seed = UInt64(max(0, try o.int("seed", default: 0)))
