@@ -37,18 +37,7 @@ public enum TrainStep: RunStep {
         let evalEvery = try o.int("eval-every", default: 0)
         if let e = try o.string("eval-data") { t.evalData = e }
         else if evalEvery > 0, let test = data.test { t.evalData = test }
-        if let v = try o.int("layers") { t.layers = v }
-        if let v = try o.int("heads") { t.heads = v }
-        if let v = try o.int("d-model") { t.dModel = v }
-        if let v = try o.int("d-mlp") { t.dMLP = v }
-        if let v = try o.int("ctx") { t.ctx = v }
-        if let v = try o.int("steps") { t.steps = v }
-        if let v = try o.int("batch") { t.batch = v }
-        if let v = try o.double("lr") { t.lr = Float(v) }
-        if let v = try o.int("warmup") { t.warmup = v }
-        if let v = try o.double("weight-decay") { t.weightDecay = Float(v) }
-        if let v = try o.double("grad-clip") { t.gradClip = Float(v) }
-        if let v = try o.int("seed") { t.seed = UInt64(max(0, v)) }
+        try o.readTrainingSettings(into: &t)
         if let v = try o.string("loss-on") { t.lossOn = LossOn(rawValue: v) ?? .target }
         return (t, evalEvery, try o.int("save-every", default: max(100, t.steps / 4)))
     }
@@ -106,5 +95,21 @@ extension StepOptions {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir), isDir.boolValue else { return (data, nil) }
         return ((data as NSString).appendingPathComponent("train.jsonl"), (data as NSString).appendingPathComponent("test.jsonl"))
+    }
+
+    /// The options `train` and `vae-train` share (shape, schedule, seed), each left at the job's default when absent.
+    func readTrainingSettings<T: TrainingSettings>(into t: inout T) throws {
+        if let v = try int("layers") { t.layers = v }
+        if let v = try int("heads") { t.heads = v }
+        if let v = try int("d-model") { t.dModel = v }
+        if let v = try int("d-mlp") { t.dMLP = v }
+        if let v = try int("ctx") { t.ctx = v }
+        if let v = try int("steps") { t.steps = v }
+        if let v = try int("batch") { t.batch = v }
+        if let v = try double("lr") { t.lr = Float(v) }
+        if let v = try int("warmup") { t.warmup = v }
+        if let v = try double("weight-decay") { t.weightDecay = Float(v) }
+        if let v = try double("grad-clip") { t.gradClip = Float(v) }
+        if let v = try int("seed") { t.seed = UInt64(max(0, v)) }
     }
 }

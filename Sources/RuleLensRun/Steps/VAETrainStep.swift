@@ -40,12 +40,8 @@ public enum VAETrainStep: RunStep {
         let data = try o.trainingData()
         var t = VAETrainOptions(data: data.train)
         let evalData = try o.string("eval-data") ?? data.test
-        if let v = try o.int("layers") { t.layers = v }
+        try o.readTrainingSettings(into: &t)
         if let v = try o.int("enc-layers") { t.encLayers = v }
-        if let v = try o.int("heads") { t.heads = v }
-        if let v = try o.int("d-model") { t.dModel = v }
-        if let v = try o.int("d-mlp") { t.dMLP = v }
-        if let v = try o.int("ctx") { t.ctx = v }
         if let v = try o.int("latent") { t.latent = v }
         if let v = try o.string("pool") { t.pooling = PoolMode(rawValue: v) ?? .mean }
         if let v = try o.string("inject") { t.inject = try InjectMode.parseList(v) }
@@ -57,13 +53,6 @@ public enum VAETrainStep: RunStep {
         if let v = try o.double("ratio-increase") { t.ratioIncrease = Float(v) }
         if let v = try o.string("supervise") { t.supervise = v }
         if let v = try o.double("supervise-weight") { t.superviseWeight = Float(v) }
-        if let v = try o.int("steps") { t.steps = v }
-        if let v = try o.int("batch") { t.batch = v }
-        if let v = try o.double("lr") { t.lr = Float(v) }
-        if let v = try o.int("warmup") { t.warmup = v }
-        if let v = try o.double("weight-decay") { t.weightDecay = Float(v) }
-        if let v = try o.double("grad-clip") { t.gradClip = Float(v) }
-        if let v = try o.int("seed") { t.seed = UInt64(max(0, v)) }
         return (t, evalData)
     }
 

@@ -1,0 +1,19 @@
+/// What `train` and `vae train` share: the decoder's shape and the optimisation schedule. Both option types conform,
+/// so a caller that reads these settings (the run steps) does it once for either.
+public protocol TrainingSettings {
+    var layers: Int { get set }
+    var heads: Int { get set }
+    var dModel: Int { get set }
+    var dMLP: Int? { get set }
+    var ctx: Int { get set }
+    var steps: Int { get set }
+    var batch: Int { get set }
+    var lr: Float { get set }
+    var warmup: Int { get set }
+    var weightDecay: Float { get set }
+    var gradClip: Float { get set }
+    var seed: UInt64 { get set }
+}
+
+extension TrainOptions: TrainingSettings {}
+extension VAETrainOptions: TrainingSettings {}
