@@ -62,8 +62,8 @@ public enum PriorExperiment {
             if let mode = vaeMode {
                 let t = o.trainOptions
                 var v = VAETrainOptions(data: o.train)
-                v.layers = t.layers; v.encLayers = t.layers; v.heads = t.heads; v.dModel = t.dModel; v.dMLP = t.dMLP; v.ctx = t.ctx
-                v.inject = [mode]; v.decode = .target; v.steps = t.steps; v.batch = t.batch; v.lr = t.lr; v.warmup = t.warmup; v.seed = t.seed
+                v.adoptSettings(of: t)
+                v.encLayers = t.layers; v.inject = [mode]; v.decode = .target
                 if Checkpoint.exists(at: dir) {
                     progress?.message("\(dir) already holds a trained VAE; measuring it as it is")
                 } else {

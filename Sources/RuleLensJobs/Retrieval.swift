@@ -141,15 +141,7 @@ public enum Retrieval {
             precondition(model.wiring.injections.count == 1 && conditioning != nil, "retrieval: one injection, with its vectors")
             let vectors = conditioning!(indices)
             return vectors.withUnsafeBufferPointer { v in
-                var c = Conditioning()
-                switch injection {
-                case .query: c.query = v.baseAddress
-                case .key: c.key = v.baseAddress
-                case .value: c.value = v.baseAddress
-                case .embedding: c.embedding = v.baseAddress
-                case .memory: c.memory = v.baseAddress
-                }
-                return model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: c)
+                model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: Conditioning(injection, v.baseAddress!))
             }
         }
     }
@@ -214,6 +206,13 @@ public enum Retrieval {
             }
         }
         return out.map { $0! }
+    }
+
+    /// The progress line after `done` of `total` conditions (started at `t0`), with the ETA.
+    static func reportCondition(_ progress: ProgressLine?, done: Int, of total: Int, label: String, examples: Int, since t0: Double) {
+        let elapsed = ProgressLine.now() - t0
+        progress?.update("retrieve: condition \(done)/\(total) (\(label)) | \(examples) examples | ETA "
+                         + ProgressLine.duration(elapsed / Double(done) * Double(total - done)), final: done == total)
     }
 
     /// Runs every example once in right-padded batches; `willRun` is told the batch's example indices before the

@@ -114,10 +114,7 @@ public enum RetrievalJob {
             }
             results.append(Retrieval.measure(model: model, items: items, vectors: vectors, alpha: condition.alpha, site: condition.site,
                                              layer: condition.layer, batchSize: options.batchSize))
-            let elapsed = ProgressLine.now() - t0
-            progress?.update("retrieve: condition \(ci + 1)/\(conditions.count) (\(condition.label)) | \(items.count) examples | ETA "
-                             + ProgressLine.duration(elapsed / Double(ci + 1) * Double(conditions.count - ci - 1)),
-                             final: ci + 1 == conditions.count)
+            Retrieval.reportCondition(progress, done: ci + 1, of: conditions.count, label: condition.label, examples: items.count, since: t0)
         }
         return assemble(conditions: conditions, results: results, layers: c.nLayer, heads: c.nHead, labels: labels, items: items.count,
                         options: options, priorNorms: priorNorms)

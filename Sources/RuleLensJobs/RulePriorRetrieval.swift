@@ -62,18 +62,17 @@ public enum RulePriorRetrieval {
             let perLayer = gpt.wiring.injections.first.map { $0 != .embedding } ?? false
             results.append(Retrieval.measure(model: gpt, items: items, vectors: nil, alpha: 0, site: .q, layer: 0, batchSize: options.batchSize,
                                              conditioning: { indices in
-                let B = indices.count
-                if !perLayer { return indices.flatMap { vector($0) } }
-                var out = [Float](repeating: 0, count: L * B * d)     // [L, B, d] from rows [L·d]
-                for (b, i) in indices.enumerated() {
-                    let v = vector(i)
-                    for l in 0..<L { for k in 0..<d { out[(l * B + b) * d + k] = v[l * d + k] } }
+                let rows = indices.flatMap { vector($0) }, width = rows.count / max(1, indices.count)
+                var out = [Float](repeating: 0, count: rows.count)     // [L, B, d] (or [B, d]) from rows [L·d] (or [d])
+                rows.withUnsafeBufferPointer { r in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Conditioning.layout(rows: { r.baseAddress! + $0 * width }, batch: indices.count, layers: L, dModel: d,
+                                            perLayer: perLayer, into: o.baseAddress!)
+                    }
                 }
                 return out
             }))
-            let elapsed = ProgressLine.now() - t0
-            progress?.update("retrieve: condition \(ci + 1)/\(runs.count) (\(conditions[ci].label)) | \(items.count) examples | ETA "
-                             + ProgressLine.duration(elapsed / Double(ci + 1) * Double(runs.count - ci - 1)), final: ci + 1 == runs.count)
+            Retrieval.reportCondition(progress, done: ci + 1, of: runs.count, label: conditions[ci].label, examples: items.count, since: t0)
         }
         var norms: [String: [Double]] = [:]
         norms[site] = own.map { v in v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }

@@ -15,5 +15,14 @@ public protocol TrainingSettings {
     var seed: UInt64 { get set }
 }
 
+extension TrainingSettings {
+    /// Takes every shared setting (shape, schedule, seed) from `other`: a VAE trained like a GPT run.
+    public mutating func adoptSettings(of other: some TrainingSettings) {
+        layers = other.layers; heads = other.heads; dModel = other.dModel; dMLP = other.dMLP; ctx = other.ctx
+        steps = other.steps; batch = other.batch; lr = other.lr; warmup = other.warmup
+        weightDecay = other.weightDecay; gradClip = other.gradClip; seed = other.seed
+    }
+}
+
 extension TrainOptions: TrainingSettings {}
 extension VAETrainOptions: TrainingSettings {}

@@ -65,9 +65,7 @@ public enum VAEPriorRetrieval {
                 vae.setLatent(indices.flatMap { run.z($0) }, batch: B)
                 return vae.decode(decInputs: tokens, seqLen: T, hooks: hooks)
             })
-            let elapsed = ProgressLine.now() - t0
-            progress?.update("retrieve: condition \(ci + 1)/\(runs.count) (\(run.name)) | \(items.count) examples | ETA "
-                             + ProgressLine.duration(elapsed / Double(ci + 1) * Double(runs.count - ci - 1)), final: ci + 1 == runs.count)
+            Retrieval.reportCondition(progress, done: ci + 1, of: runs.count, label: run.name, examples: items.count, since: t0)
         }
         let conditions = runs.map { RetrievalCondition(kind: $0.kind, site: .q, layer: 0, alpha: 1, name: $0.name) }
         let norms = ["z": means.map { m in m.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }]

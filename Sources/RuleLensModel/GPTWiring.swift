@@ -50,6 +50,32 @@ public struct Conditioning {
         self.memory = memory; self.query = query; self.key = key; self.value = value; self.embedding = embedding
     }
 
+    /// The conditioning with `vector` at `injection` (the other sites unset).
+    public init(_ injection: Injection, _ vector: UnsafePointer<Float>) {
+        self.init()
+        switch injection {
+        case .memory: memory = vector
+        case .query: query = vector
+        case .key: key = vector
+        case .value: value = vector
+        case .embedding: embedding = vector
+        }
+    }
+
+    /// Lays per-example rows out as the wiring reads them: a per-layer injection's row [L·d] (layer-major) goes to
+    /// [L, B, d], an embedding's row [d] to [B, d]. `row(b)` is example b's row.
+    public static func layout(rows row: (Int) -> UnsafePointer<Float>, batch B: Int, layers L: Int, dModel d: Int,
+                              perLayer: Bool, into out: UnsafeMutablePointer<Float>) {
+        for b in 0..<B {
+            let v = row(b)
+            if perLayer {
+                for l in 0..<L { (out + (l * B + b) * d).update(from: v + l * d, count: d) }
+            } else {
+                (out + b * d).update(from: v, count: d)
+            }
+        }
+    }
+
     func vector(_ injection: Injection) -> UnsafePointer<Float>? {
         switch injection {
         case .memory: return memory
@@ -72,5 +98,17 @@ public struct ConditioningGradients {
     public init(memory: UnsafeMutablePointer<Float>? = nil, query: UnsafeMutablePointer<Float>? = nil, key: UnsafeMutablePointer<Float>? = nil,
                 value: UnsafeMutablePointer<Float>? = nil, embedding: UnsafeMutablePointer<Float>? = nil) {
         self.memory = memory; self.query = query; self.key = key; self.value = value; self.embedding = embedding
+    }
+
+    /// The gradient slot of `injection` set to `pointer` (the others unset).
+    public init(_ injection: Injection, _ pointer: UnsafeMutablePointer<Float>) {
+        self.init()
+        switch injection {
+        case .memory: memory = pointer
+        case .query: query = pointer
+        case .key: key = pointer
+        case .value: value = pointer
+        case .embedding: embedding = pointer
+        }
     }
 }

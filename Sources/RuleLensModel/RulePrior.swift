@@ -136,25 +136,7 @@ public final class RulePriorGPT: LanguageModel {
         let perLayer = spec.inject != .embedding
         let count = (perLayer ? L : 1) * B * d
         if cond.count < count { cond = FloatBuffer(count: count) }
-        for b in 0..<B {
-            let v = vectorOf(b)
-            if perLayer {
-                for l in 0..<L { (cond.ptr + (l * B + b) * d).update(from: v + l * d, count: d) }
-            } else {
-                (cond.ptr + b * d).update(from: v, count: d)
-            }
-        }
-    }
-
-    private func conditioningStruct() -> Conditioning {
-        let p = UnsafePointer(cond.ptr)
-        switch spec.inject {
-        case .query: return Conditioning(query: p)
-        case .key: return Conditioning(key: p)
-        case .value: return Conditioning(value: p)
-        case .embedding: return Conditioning(embedding: p)
-        case .memory: return Conditioning(memory: p)
-        }
+        Conditioning.layout(rows: vectorOf, batch: B, layers: L, dModel: d, perLayer: perLayer, into: cond.ptr)
     }
 
     public func forward(tokens: [Int32], batch B: Int, seqLen T: Int, hooks: HookSet?) -> UnsafeMutablePointer<Float> {
@@ -170,7 +152,7 @@ public final class RulePriorGPT: LanguageModel {
             fillConditioning({ UnsafePointer(self.row(rows[$0])) }, batch: B)
             lastRows = rows; lastUsedTable = true
         }
-        return gpt.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: conditioningStruct())
+        return gpt.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: Conditioning(spec.inject, UnsafePointer(cond.ptr)))
     }
 
     /// Backpropagates the last loss; the table rows used by the last forward get the summed gradient of their batch rows.
@@ -182,15 +164,7 @@ public final class RulePriorGPT: LanguageModel {
         if dcond.count < count { dcond = FloatBuffer(count: count) }
         dcond.ptr.update(repeating: 0, count: count)
         let p = dcond.ptr
-        var g = ConditioningGradients()
-        switch spec.inject {
-        case .query: g.query = p
-        case .key: g.key = p
-        case .value: g.value = p
-        case .embedding: g.embedding = p
-        case .memory: g.memory = p
-        }
-        gpt.backward(conditioningGradients: g)
+        gpt.backward(conditioningGradients: ConditioningGradients(spec.inject, p))
         guard lastUsedTable else { return }
         let tableGrad = gpt.grads.storage.ptr + table.offset
         // Summed in batch order, so the result does not depend on threads.

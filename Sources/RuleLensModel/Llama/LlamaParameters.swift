@@ -78,6 +78,12 @@ public final class LlamaParameters {
     /// The tensor called `name`, or nil.
     public func tensor(_ name: String) -> ParameterTensor? { index[name].map { tensors[$0] } }
 
+    /// Pointer to the first element of tensor `name`. Precondition: the name exists.
+    public func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
+        guard let t = tensor(name) else { preconditionFailure("no parameter tensor named \(name)") }
+        return storage.ptr + t.offset
+    }
+
     /// The values of tensor `name` (nil if there is none).
     public func values(_ name: String) -> [Float]? {
         guard let t = tensor(name) else { return nil }
