@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "rulelens", targets: ["rulelens"]),
         .library(name: "RuleLensJobs", targets: ["RuleLensJobs"]),
+        .library(name: "RuleLensVerbs", targets: ["RuleLensVerbs"]),
         .library(name: "RuleLensRun", targets: ["RuleLensRun"]),
     ],
     dependencies: [
@@ -63,15 +64,19 @@ let package = Package(
                 dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
                                "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
                 swiftSettings: v5),
+        // Verbs: each verb declared once (arguments, result, run), from which the command line and spec steps are made.
+        .target(name: "RuleLensVerbs",
+                dependencies: ["RuleLensJobs", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         // `rulelens run --jobs N`'s children die with their parent (prctl is variadic, so it is wrapped in C).
         .target(name: "CRuleLensProcess"),
         .target(name: "RuleLensRun",
-                dependencies: ["RuleLensJobs", "RuleLensInterventions", "CRuleLensProcess", .product(name: "Yams", package: "Yams")],
+                dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensInterventions", "CRuleLensProcess", .product(name: "Yams", package: "Yams")],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",
-                          dependencies: ["RuleLensJobs", "RuleLensDistributed", "RuleLensRun",
+                          dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensDistributed", "RuleLensRun",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
@@ -86,6 +91,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensJobs"], swiftSettings: v5),
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
-        .testTarget(name: "RunTests", dependencies: ["RuleLensRun"], swiftSettings: v5),
+        .testTarget(name: "RunTests", dependencies: ["RuleLensRun", "RuleLensVerbs"], swiftSettings: v5),
     ]
 )

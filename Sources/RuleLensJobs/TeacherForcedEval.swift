@@ -5,8 +5,8 @@ extension EvalJob {
     /// target position (and at eos) is the target token. This is the same verdict as greedy decoding's exact match
     /// — greedy reproduces the target exactly when each of its steps, given the right prefix, picks the right
     /// token — at the cost of one forward instead of one per generated token (long rule-following traces).
-    public static func teacherForcedExactMatch(_ model: GPT, items: [TokenizedExample], batchSize: Int) -> [Bool] {
-        let vocab = model.config.vocabSize
+    public static func teacherForcedExactMatch(_ model: any LanguageModel, items: [TokenizedExample], batchSize: Int) -> [Bool] {
+        let vocab = model.vocabSize
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false   // forward only
         defer { model.retainsActivationsForBackward = retained }
@@ -17,7 +17,7 @@ extension EvalJob {
             let rows = Array(order[start..<min(order.count, start + max(1, batchSize))])
             let batch = Batching.makeBatch(rows.map { items[$0] }, lossOn: .target)
             // logits: [batch, seqLen, vocab]
-            let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen)
+            let logits = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
             for (r, index) in rows.enumerated() {
                 var ok = true
                 for t in 0..<batch.seqLen where batch.lossMask[r * batch.seqLen + t] > 0 {

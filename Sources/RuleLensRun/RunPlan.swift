@@ -6,12 +6,13 @@ import RuleLensJobs
 public struct RunPlan {
     public struct PlannedStep {
         public var spec: StepSpec
-        public var type: RunStep.Type
+        public var type: StepKind
         public var options: StepOptions
         /// The step's folder.
         public var dir: String
-        /// The files and folders it reads (its `path` options).
-        public var inputs: [String]
+        /// Its command line, inputs (the files and folders it reads) and run function.
+        public var invocation: StepInvocation
+        public var inputs: [String] { invocation.inputs }
     }
 
     public struct PlannedVariant {
@@ -49,11 +50,8 @@ public struct RunPlan {
                 var options = StepOptions(kind: s.kind, id: s.id, specPath: spec.path, values: values, line: s.line)
                 if quick { type.quick(&options) }
                 try RunPlan.typeCheck(options, type)
-                var inputs: [String] = []
-                for o in type.options where o.type == .path {
-                    if let p = try options.string(o.name), !p.isEmpty { inputs.append(p) }
-                }
-                steps.append(PlannedStep(spec: s, type: type, options: options, dir: dir, inputs: inputs))
+                let invocation = try type.prepare(options, dir)
+                steps.append(PlannedStep(spec: s, type: type, options: options, dir: dir, invocation: invocation))
                 let output = type.output.isEmpty ? dir : (dir as NSString).appendingPathComponent(type.output)
                 scope[s.id] = .scalar(output, line: s.line)
             }
@@ -101,7 +99,7 @@ public struct RunPlan {
                              fix: "declare it under vars: or sweep:, or name an earlier step's id (known here: \(scope.keys.sorted().joined(separator: ", ")))")
     }
 
-    static func typeCheck(_ o: StepOptions, _ type: RunStep.Type) throws {
+    static func typeCheck(_ o: StepOptions, _ type: StepKind) throws {
         for opt in type.options {
             guard o.has(opt.name) else { continue }
             switch opt.type {

@@ -90,11 +90,12 @@ public final class ExperimentRunner {
         let started = ProgressLine.now()
         let spec = try SpecParser.load(path: options.specPath)
         let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
+        // Threads first: each verb step's command line names the count it runs with.
+        if let threads = options.threads { Parallel.configure(threads: threads) }
         let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
         if let only = options.only, !spec.steps.contains(where: { $0.id == only }) {
             throw RuleLensError("--only \(only): the spec has no step with that id", fix: "step ids: \(spec.steps.map(\.id).joined(separator: ", "))")
         }
-        if let threads = options.threads { Parallel.configure(threads: threads) }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         // With --jobs, child processes bring every variant up to date first; the loop below then finds each step's
@@ -153,11 +154,11 @@ public final class ExperimentRunner {
         guard rl_die_with_parent() == 0 else { throw RuleLensError("the run that started this variant has ended", fix: "rerun the spec") }
         let spec = try SpecParser.load(path: options.specPath)
         let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
+        if let threads = options.threads { Parallel.configure(threads: threads) }
         let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
         guard plan.variants.indices.contains(index) else {
             throw RuleLensError("--variant \(index): the spec has \(plan.variants.count) variants", fix: "give 0…\(plan.variants.count - 1)")
         }
-        if let threads = options.threads { Parallel.configure(threads: threads) }
         let pv = plan.variants[index]
         for (k, ps) in pv.steps.enumerated() {
             _ = try runStep(ps, label: "[\(k + 1)/\(pv.steps.count)] \(ps.spec.id) (\(ps.type.kind))")
@@ -168,7 +169,7 @@ public final class ExperimentRunner {
     /// `broughtUpToDate`: a `--jobs` child just ran it, so its stamp is read back quietly, even under --force.
     func runStep(_ ps: RunPlan.PlannedStep, label: String, broughtUpToDate: Bool = false) throws -> StepRecord {
         let fm = FileManager.default
-        let command = ps.type.commandLine(ps.options, dir: ps.dir)
+        let command = ps.invocation.command
         let selected = options.only == nil || options.only == ps.spec.id
         let fingerprint: String
         do {
@@ -192,7 +193,7 @@ public final class ExperimentRunner {
         StepCache.removeStamp(in: ps.dir)
         let attempt = (ps.dir as NSString).appendingPathComponent(StepCache.attemptFile)
         let sameAttempt = (try? String(contentsOfFile: attempt, encoding: .utf8)) == fingerprint
-        let resumable = ps.type.kind == TrainStep.kind && !options.force && sameAttempt && TrainStep.canResume(dir: ps.dir)
+        let resumable = !options.force && sameAttempt && ps.type.canContinue(ps.dir)
         if !resumable, fm.fileExists(atPath: ps.dir) { try fm.removeItem(atPath: ps.dir) }
         try fm.createDirectory(atPath: ps.dir, withIntermediateDirectories: true)
         try AtomicFile.write(Data(fingerprint.utf8), to: attempt)
@@ -200,7 +201,7 @@ public final class ExperimentRunner {
         let t0 = ProgressLine.now()
         let ctx = StepContext(dir: ps.dir, variantDir: (ps.dir as NSString).deletingLastPathComponent, quick: options.quick,
                               threads: options.threads, progress: ProgressLine(enabled: options.progress), log: log)
-        let outcome = try ps.type.run(ps.options, ctx)
+        let outcome = try ps.invocation.run(ctx, resumable)
         let seconds = ProgressLine.now() - t0
         let stamp = StepCache.Stamp(fingerprint: fingerprint, kind: ps.type.kind, id: ps.spec.id, command: command, seconds: seconds,
                                     finished: ISO8601DateFormatter().string(from: Date()), results: outcome.results.jsonText(pretty: false),

@@ -133,6 +133,10 @@ public enum SpecParser {
                     }
                     quick = q
                 default:
+                    if key == type.verb?.outputOption {
+                        throw err(v.line, "step \(kind) cannot set \(key): the step's folder is its --\(key)",
+                                  "drop `\(key):`; later steps read the step's output as ${\(id)}")
+                    }
                     guard known.contains(key) else {
                         let hint = StepRegistry.closest(key, in: known).map { " (did you mean \($0)?)" } ?? ""
                         throw err(v.line, "unknown option \(key) for step \(kind)\(hint)", "options of \(kind): \(known.joined(separator: ", "))")

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// The type of a step option, checked when a spec is loaded.
 public enum StepOptionType: Sendable, Equatable {
@@ -22,7 +23,7 @@ public struct StepOption: Sendable {
     }
 }
 
-/// A kind of step (`data`, `train`, `eval`, …). Each kind is one small file in Steps/ and one line in `StepRegistry`.
+/// A step kind not yet generated from a verb declaration (see `StepKind`).
 public protocol RunStep {
     /// The key written in the spec (`- train: {…}`).
     static var kind: String { get }
@@ -171,3 +172,6 @@ public struct StepOptions: Sendable {
         s.allSatisfy { $0.isLetter || $0.isNumber || "-_./,=:+".contains($0) } && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
+
+/// A number or JSON null.
+func nullable(_ v: Double?) -> Any { v.map { $0 as Any } ?? NSNull() }

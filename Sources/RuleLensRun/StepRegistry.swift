@@ -1,17 +1,37 @@
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
-/// Every step kind a spec may use. A new kind is one file in Steps/ plus one entry here.
+/// Every step kind a spec may use: one per verb (generated from its declaration in RuleLensVerbs), and the steps
+/// that are not yet verbs.
 public enum StepRegistry {
-    public static let all: [RunStep.Type] = [
-        DataStep.self, TrainStep.self, RandomInitStep.self, EvalStep.self,
+    public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
+        DataStep.self, TrainStep.self, RandomInitStep.self,
         DumpStep.self, RelabelStep.self, ProbeStep.self, NTKStep.self, RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
         VAETrainStep.self,
-    ]
+    ].map(StepKind.init)
 
-    public static func step(_ kind: String) -> RunStep.Type? { all.first { $0.kind == kind } }
+    public static func step(_ kind: String) -> StepKind? { all.first { $0.kind == kind } }
 
     public static var kinds: [String] { all.map { $0.kind } }
+
+    /// `rulelens run --list-steps`: each kind, the command it runs, and its summary.
+    public static func listing() -> String {
+        all.map { k in
+            let command = k.verb.map { "rulelens " + $0.commandPath.joined(separator: " ") } ?? "(spec only)"
+            return "\(k.kind.padding(toLength: 14, withPad: " ", startingAt: 0)) \(command.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)"
+        }.joined(separator: "\n")
+    }
+
+    /// `rulelens run --list-steps --json`: per kind, its command path (null when not a verb), the option the step's
+    /// folder is passed as, and the options a spec may set.
+    public static func listingJSON() throws -> String {
+        let items: [[String: Any]] = all.map { k in
+            ["kind": k.kind, "command": k.verb.map { $0.commandPath as Any } ?? NSNull(),
+             "output_option": k.verb?.outputOption ?? NSNull(), "options": k.options.map(\.name)]
+        }
+        return String(decoding: try JSONSerialization.data(withJSONObject: items, options: [.sortedKeys]), as: UTF8.self)
+    }
 
     /// The closest known name (edit distance), for "did you mean" fixes.
     static func closest(_ name: String, in names: [String]) -> String? {

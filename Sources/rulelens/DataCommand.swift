@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens data`: generate and inspect task data sets.
 struct DataCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RuleLensDistributed
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens dump`: record hook sites of a checkpoint on a data set into an HDF5 activation file.
 struct DumpCommand: ParsableCommand {

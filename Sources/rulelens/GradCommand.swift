@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens grad`: the parameter gradients of a checkpoint's mean loss on a data file.
 struct GradCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens info CHECKPOINT`: architecture, parameters, training options and step, kernel, tokenizer.
 struct InfoCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// Prints a report (table or JSON) and names the files written.
 private func emit(_ report: ProbeReport, json: Bool) throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens prior-experiment`: the retrieval experiment in one command — GPTs trained on the same data and seed with
 /// the rule prior at each injection site (and none), each measured by `rulelens retrieve`, compared side by side.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens probe pca|separability|linear|cka|ntk`: measurements on an activation dump (or a checkpoint, for ntk).
 struct ProbeCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens retrieve`: the key–query–value retrieval test with training-free rule priors.
 struct RetrieveCommand: ParsableCommand {

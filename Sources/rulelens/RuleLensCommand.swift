@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RuleLensDistributed
 import RuleLensJobs
+import RuleLensVerbs
 
 @main
 struct RuleLensCommand: ParsableCommand {
@@ -11,7 +12,7 @@ struct RuleLensCommand: ParsableCommand {
         version: RuleLensVersion.string,
         subcommands: [
             DataCommand.self,
-            TrainCommand.self, EvalCommand.self, LogitsCommand.self,
+            TrainCommand.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,

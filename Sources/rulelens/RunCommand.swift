@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 import RuleLensRun
 
 /// `rulelens run Probes/NAME.yaml`: a declarative experiment (steps, caching, expectations, report).
@@ -22,6 +23,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Shrink every size for a smoke run (seconds, numbers meaningless).") var quick = false
     @Flag(help: "List the specs in --probes and their claims.") var list = false
     @Option(help: "Folder of specs for --list.") var probes: String = "Probes"
+    @Flag(help: "List the step kinds a spec may use, with the command each runs and its options (--json: as JSON).")
+    var listSteps = false
+    @Flag(help: "With --list-steps: print JSON.") var json = false
+    @Flag(help: "Print the JSON Schema of specs (generated from every verb's declaration; Probes/rulelens-spec.schema.json is this output).")
+    var schema = false
     @Option(help: "Threads (default: all cores; with --jobs, shared among the jobs).") var threads: Int?
     @Option(help: """
         Run up to N of the sweep's variants at once, each in its own process (default 1: in turn). Faster for sweeps         of small models, which barely use a second thread; results can differ in the last bits from a run with other         thread counts.
@@ -30,6 +36,14 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
+        if listSteps {
+            print(json ? try StepRegistry.listingJSON() : StepRegistry.listing())
+            return
+        }
+        if schema {
+            print(try SpecSchema.json(), terminator: "")
+            return
+        }
         if list {
             print(SpecCatalog.describe(try SpecCatalog.list(dir: probes)))
             return

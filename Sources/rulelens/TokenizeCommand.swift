@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens tokenize`: shows how a model folder's tokenizer splits texts (and decodes ids).
 struct TokenizeCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RuleLensDistributed
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens train`: parses options into `TrainOptions` and runs a `TrainJob`.
 struct TrainCommand: ParsableCommand {
@@ -151,4 +152,3 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
-extension LossOn: ExpressibleByArgument {}

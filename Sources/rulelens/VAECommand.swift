@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensVerbs
 
 /// `rulelens vae …`: the language VAE of study 2 (train, eval, encode, decode, interpolate, traverse, logits).
 struct VAECommand: ParsableCommand {

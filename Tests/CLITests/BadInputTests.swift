@@ -99,8 +99,9 @@ final class BadInputTests: XCTestCase {
     func testEvalRefusesToOverwriteOutput() throws {
         let data = try goodData
         XCTAssertEqual(try CLI.run(["train", "--data", data, "--out", path("run"), "--steps", "1"] + tiny).code, 0)
-        let out = try file("mine.jsonl", "precious\n")
-        try assertFails(["eval", "--checkpoint", path("run"), "--data", data, "--out", out], ["already exists"])
+        try FileManager.default.createDirectory(atPath: path("ev"), withIntermediateDirectories: true)
+        let out = try file("ev/predictions_test.jsonl", "precious\n")
+        try assertFails(["eval", "--checkpoint", path("run"), "--data", data, "--out", path("ev")], ["already exists"])
         XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "precious\n")
     }
 }

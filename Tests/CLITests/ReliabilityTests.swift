@@ -107,11 +107,11 @@ final class ReliabilityTests: XCTestCase {
         let model = try GPT(config: GPTConfig(nLayer: 1, nHead: 2, dModel: 16, nCtx: 16, vocabSize: CharTokenizer.standard.count), seed: 0)
         model.params.storage.ptr.update(repeating: .nan, count: model.params.storage.count)
         try Checkpoint.save(model, vocab: CharTokenizer.standard.vocab, to: path("nan-model"))
-        let r = try CLI.run(["eval", "--checkpoint", path("nan-model"), "--data", try data, "--json", "--out", path("p.jsonl")])
+        let r = try CLI.run(["eval", "--checkpoint", path("nan-model"), "--data", try data, "--json", "--out", path("ev")])
         XCTAssertEqual(r.code, 0, r.err)
-        let summary = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+        let summary = (try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])?["test"] as? [String: Any]
         XCTAssertTrue(summary?["loss"] is NSNull, r.out)
-        let lines = try String(contentsOfFile: path("p.jsonl"), encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOfFile: path("ev/predictions_test.jsonl"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 12)
         for line in lines {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]

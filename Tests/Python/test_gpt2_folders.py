@@ -162,8 +162,8 @@ def test_init_from_fine_tunes_and_saves_a_transformers_checkpoint(tmp_path, toke
     small = write_jsonl(tmp_path / "small.jsonl", EXAMPLES)
     check_logits(rulelens_logits(out, small, tmp_path / "l.safetensors"), model, tokenizer_dir)
     # Training learned something: the target loss dropped well below the base model's.
-    before = json.loads(run_rulelens("eval", "--checkpoint", base, "--data", data, "--json").stdout)
-    after = json.loads(run_rulelens("eval", "--checkpoint", out, "--data", data, "--json").stdout)
+    before = json.loads(run_rulelens("eval", "--checkpoint", base, "--data", data, "--json").stdout)["test"]
+    after = json.loads(run_rulelens("eval", "--checkpoint", out, "--data", data, "--json").stdout)["test"]
     assert after["loss"] < 0.5 * before["loss"]
     # Shape options contradict --init-from.
     proc = run_rulelens("train", "--data", data, "--init-from", base, "--out", tmp_path / "x", "--layers", 4, check=False)

@@ -249,14 +249,14 @@ def test_rotary_model_evaluates_beyond_its_training_length(tmp_path):
     longest_train = max(len(e["prompt"]) + len(e["target"]) + 1 for e in short)
     longest_test = max(len(e["prompt"]) + len(e["target"]) + 1 for e in long)
     assert longest_test > longest_train
-    result = json.loads(run_rulelens("eval", "--checkpoint", ckpt, "--data", test_data, "--json").stdout)
+    result = json.loads(run_rulelens("eval", "--checkpoint", ckpt, "--data", test_data, "--json").stdout)["test"]
     assert result["n"] == len(long) and np.isfinite(result["loss"]) and 0 <= result["accuracy"] <= 1
     # A model without positions (NoPE) also runs any length up to its context.
     nope = tmp_path / "nope"
     run_rulelens("train", "--arch", "llama", "--positions", "none", "--data", train_data, "--out", nope, "--layers", 1,
                  "--heads", 2, "--d-model", 16, "--ctx", 24, "--steps", 3, "--batch", 8, "--quiet")
     assert json.loads((nope / "config.json").read_text())["rulelens_positions"] == "none"
-    result = json.loads(run_rulelens("eval", "--checkpoint", nope, "--data", test_data, "--json").stdout)
+    result = json.loads(run_rulelens("eval", "--checkpoint", nope, "--data", test_data, "--json").stdout)["test"]
     assert np.isfinite(result["loss"])
 
 

@@ -91,7 +91,7 @@ def test_training_lowers_loss_and_resume_is_bitwise(tmp_path, data):
     losses = [float(r[1]) for r in log]
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
     r = run_rulelens("eval", "--checkpoint", tmp_path / "full", "--data", data / "test.jsonl", "--json")
-    result = json.loads(r.stdout)
+    result = json.loads(r.stdout)["test"]
     assert result["n"] > 0 and np.isfinite(result["loss"])
 
 

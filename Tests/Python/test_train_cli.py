@@ -30,10 +30,10 @@ def test_training_memorises_and_eval_reports_it(tmp_path):
     assert [int(r[0]) for r in rows] == list(range(1, 301))
     first, last = float(rows[0][1]), np.mean([float(r[1]) for r in rows[-10:]])
     assert first > 2.0 and last < 0.1 * first, (first, last)
-    proc = run_rulelens("eval", "--checkpoint", tmp_path / "run", "--data", data, "--json", "--out", tmp_path / "pred.jsonl")
-    result = json.loads(proc.stdout)
+    proc = run_rulelens("eval", "--checkpoint", tmp_path / "run", "--data", data, "--json", "--out", tmp_path / "ev")
+    result = json.loads(proc.stdout)["test"]
     assert result["n"] == len(MEMORISE) and result["accuracy"] >= 0.9, result
-    predictions = [json.loads(l) for l in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    predictions = [json.loads(l) for l in (tmp_path / "ev" / "predictions_test.jsonl").read_text().splitlines()]
     assert len(predictions) == len(MEMORISE)
     assert sum(p["correct"] for p in predictions) == round(result["accuracy"] * len(MEMORISE))
     assert all(p["correct"] == (p["prediction"] == p["target"]) for p in predictions)

@@ -1,0 +1,9 @@
+/// Every verb that both the command line and specs run. A new verb is one file here and one entry in this list.
+public enum Verbs {
+    public static let all: [AnyVerb] = [
+        AnyVerb(EvalVerb.self),
+    ]
+
+    /// The verb a spec step names (`eval`, `vae-train`).
+    public static func named(_ kind: String) -> AnyVerb? { all.first { $0.kind == kind } }
+}

@@ -1,0 +1,86 @@
+"""One declaration per verb: a spec step accepts exactly the options of its command, and every verb run as a spec
+step gives, from the command line the report records, the same results bit for bit (same kernel and threads)."""
+import json
+import shlex
+
+from conftest import run_rulelens
+
+# A tiny spec that runs every verb once. A new verb must be added here (the last test checks that).
+SPEC = """
+name: every verb
+claim: each step's recorded command reproduces its results
+steps:
+  - data: {task: addition, split: leave-square-out, center: "50,50", half: 5, seed: 1}
+  - train: {data: "${data}", layers: 1, heads: 2, d-model: 16, ctx: 16, steps: 6, batch: 8, warmup: 2, seed: 0}
+  - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
+  - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
+expect:
+  - eval.test.n == 30
+"""
+
+
+def steps():
+    return json.loads(run_rulelens("run", "--list-steps", "--json").stdout)
+
+
+def declared_options(command):
+    """The long names (positionals: value names) the command itself accepts, from swift-argument-parser's dump."""
+    dump = json.loads(run_rulelens(*command, "--experimental-dump-help").stdout)
+    names = set()
+    for a in dump["command"].get("arguments", []):
+        if a["kind"] == "positional":
+            names.add(a["valueName"])
+            continue
+        longs = [n["name"] for n in a.get("names", []) if n["kind"] == "long"]
+        if {"help", "version", "experimental-dump-help"} & set(longs):
+            continue
+        names.add(a.get("preferredName", {}).get("name") or longs[0])
+    return names
+
+
+def test_a_spec_step_accepts_exactly_the_options_of_its_command():
+    verbs = [s for s in steps() if s["command"] is not None]
+    assert verbs, "no step is generated from a verb"
+    for s in verbs:
+        accepted = declared_options(s["command"])
+        assert set(s["options"]) == accepted - {s["output_option"]}, s["kind"]
+        # The step's folder is the command's output option, so a spec cannot set it.
+        assert s["output_option"] is None or s["output_option"] in accepted, s["kind"]
+
+
+def test_every_verb_step_reproduces_from_its_recorded_command_line(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    run_rulelens("run", tmp_path / "spec.yaml", "--out", tmp_path / "run", "--threads", "1", "--quiet")
+    verb_kinds = {s["kind"]: s for s in steps() if s["command"] is not None}
+    seen = set()
+    for stamp_file in sorted((tmp_path / "run").glob("*/.rulelens-step.json")):
+        stamp = json.loads(stamp_file.read_text())
+        if stamp["kind"] not in verb_kinds:
+            continue
+        seen.add(stamp["kind"])
+        argv = shlex.split(stamp["command"])
+        assert argv[0] == "rulelens" and argv[1:1 + len(verb_kinds[stamp["kind"]]["command"])] == verb_kinds[stamp["kind"]]["command"]
+        assert "--threads" in argv, "the recorded command names its thread count"
+        out = verb_kinds[stamp["kind"]]["output_option"]
+        if out:   # the same command into a fresh folder
+            i = argv.index("--" + out)
+            argv[i + 1] = str(tmp_path / "again" / stamp["id"])
+        proc = run_rulelens(*argv[1:], "--json", "--quiet")
+        assert json.loads(proc.stdout) == json.loads(stamp["results"]), stamp["id"]
+    assert seen == set(verb_kinds), f"verbs missing from SPEC: {set(verb_kinds) - seen}"
+
+
+def test_spec_errors_name_the_line_and_option(tmp_path):
+    bad = SPEC.replace("batch: 5}", "batch: -5}").replace("limit: 30,", "limt: 30,")
+    (tmp_path / "bad.yaml").write_text(bad)
+    proc = run_rulelens("run", tmp_path / "bad.yaml", "--out", tmp_path / "run", check=False)
+    assert proc.returncode != 0 and "line" in proc.stderr and "did you mean limit" in proc.stderr, proc.stderr
+    (tmp_path / "bad2.yaml").write_text(SPEC.replace("batch: 5}", "batch: -5}"))
+    proc = run_rulelens("run", tmp_path / "bad2.yaml", "--out", tmp_path / "run", check=False)
+    assert proc.returncode != 0 and "line 8" in proc.stderr and "--batch" in proc.stderr, proc.stderr
+    (tmp_path / "bad3.yaml").write_text(SPEC.replace("mode: teacher-forced", "mode: teacher"))
+    proc = run_rulelens("run", tmp_path / "bad3.yaml", "--out", tmp_path / "run", check=False)
+    assert proc.returncode != 0 and "teacher-forced" in proc.stderr, proc.stderr
+    (tmp_path / "bad4.yaml").write_text(SPEC.replace("batch: 5}", "batch: 5, out: /tmp/x}"))
+    proc = run_rulelens("run", tmp_path / "bad4.yaml", "--out", tmp_path / "run", check=False)
+    assert proc.returncode != 0 and "step's folder" in proc.stderr, proc.stderr
