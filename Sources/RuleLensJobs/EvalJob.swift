@@ -165,18 +165,54 @@ public enum LogitsJob {
         }
     }
 
+    /// The width of one position at each of `sites` (d_model for `hook_q`/`hook_k`/`hook_v`/`hook_z` taken whole),
+    /// read from one forward pass over `tokens`.
+    /// A site may be a pattern (`blocks.*.attn.hook_q`): its widths are those of every site it matches.
+    public static func widths(_ model: any LanguageModel, sites: [String], tokens: [Int32]) throws -> [String: Set<Int>] {
+        let hooks = HookSet()
+        var widths: [String: Set<Int>] = [:]
+        for site in sites {
+            hooks.observe([site]) { _, _, shape in widths[site, default: []].insert(shape.count >= 3 ? shape.dropFirst(2).reduce(1, *) : shape.last!) }
+        }
+        try hooks.validate(sites: model.hookSites)
+        _ = model.forward(tokens: tokens, batch: 1, seqLen: tokens.count, hooks: hooks)
+        return widths
+    }
+
+    /// What `run` wrote: examples, padded length and vocabulary size.
+    public struct Summary: Sendable { public var examples: Int; public var seqLen: Int; public var vocabSize: Int }
+
     /// Runs the model on `[bos] + prompt + target` of each example (right-padded to the longest) and writes a
-    /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab]. `hooks` (optional)
-    /// run on every forward pass (e.g. a steering vector added at a site). With `progress`, shows examples done,
+    /// safetensors file with `tokens` I32 [N, T], `lengths` I32 [N] and `logits` F32 [N, T, vocab]. `additions` (optional)
+    /// add a vector at every position of a site on every forward pass (a steering vector; its width is checked first). With `progress`, shows examples done,
     /// throughput and ETA on stderr.
-    public static func run(checkpoint: String, data: String, out: String, hooks: HookSet? = nil, progress: ProgressLine? = nil) throws {
+    public static func run(checkpoint: String, data: String, out: String, additions: [(site: String, vector: [Float])] = [],
+                           progress: ProgressLine? = nil) throws -> Summary {
         let model = try Jobs.loadModel(checkpoint, rulePriors: true)
-        try hooks?.validate(sites: model.hookSites)
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
         let examples = try Jobs.loadExamples(path: data)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.contextLength, source: data)
         if let prior = model as? RulePriorGPT {   // each example's prior is selected by its rule column
             try RulePriorData.select(prior, examples: examples, tokenizer: tokenizer, path: data, source: data)
+        }
+        var hooks: HookSet? = nil
+        if !additions.isEmpty {
+            let retained = model.retainsActivationsForBackward
+            model.retainsActivationsForBackward = false
+            let widths = try self.widths(model, sites: additions.map(\.site), tokens: [tokenizer.bos])
+            model.retainsActivationsForBackward = retained
+            for (site, vector) in additions {
+                guard let found = widths[site], !found.isEmpty else {
+                    throw RuleLensError("--add \(site): no such hook site fired", fix: "list the sites with `rulelens hooks --checkpoint \(checkpoint)`")
+                }
+                guard found == [vector.count] else {
+                    let width = found.sorted().map(String.init).joined(separator: " or ")
+                    throw RuleLensError("--add \(site): the vector has \(vector.count) values, but a position of \(site) has \(width)",
+                                        fix: "write \(width) values (one per element of a position at \(site))")
+                }
+            }
+            hooks = HookSet()
+            for (site, vector) in additions { addAtEveryPosition(hooks!, site: site, vector: vector) }
         }
         model.retainsActivationsForBackward = false   // forward only
         // Every logit is kept for the file (and copied once more when the file is encoded): N × T × V floats, twice.
@@ -205,5 +241,6 @@ public enum LogitsJob {
                                       metadata: ["checkpoint": checkpoint, "data": data], to: out)
             }
         }
+        return Summary(examples: n, seqLen: t, vocabSize: v)
     }
 }

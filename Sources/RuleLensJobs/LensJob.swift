@@ -7,6 +7,8 @@ public struct LensOptions: Sendable {
     public var data: DataSource
     public var part: DataPart = .test
     public var label: String? = nil
+    /// The first N examples only (nil: all).
+    public var limit: Int? = nil
     public var out: String? = nil
     public var plot: String? = nil
     public var force = false
@@ -18,7 +20,8 @@ public struct LensOptions: Sendable {
 public enum LensJob {
     public static func run(_ o: LensOptions) throws -> ProbeReport {
         try InterventionSupport.refuseExisting([o.out, o.plot, o.plot.map { suffixed($0, "dla") }], force: o.force)
-        let loaded = try o.data.load(o.part)
+        var loaded = try o.data.load(o.part)
+        if let limit = o.limit, limit < loaded.examples.count { loaded.examples = Array(loaded.examples.prefix(limit)) }
         let (model, tokenizer) = try InterventionSupport.load(o.checkpoint)
         let items = try InterventionSupport.items(loaded.examples, tokenizer: tokenizer, nCtx: model.contextLength, source: loaded.origin)
         var labelValues: [String]? = nil, labels: Labels? = nil

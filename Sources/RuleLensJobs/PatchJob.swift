@@ -70,8 +70,7 @@ public enum PatchJob {
             "positions": result.seqLen, "position_tokens": positionLabels,
             "clean": result.cleanBaseline, "corrupt": result.corruptBaseline, "sites": sites,
             "metric": "logit[clean's first answer token] - logit[corrupt's first answer token] at the last prompt position, mean over pairs",
-            "seconds": seconds,
-        ]
+        ]   // the time is in the table only: the JSON is reproducible bit for bit
         var lines = [String(format: "%d pairs, %d positions; logit diff clean %.4f, corrupt %.4f (%.2f s)", result.pairs, result.seqLen,
                             result.cleanBaseline, result.corruptBaseline, seconds)]
         for m in result.matrices {

@@ -2,6 +2,11 @@
 public enum Verbs {
     public static let all: [AnyVerb] = [
         AnyVerb(EvalVerb.self),
+        AnyVerb(AblateVerb.self),
+        AnyVerb(PatchVerb.self),
+        AnyVerb(LensVerb.self),
+        AnyVerb(RetrieveVerb.self),
+        AnyVerb(LogitsVerb.self),
     ]
 
     /// The verb a spec step names (`eval`, `vae-train`).

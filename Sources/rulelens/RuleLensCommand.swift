@@ -12,11 +12,11 @@ struct RuleLensCommand: ParsableCommand {
         version: RuleLensVersion.string,
         subcommands: [
             DataCommand.self,
-            TrainCommand.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
+            TrainCommand.self, VerbCommand<EvalVerb>.self, VerbCommand<LogitsVerb>.self,
             DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
+            ProbeCommand.self, TokenizeCommand.self, GradCommand.self, VerbCommand<RetrieveVerb>.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
-            AblateCommand.self, PatchCommand.self, LensCommand.self,
+            VerbCommand<AblateVerb>.self, VerbCommand<PatchVerb>.self, VerbCommand<LensVerb>.self,
             RunCommand.self,
             VAECommand.self,
         ]

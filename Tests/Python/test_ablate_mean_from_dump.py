@@ -9,6 +9,7 @@ On a tiny random Qwen2 made by `transformers` (GQA, q/k/v biases):
   fix, exit 1, nothing written.
 """
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -48,8 +49,13 @@ def setup(tmp_path_factory):
 
 
 def ablate(ckpt, data, out, *extra, check=True):
-    return run_rulelens("ablate", "--checkpoint", ckpt, "--data", data, "--layers", "1", "--heads", "--bootstrap", 0,
-                        "--out", out, "--quiet", "--force", *extra, check=check)
+    """`rulelens ablate --out FOLDER`; its ablate.h5 is copied to `out`."""
+    folder = out.with_name(out.name + ".d")
+    proc = run_rulelens("ablate", "--checkpoint", ckpt, "--data", data, "--layers", "1", "--heads", "--bootstrap", 0,
+                        "--out", folder, "--quiet", "--force", *extra, check=check)
+    if proc.returncode == 0:
+        shutil.copy(folder / "ablate.h5", out)
+    return proc
 
 
 def losses(path):

@@ -56,7 +56,7 @@ def gpt2_folder(path, tokenizer_dir, seed=0, dtype=None, tied=True, **config):
 
 def rulelens_logits(ckpt, data, out):
     run_rulelens("logits", "--checkpoint", ckpt, "--data", data, "--out", out)
-    return load_file(str(out))
+    return load_file(str(out / "logits.safetensors"))
 
 
 def expected_tokens(tokenizer_dir):

@@ -25,7 +25,7 @@ def write_jsonl(path, rows):
 
 def rulelens_logits(checkpoint, data, out):
     run_rulelens("logits", "--checkpoint", checkpoint, "--data", data, "--out", out)
-    return load_file(str(out))
+    return load_file(str(out / "logits.safetensors"))
 
 
 def torch_logits(model, tokens):

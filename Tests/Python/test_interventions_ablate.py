@@ -20,9 +20,9 @@ def syllogism(tmp_path_factory):
     ckpt = tmp / "run"
     run_rulelens("train", "--data", data, "--out", ckpt, "--layers", 2, "--heads", 2, "--d-model", 32, "--ctx", 96,
                  "--steps", 150, "--batch", 32, "--lr", 3e-3, "--warmup", 10, "--threads", 1, "--quiet")
-    out, plot = tmp / "ablate.h5", tmp / "ablate.svg"
+    out, plot = tmp / "ablate" / "ablate.h5", tmp / "ablate" / "ablate.svg"
     proc = run_rulelens("ablate", "--checkpoint", ckpt, "--data", data / "test.jsonl", "--label", "rule", "--bootstrap", 300,
-                        "--seed", 5, "--separability-at", "blocks.1.hook_resid_post", "--json", "--out", out, "--plot", plot, "--quiet")
+                        "--seed", 5, "--separability-at", "blocks.1.hook_resid_post", "--json", "--out", tmp / "ablate", "--quiet")
     return tmp, ckpt, data, json.loads(proc.stdout), out, plot
 
 
@@ -100,13 +100,20 @@ def bad(tmp, *args):
     return proc.stderr
 
 
+def rejected(tmp, *args):
+    """An option value the declaration refuses (typed enum): a usage error naming the allowed values."""
+    proc = run_rulelens(*args, check=False)
+    assert proc.returncode != 0 and not (tmp / "bad.h5").exists(), proc.stderr
+    return proc.stderr
+
+
 def test_bad_inputs_are_clear_errors_and_write_nothing(syllogism, tmp_path):
     _, ckpt, data, _, _, _ = syllogism
     test = data / "test.jsonl"
     out = tmp_path / "bad.h5"
     ablate = ["ablate", "--checkpoint", ckpt, "--data", test, "--out", out, "--quiet", "--bootstrap", 0]
     assert "layer 5 is out of range" in bad(tmp_path, *ablate, "--layers", "5")
-    assert "unknown component" in bad(tmp_path, *ablate, "--components", "ffn")
+    assert "'ffn'" in (msg := rejected(tmp_path, *ablate, "--components", "ffn")) and "'attn'" in msg
     assert "has no 'a' field" in bad(tmp_path, *ablate, "--label", "a")
     rows = [json.loads(l) for l in test.read_text().splitlines()]
     one = tmp_path / "one_rule.jsonl"
@@ -122,7 +129,7 @@ def test_bad_inputs_are_clear_errors_and_write_nothing(syllogism, tmp_path):
     corrupt = tmp_path / "corrupt.jsonl"
     corrupt.write_text("".join(json.dumps({"prompt": p, "target": t}) + "\n" for p, t in [("12+84=", "96"), ("11+1=", "12")]))
     patch = ["patch", "--checkpoint", ckpt, "--clean", clean, "--out", out, "--quiet"]
-    assert "unknown patching site 'resid'" in bad(tmp_path, *patch, "--corrupt", corrupt, "--sites", "resid")
+    assert "'resid'" in (msg := rejected(tmp_path, *patch, "--corrupt", corrupt, "--sites", "resid")) and "'resid_pre'" in msg
     assert "line 2" in bad(tmp_path, *patch, "--corrupt", corrupt)
     unpaired = tmp_path / "unpaired.jsonl"
     unpaired.write_text(json.dumps({"prompt": "12+84=", "target": "96"}) + "\n")

@@ -80,9 +80,9 @@ def test_ablation_loss_equals_transformerlens(family):
     inputs = [torch.tensor([f[:-1]]) for f, _ in seqs]
     dh = bridge.cfg.d_head
     for method in ["zero", "mean"]:
-        out = tmp / f"ablate_{method}.h5"
+        out = tmp / f"ablate_{method}" / "ablate.h5"
         run_rulelens("ablate", "--checkpoint", ckpt, "--data", data, "--method", method, "--heads", "--bootstrap", 0,
-                     "--out", out, "--quiet", "--force")
+                     "--out", out.parent, "--quiet", "--force")
         with h5py.File(out) as f:
             names = strings(f["runs"][:])
             loss = f["per_example/loss"][:]
@@ -167,10 +167,10 @@ def test_patching_matrices_equal_transformerlens(family):
 
 def test_logit_lens_and_attribution_equal_transformerlens(family):
     kind, tmp, ckpt, model, bridge, hf, rows, data = family
-    out = tmp / "lens.h5"
-    plot = tmp / "lens.svg"
-    run_rulelens("lens", "--checkpoint", ckpt, "--data", data, "--out", out, "--plot", plot, "--quiet", "--force")
-    assert plot.exists() and (tmp / "lens.dla.svg").exists()
+    out = tmp / "lens" / "lens.h5"
+    plot = tmp / "lens" / "lens.svg"
+    run_rulelens("lens", "--checkpoint", ckpt, "--data", data, "--out", out.parent, "--quiet", "--force")
+    assert plot.exists() and (tmp / "lens" / "lens.dla.svg").exists()
     with h5py.File(out) as f:
         lens_logits = f["lens/logits"][:]                       # [stage, example, vocab]
         stages = strings(f["stages"][:])

@@ -60,9 +60,9 @@ def test_ablation_loss_equals_transformerlens(run, bridges):
     seqs = [tokens_of(raw, r) for r in rows]
     inputs = [torch.tensor([f[:-1]]) for f, _ in seqs]
     for method in ["zero", "mean"]:
-        out = tmp / f"ablate_{method}.h5"
+        out = tmp / f"ablate_{method}" / "ablate.h5"
         run_rulelens("ablate", "--checkpoint", ckpt, "--data", data, "--method", method, "--bootstrap", 0,
-                     "--out", out, "--quiet", "--force")
+                     "--out", out.parent, "--quiet", "--force")
         with h5py.File(out) as f:
             names = [s.decode() if isinstance(s, bytes) else s for s in f["runs"][:]]
             loss = f["per_example/loss"][:]
@@ -167,8 +167,8 @@ def resid_mid_patch(bridge, corrupt_tokens, clean_cache, metric):
 def test_logit_lens_and_attribution_equal_transformerlens(run, bridges):
     tmp, ckpt, data, rows = run
     raw, processed = bridges
-    out = tmp / "lens.h5"
-    run_rulelens("lens", "--checkpoint", ckpt, "--data", data, "--out", out, "--quiet", "--force")
+    out = tmp / "lens" / "lens.h5"
+    run_rulelens("lens", "--checkpoint", ckpt, "--data", data, "--out", out.parent, "--quiet", "--force")
     with h5py.File(out) as f:
         lens_logits = f["lens/logits"][:]                       # [stage, example, vocab]
         assert f["lens/logits"].attrs["dims"] == "stage,example,d_vocab"

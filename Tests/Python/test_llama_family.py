@@ -89,7 +89,7 @@ def check_logits(ckpt, model, tokenizer_dir, tmp_path, atol=1e-4):
     data = write_jsonl(tmp_path / "data.jsonl", EXAMPLES)
     out = tmp_path / "logits.safetensors"
     run_rulelens("logits", "--checkpoint", ckpt, "--data", data, "--out", out)
-    ours = load_file(str(out))
+    ours = load_file(str(out / "logits.safetensors"))
     for i, seq in enumerate(sequences(tokenizer_dir)):
         n = int(ours["lengths"][i])
         assert n == len(seq) - 1 and list(ours["tokens"][i, :n]) == seq[:-1]
@@ -156,7 +156,7 @@ def test_gradients_equal_torch_autograd(tmp_path, tokenizer_dir, kind):
     data = write_jsonl(tmp_path / "data.jsonl", EXAMPLES)
     out = tmp_path / "grads.safetensors"
     run_rulelens("grad", "--checkpoint", ckpt, "--data", data, "--out", out)
-    ours = load_file(str(out))
+    ours = load_file(str(out / "logits.safetensors"))
     # The mean cross-entropy over every target token and eos of every example (one token-weighted mean).
     model.zero_grad()
     total, count = 0.0, 0
@@ -231,7 +231,7 @@ def test_trained_checkpoint_loads_in_transformers(tmp_path, tokenizer_dir, arch)
     assert model.config.num_key_value_heads == 2 and model.config.num_attention_heads == 4
     out = tmp_path / "logits.safetensors"
     run_rulelens("logits", "--checkpoint", ckpt, "--data", data, "--out", out)
-    ours = load_file(str(out))
+    ours = load_file(str(out / "logits.safetensors"))
     with torch.no_grad():
         theirs = model(torch.from_numpy(ours["tokens"].astype(np.int64))).logits.numpy()
     for i, n in enumerate(ours["lengths"]):

@@ -24,7 +24,7 @@ def test_added_vector_matches_a_transformers_forward_hook(tmp_path, part, site):
     run_rulelens("logits", "--checkpoint", tmp_path / "m", "--data", data / "test.jsonl", "--out", tmp_path / "plain.safetensors")
     run_rulelens("logits", "--checkpoint", tmp_path / "m", "--data", data / "test.jsonl", "--out", tmp_path / "added.safetensors",
                  "--add", f"blocks.{layer}.attn.{site}={tmp_path / 'v.json'}")
-    ours, plain = load_file(str(tmp_path / "added.safetensors")), load_file(str(tmp_path / "plain.safetensors"))
+    ours, plain = load_file(str(tmp_path / "added.safetensors" / "logits.safetensors")), load_file(str(tmp_path / "plain.safetensors" / "logits.safetensors"))
 
     model = GPT2LMHeadModel.from_pretrained(tmp_path / "m", attn_implementation="eager").eval()
     shift = torch.zeros(3 * d)

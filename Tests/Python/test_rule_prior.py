@@ -46,7 +46,7 @@ def test_prior_forward_matches_transformers_with_a_hook(tmp_path, data, site, pa
     assert table.shape == (len(spec["rules"]), width)
 
     run_rulelens("logits", "--checkpoint", tmp_path / "m", "--data", data / "test.jsonl", "--out", tmp_path / "l.safetensors")
-    ours = load_file(str(tmp_path / "l.safetensors"))
+    ours = load_file(str(tmp_path / "l.safetensors" / "logits.safetensors"))
     rules = [json.loads(line)["rule"] for line in (data / "test.jsonl").read_text().splitlines() if line.strip()]
 
     with caplog.at_level(logging.WARNING):

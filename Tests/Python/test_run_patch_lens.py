@@ -49,7 +49,8 @@ def test_patch_step_equals_the_command(run, tmp_path):
     for c, k in zip(clean, corrupt):
         assert len(c["prompt"]) == len(k["prompt"]) and c["target"][0] != k["target"][0]
     ref = json.loads(run_rulelens("patch", "--checkpoint", out / "train", "--clean", pairs / "clean.jsonl",
-                                  "--corrupt", pairs / "corrupt.jsonl", "--sites", "resid_pre,resid_mid,attn_out,mlp_out,z",
+                                  "--corrupt", pairs / "corrupt.jsonl",
+                                  *[a for s in ("resid_pre", "resid_mid", "attn_out", "mlp_out", "z") for a in ("--sites", s)],
                                   "--json").stdout)
     # The command runs with its own thread count: float32 sums may differ in the last bits, hence tolerances.
     assert got["clean"] == pytest.approx(ref["clean"], rel=1e-5, abs=1e-6)
@@ -78,9 +79,10 @@ def test_patch_step_equals_the_command(run, tmp_path):
 def test_lens_step_equals_the_command(run):
     out, steps, _ = run
     got = steps["lens"]["results"]
-    examples = out / "lens" / "examples.jsonl"
-    assert len(examples.read_text().splitlines()) == got["n"] == 50
-    ref = json.loads(run_rulelens("lens", "--checkpoint", out / "train", "--data", examples, "--label", "rule", "--json").stdout)
+    assert got["n"] == 50
+    ref = json.loads(run_rulelens("lens", "--checkpoint", out / "train", "--data", out / "data", "--part", "test", "--limit", "50",
+                                  "--label", "rule", "--json").stdout)
+    examples = out / "data" / "test.jsonl"
     assert got["stages"] == ref["stages"] and got["components"] == ref["components"]
     attribution = np.array(got["overall"]["dla"]["attribution"], dtype=float)
     np.testing.assert_allclose(attribution, np.array(ref["overall"]["dla"]["attribution"], dtype=float), rtol=1e-4, atol=1e-5)
@@ -92,7 +94,7 @@ def test_lens_step_equals_the_command(run):
         assert got["stage"][name]["accuracy"] == got["overall"]["lens"]["accuracy"][s]
         assert got["stage"][name]["probability"] == got["overall"]["lens"]["probability"][s]
         assert got["stage"][name]["probability"] == pytest.approx(ref["overall"]["lens"]["probability"][s], rel=1e-4)
-    assert set(got["by_label"]) == {json.loads(l)["rule"] for l in examples.read_text().splitlines()}
+    assert set(got["by_label"]) == {json.loads(l)["rule"] for l in examples.read_text().splitlines()[:50]}
     # The lens's last stage is the model's own output: its top-1 accuracy is recomputed from the HDF5 logits.
     with h5py.File(out / "lens" / "lens.h5", "r") as f:
         logits = f["lens/logits"][...]

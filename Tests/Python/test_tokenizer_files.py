@@ -56,4 +56,4 @@ def test_autotokenizer_and_transformerlens_open_a_checkpoint(tmp_path):
 
 def run_logits(ckpt, data, out):
     run_rulelens("logits", "--checkpoint", ckpt, "--data", data, "--out", out)
-    return out
+    return out / "logits.safetensors"

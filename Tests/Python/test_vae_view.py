@@ -136,7 +136,7 @@ def test_ablate_encoder_components_of_a_vae_equals_the_pytorch_module(run, tmp_p
     data = tmp_path / "few.jsonl"
     lines = (d / "syl" / "test.jsonl").read_text().splitlines()[:16]
     data.write_text("\n".join(lines) + "\n")
-    report = json.loads(run_rulelens("ablate", "--checkpoint", vae, "--data", data, "--stack", "encoder", "--components", "attn,mlp",
+    report = json.loads(run_rulelens("ablate", "--checkpoint", vae, "--data", data, "--stack", "encoder", "--components", "attn", "--components", "mlp",
                                      "--method", "zero", "--label", "rule", "--separability-at", "latent.hook_mu", "--bootstrap", "0",
                                      "--json", "--quiet").stdout)
     assert report["stack"] == "encoder"

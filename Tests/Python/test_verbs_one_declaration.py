@@ -14,6 +14,13 @@ steps:
   - train: {data: "${data}", layers: 1, heads: 2, d-model: 16, ctx: 16, steps: 6, batch: 8, warmup: 2, seed: 0}
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
+  - ablate: {checkpoint: "${train}", data: "${data}", components: [attn, mlp], method: mean, positions: answer, bootstrap: 10}
+  - patch: {checkpoint: "${train}", data: "${data}", limit: 8, sites: [resid_pre, mlp_out, z], batch: 4}
+  - lens: {checkpoint: "${train}", data: "${data}", limit: 10}
+  - logits: {checkpoint: "${train}", data: "${data}/test.jsonl"}
+  - data: {id: syllogisms, task: syllogism, count: 60, seed: 0}
+  - train: {id: syllogism_model, data: "${syllogisms}", layers: 1, heads: 2, d-model: 16, ctx: 96, steps: 2, batch: 4, warmup: 1, seed: 0}
+  - retrieve: {checkpoint: "${syllogism_model}", data: "${syllogisms}", limit: 12, bootstrap: 10, sites: [q, k], alpha: [1]}
 expect:
   - eval.test.n == 30
 """
