@@ -45,3 +45,18 @@ def test_bad_add_is_refused(tmp_path):
                      "--add", f"blocks.0.attn.hook_q={tmp_path / 'v.json'}", check=False)
     assert r.returncode == 1 and "error:" in r.stderr and "fix:" in r.stderr
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_add_of_the_wrong_width_is_refused_before_running(tmp_path):
+    """`--add SITE=FILE`: the vector's length is checked against one position of the site (d_model for hook_q)."""
+    run_rulelens("init", "--out", tmp_path / "m", "--layers", "1", "--heads", "2", "--d-model", "16", "--ctx", "12")
+    (tmp_path / "x.jsonl").write_text(json.dumps({"prompt": "1+2=", "target": "3"}) + "\n")
+    (tmp_path / "v.json").write_text(json.dumps([0.5] * 3))
+    r = run_rulelens("logits", "--checkpoint", tmp_path / "m", "--data", tmp_path / "x.jsonl", "--out", tmp_path / "o",
+                     "--add", f"blocks.0.attn.hook_q={tmp_path / 'v.json'}", check=False)
+    assert r.returncode == 1 and "3 values" in r.stderr and "has 16" in r.stderr and "fix:" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "v.json").write_text(json.dumps([0.5] * 16))
+    run_rulelens("logits", "--checkpoint", tmp_path / "m", "--data", tmp_path / "x.jsonl", "--out", tmp_path / "o",
+                 "--add", f"blocks.0.attn.hook_q={tmp_path / 'v.json'}")
+    assert (tmp_path / "o" / "logits.safetensors").exists()
