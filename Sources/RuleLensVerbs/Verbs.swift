@@ -3,6 +3,7 @@ public enum Verbs {
     public static let all: [AnyVerb] = [
         AnyVerb(EvalVerb.self),
         AnyVerb(AblateVerb.self),
+        AnyVerb(PairsVerb.self),
         AnyVerb(PatchVerb.self),
         AnyVerb(LensVerb.self),
         AnyVerb(RetrieveVerb.self),

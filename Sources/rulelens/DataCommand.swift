@@ -8,7 +8,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Generate and inspect reasoning-task data (train.jsonl, test.jsonl, meta.json).",
-        subcommands: [Generate.self, Show.self, Plane.self, DataPairs.self])
+        subcommands: [Generate.self, Show.self, Plane.self, VerbCommand<PairsVerb>.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -15,7 +15,9 @@ steps:
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
   - ablate: {checkpoint: "${train}", data: "${data}", components: [attn, mlp], method: mean, positions: answer, bootstrap: 10}
+  - pairs: {data: "${data}", one-length: true, limit: 8}
   - patch: {checkpoint: "${train}", data: "${data}", limit: 8, sites: [resid_pre, mlp_out, z], batch: 4}
+  - patch: {id: patch_given, checkpoint: "${train}", clean: "${pairs}/clean.jsonl", corrupt: "${pairs}/corrupt.jsonl", sites: [attn_out]}
   - lens: {checkpoint: "${train}", data: "${data}", limit: 10}
   - logits: {checkpoint: "${train}", data: "${data}/test.jsonl"}
   - data: {id: syllogisms, task: syllogism, count: 60, seed: 0}
