@@ -8,6 +8,8 @@ public enum Verbs {
         AnyVerb(LensVerb.self),
         AnyVerb(RetrieveVerb.self),
         AnyVerb(LogitsVerb.self),
+        AnyVerb(VAETrainVerb.self), AnyVerb(VAEEvalVerb.self), AnyVerb(VAEEncodeVerb.self), AnyVerb(VAEDecodeVerb.self),
+        AnyVerb(VAEInterpolateVerb.self), AnyVerb(VAETraverseVerb.self), AnyVerb(VAELogitsVerb.self),
     ]
 
     /// The verb a spec step names (`eval`, `vae-train`).

@@ -17,7 +17,7 @@ struct RuleLensCommand: ParsableCommand {
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, VerbCommand<RetrieveVerb>.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
             VerbCommand<AblateVerb>.self, VerbCommand<PatchVerb>.self, VerbCommand<LensVerb>.self,
-            RunCommand.self,
+            RunCommand.self, ReferenceCommand.self,
             VAECommand.self,
         ]
     )

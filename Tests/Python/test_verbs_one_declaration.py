@@ -20,9 +20,18 @@ steps:
   - patch: {id: patch_given, checkpoint: "${train}", clean: "${pairs}/clean.jsonl", corrupt: "${pairs}/corrupt.jsonl", sites: [attn_out]}
   - lens: {checkpoint: "${train}", data: "${data}", limit: 10}
   - logits: {checkpoint: "${train}", data: "${data}/test.jsonl"}
-  - data: {id: syllogisms, task: syllogism, count: 60, seed: 0}
-  - train: {id: syllogism_model, data: "${syllogisms}", layers: 1, heads: 2, d-model: 16, ctx: 96, steps: 2, batch: 4, warmup: 1, seed: 0}
-  - retrieve: {checkpoint: "${syllogism_model}", data: "${syllogisms}", limit: 12, bootstrap: 10, sites: [q, k], alpha: [1]}
+  - data: {id: syl, task: syllogism, count: 96, seed: 2}
+  - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
+                warmup: 1, inject: [memory, query], supervise: rule}
+  - vae-eval: {checkpoint: "${vae_train}", data: "${syl}", batch: 5}
+  - vae-encode: {checkpoint: "${vae_train}", data: "${syl}", hooks: ["encoder.blocks.*.hook_mlp_out"], sample: true, seed: 3}
+  - vae-decode: {checkpoint: "${vae_train}", latents: "${vae_encode}", rows: [0, 2]}
+  - vae-interpolate: {checkpoint: "${vae_train}", data: "${syl}", from: 0, to: 1, steps: 3}
+  - vae-traverse: {checkpoint: "${vae_train}", data: "${syl}", dim: 1, steps: 3}
+  - vae-logits: {checkpoint: "${vae_train}", data: "${syl}", eps-seed: 4, beta: 0.5}
+  - train: {id: syllogism_model, data: "${syl}", layers: 1, heads: 2, d-model: 16, ctx: 96, steps: 2, batch: 4, warmup: 1, seed: 0}
+  - retrieve: {checkpoint: "${syllogism_model}", data: "${syl}", limit: 12, bootstrap: 10, sites: [q, k], alpha: [1]}
+  - retrieve: {id: retrieve_vae, checkpoint: "${vae_train}", data: "${syl}", limit: 12, bootstrap: 10}
 expect:
   - eval.test.n == 30
 """
