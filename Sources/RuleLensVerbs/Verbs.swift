@@ -2,6 +2,11 @@
 public enum Verbs {
     public static let all: [AnyVerb] = [
         AnyVerb(EvalVerb.self),
+        AnyVerb(DumpVerb.self),
+        AnyVerb(RelabelVerb.self),
+        AnyVerb(ProbeVerb.self),
+        AnyVerb(NTKVerb.self),
+        AnyVerb(GradVerb.self),
     ]
 
     /// The verb a spec step names (`eval`, `vae-train`).
