@@ -61,7 +61,10 @@ public enum DumpVerb: Verb {
 
         /// The chunk storage chosen by --compression or --gzip.
         public func chunkCompression() throws -> ChunkCompression {
-            if let gzip { return gzip == 0 ? .none : .gzip(level: gzip) }
+            if let gzip {
+                guard (0...9).contains(gzip) else { throw RuleLensError("--gzip \(gzip) is outside 0…9", fix: "pass --compression none, gzip or gzip:LEVEL") }
+                return gzip == 0 ? .none : .gzip(level: gzip)
+            }
             if let compression { return try ChunkCompression(parsing: compression) }
             return .default
         }
@@ -77,12 +80,7 @@ public enum DumpVerb: Verb {
             if batch < 1 { throw ValidationError("--batch is \(batch); pass a positive number, e.g. --batch 32") }
             if let limit, limit < 1 { throw ValidationError("--limit is \(limit); pass a positive number of examples (or leave it out for all)") }
             if gzip != nil && compression != nil { throw ValidationError("--gzip and --compression both given; pass only --compression (none, gzip or gzip:LEVEL)") }
-            if let gzip, !(0...9).contains(gzip) { throw ValidationError("--gzip \(gzip) is outside 0…9; pass --compression none, gzip or gzip:LEVEL") }
-            if let compression {
-                do { _ = try ChunkCompression(parsing: compression) } catch {
-                    throw ValidationError("--compression \(compression) is not none, gzip or gzip:LEVEL (1-9); pass e.g. --compression gzip:4")
-                }
-            }
+            // The values of --compression / --gzip are read (ChunkCompression's own error and fix) in run, before any data.
             if resume && runtime.force { throw ValidationError("--force and --resume contradict each other; pass --resume to continue the file, or --force to start over") }
         }
     }
