@@ -17,7 +17,7 @@ struct RuleLensCommand: ParsableCommand {
             VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
-            RunCommand.self,
+            RunCommand.self, ReferenceCommand.self,
             VAECommand.self,
         ]
     )
