@@ -8,7 +8,6 @@ public enum StepRegistry {
     public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
         DataStep.self, TrainStep.self, RandomInitStep.self,
         RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
-        VAETrainStep.self,
     ].map(StepKind.init)
 
     public static func step(_ kind: String) -> StepKind? { all.first { $0.kind == kind } }

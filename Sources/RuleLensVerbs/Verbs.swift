@@ -7,6 +7,8 @@ public enum Verbs {
         AnyVerb(ProbeVerb.self),
         AnyVerb(NTKVerb.self),
         AnyVerb(GradVerb.self),
+        AnyVerb(VAETrainVerb.self), AnyVerb(VAEEvalVerb.self), AnyVerb(VAEEncodeVerb.self), AnyVerb(VAEDecodeVerb.self),
+        AnyVerb(VAEInterpolateVerb.self), AnyVerb(VAETraverseVerb.self), AnyVerb(VAELogitsVerb.self),
     ]
 
     /// The verb a spec step names (`eval`, `vae-train`).

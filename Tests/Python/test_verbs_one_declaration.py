@@ -20,6 +20,15 @@ steps:
   - probe: {id: probe_pca, method: pca, file: "${dump}", site: [blocks.0.hook_resid_post], components: 3}
   - ntk: {checkpoint: "${train}", data: "${data}", label: a, max-per-rule: 2}
   - grad: {checkpoint: "${train}", data: "${data}/test.jsonl"}
+  - data: {id: syl, task: syllogism, count: 96, seed: 2}
+  - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
+                warmup: 1, inject: [memory, query], supervise: rule}
+  - vae-eval: {checkpoint: "${vae_train}", data: "${syl}", batch: 5}
+  - vae-encode: {checkpoint: "${vae_train}", data: "${syl}", hooks: ["encoder.blocks.*.hook_mlp_out"], sample: true, seed: 3}
+  - vae-decode: {checkpoint: "${vae_train}", latents: "${vae_encode}", rows: [0, 2]}
+  - vae-interpolate: {checkpoint: "${vae_train}", data: "${syl}", from: 0, to: 1, steps: 3}
+  - vae-traverse: {checkpoint: "${vae_train}", data: "${syl}", dim: 1, steps: 3}
+  - vae-logits: {checkpoint: "${vae_train}", data: "${syl}", eps-seed: 4, beta: 0.5}
 expect:
   - eval.test.n == 30
 """
