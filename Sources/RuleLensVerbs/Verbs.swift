@@ -8,6 +8,11 @@ public enum Verbs {
         AnyVerb(LensVerb.self),
         AnyVerb(RetrieveVerb.self),
         AnyVerb(LogitsVerb.self),
+        AnyVerb(DumpVerb.self),
+        AnyVerb(RelabelVerb.self),
+        AnyVerb(ProbeVerb.self),
+        AnyVerb(NTKVerb.self),
+        AnyVerb(GradVerb.self),
         AnyVerb(VAETrainVerb.self), AnyVerb(VAEEvalVerb.self), AnyVerb(VAEEncodeVerb.self), AnyVerb(VAEDecodeVerb.self),
         AnyVerb(VAEInterpolateVerb.self), AnyVerb(VAETraverseVerb.self), AnyVerb(VAELogitsVerb.self),
     ]

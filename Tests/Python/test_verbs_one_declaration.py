@@ -20,6 +20,12 @@ steps:
   - patch: {id: patch_given, checkpoint: "${train}", clean: "${pairs}/clean.jsonl", corrupt: "${pairs}/corrupt.jsonl", sites: [attn_out]}
   - lens: {checkpoint: "${train}", data: "${data}", limit: 10}
   - logits: {checkpoint: "${train}", data: "${data}/test.jsonl"}
+  - dump: {checkpoint: "${train}", data: "${data}", hooks: ["blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"], positions: answer, limit: 40}
+  - relabel: {file: "${dump}", data: "${data}", columns: [carry, digits], limit: 40}
+  - probe: {method: separability, file: "${relabel}", site: ["blocks.0.*"], label: carry, k: 3}
+  - probe: {id: probe_pca, method: pca, file: "${dump}", site: [blocks.0.hook_resid_post], components: 3}
+  - ntk: {checkpoint: "${train}", data: "${data}", label: a, max-per-rule: 2}
+  - grad: {checkpoint: "${train}", data: "${data}/test.jsonl"}
   - data: {id: syl, task: syllogism, count: 96, seed: 2}
   - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
                 warmup: 1, inject: [memory, query], supervise: rule}
