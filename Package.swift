@@ -66,7 +66,7 @@ let package = Package(
                 swiftSettings: v5),
         // Verbs: each verb declared once (arguments, result, run), from which the command line and spec steps are made.
         .target(name: "RuleLensVerbs",
-                dependencies: ["RuleLensJobs", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                dependencies: ["RuleLensJobs", "RuleLensDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         // `rulelens run --jobs N`'s children die with their parent (prctl is variadic, so it is wrapped in C).

@@ -21,7 +21,7 @@ public struct StepKind {
     public init(_ step: RunStep.Type) {
         kind = step.kind; summary = step.summary; output = step.output; options = step.options; verb = nil
         quick = step.quick
-        canContinue = { dir in step.kind == TrainStep.kind && TrainStep.canResume(dir: dir) }
+        canContinue = { _ in false }
         prepare = { o, dir in
             var inputs: [String] = []
             for opt in step.options where opt.type == .path { if let p = try o.string(opt.name), !p.isEmpty { inputs.append(p) } }

@@ -1,6 +1,7 @@
 /// Every verb that both the command line and specs run. A new verb is one file here and one entry in this list.
 public enum Verbs {
     public static let all: [AnyVerb] = [
+        AnyVerb(TrainVerb.self),
         AnyVerb(EvalVerb.self),
     ]
 

@@ -12,7 +12,7 @@ struct RuleLensCommand: ParsableCommand {
         version: RuleLensVersion.string,
         subcommands: [
             DataCommand.self,
-            TrainCommand.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
+            VerbCommand<TrainVerb>.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, InitCommand.self,

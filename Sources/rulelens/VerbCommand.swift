@@ -1,4 +1,5 @@
 import ArgumentParser
+import RuleLensDistributed
 import RuleLensJobs
 import RuleLensVerbs
 
@@ -13,6 +14,8 @@ struct VerbCommand<V: Verb>: ParsableCommand {
     func run() throws {
         arguments.runtime.apply()
         let outcome = try V.run(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
+        // Under mpirun (data-parallel train) rank 0 speaks for all.
+        guard Communicator.existing?.isRoot ?? true else { return }
         if arguments.runtime.json { print(try VerbJSON.text(outcome.result)) }
         else { V.lines(outcome.result, arguments).forEach { print($0) } }
     }

@@ -14,7 +14,7 @@ public enum VAETrainStep: RunStep {
         .init("data", .path, "a `data` step's folder (${data}) or a JSONL file", required: true),
         .init("eval-data", .path, "examples for the closing evaluation (default: the data folder's test.jsonl, else none)"),
         .init("layers", .int, "decoder blocks"), .init("enc-layers", .int, "encoder blocks"),
-    ] + TrainStep.options.filter { ["heads", "d-model", "d-mlp", "ctx"].contains($0.name) } + [
+    ] + TrainingStepOptions.options.filter { ["heads", "d-model", "d-mlp", "ctx"].contains($0.name) } + [
         .init("latent", .int, "latent size k"),
         .init("pool", .choice(["mean", "cls"]), "pooling of the encoder output"),
         .init("inject", .string, "memory, query, embedding or a comma list"),
@@ -24,7 +24,7 @@ public enum VAETrainStep: RunStep {
         .init("ratio-increase", .double, "share of each cycle over which β rises"),
         .init("supervise", .string, "JSONL column the classifier on z predicts (e.g. rule)"),
         .init("supervise-weight", .double, "γ, the classifier loss weight"),
-    ] + TrainStep.options.filter { ["steps", "batch", "lr", "warmup", "weight-decay", "grad-clip", "seed", "save-every"].contains($0.name) }
+    ] + TrainingStepOptions.options.filter { ["steps", "batch", "lr", "warmup", "weight-decay", "grad-clip", "seed", "save-every"].contains($0.name) }
 
     public static func quick(_ o: inout StepOptions) {
         o.cap("steps", 20)
@@ -75,8 +75,8 @@ public enum VAETrainStep: RunStep {
                            "exact_match": r.exactMatch, "bleu": r.bleu,
                            "classifier_accuracy": r.classifierAccuracy.map { $0 as Any } ?? NSNull()]) { $1 }
         }
-        let figure = try TrainStep.lossFigure(ctx)
-        return StepOutcome(results: RunValue(any: results), figures: figure.map { [$0] } ?? [],
+        let drawn = try TrainLossChart.write(logFile: ctx.path(TrainJob.logFile), to: ctx.path("loss.svg"))
+        return StepOutcome(results: RunValue(any: results), figures: drawn ? [StepFigure(title: "Training loss (log10)", file: "loss.svg")] : [],
                            files: ["model.safetensors", "config.json", TrainJob.logFile])
     }
 }
