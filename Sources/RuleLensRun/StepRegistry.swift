@@ -6,7 +6,6 @@ import RuleLensVerbs
 /// that are not yet verbs.
 public enum StepRegistry {
     public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
-        DataStep.self, RandomInitStep.self,
         DumpStep.self, RelabelStep.self, ProbeStep.self, NTKStep.self, RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
         VAETrainStep.self,
     ].map(StepKind.init)

@@ -15,7 +15,7 @@ struct RuleLensCommand: ParsableCommand {
             VerbCommand<TrainVerb>.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
             DumpCommand.self, DumpInfoCommand.self,
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
-            InfoCommand.self, HooksCommand.self, InitCommand.self,
+            InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
             RunCommand.self,
             VAECommand.self,

@@ -16,6 +16,7 @@ steps:
             steps: 6, batch: 8, warmup: 2, eval-every: 3, seed: 0}
   - eval: {checkpoint: "${train}", data: "${data}", limit: 20, mode: teacher-forced}
   - dump: {checkpoint: "${train}", data: "${data}", part: test, hooks: ["blocks.0.hook_resid_post"], positions: answer}
+  - random-init: {like: "${train}", seed: 1}
 expect:
   - that: train.steps == 6
   - that: train.eval_loss > 0
@@ -60,6 +61,11 @@ def test_a_spec_trains_a_llama_model_without_positions_evaluates_and_dumps_it(tm
     assert dumps, "the dump step wrote no file"
     with h5py.File(dumps[0], "r") as f:
         assert len(f.keys()) > 0
+    # The random-initialisation baseline copies the family and shape, positions none included.
+    baseline = json.loads((tmp_path / "run" / "random_init" / "config.json").read_text())
+    trained = json.loads((train / "config.json").read_text())
+    assert baseline == trained
+    assert (tmp_path / "run" / "random_init" / "model.safetensors").read_bytes() != (train / "model.safetensors").read_bytes()
 
 
 def test_a_spec_trains_a_rule_prior(tmp_path):

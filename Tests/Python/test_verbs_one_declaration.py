@@ -26,6 +26,7 @@ steps:
   - train: {data: "${data}", layers: 1, heads: 2, d-model: 16, ctx: 16, steps: 6, batch: 8, warmup: 2, seed: 0}
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
+  - random-init: {like: "${train}", seed: 1}
 expect:
   - eval.test.n == 30
 """
