@@ -131,17 +131,19 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             }
         }
     }
+}
+
+extension TrainOptions: TrainLoopOptions {
+    public static var defaults: TrainOptions { TrainOptions(data: "") }
+    /// The held-out data may be re-pointed (its fingerprint is checked).
+    public static var mayDifferOnResume: Set<String> { ["evalData"] }
+    public static var command: String { "rulelens train" }
+    /// A `vae train` folder (its options have a latent size) is not a `train` run.
+    public static func isOwnConfig(_ object: [String: Any]) -> Bool { object["latent"] == nil && object["encLayers"] == nil }
 
     /// Decodes a saved train_config.json; fields an older file lacks take their defaults, extra fields (the BLAS
     /// provenance) are ignored.
-    public static func decode(_ data: Data) throws -> TrainOptions {
-        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainOptions(data: ""))) as? [String: Any] ?? [:]
-        guard let saved = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw RuleLensError("not a JSON object", fix: "")
-        }
-        for (key, value) in saved { object[key] = value }
-        return try JSONDecoder().decode(TrainOptions.self, from: JSONSerialization.data(withJSONObject: object))
-    }
+    public static func decode(_ data: Data) throws -> TrainOptions { try decodeSaved(data) }
 }
 
 /// What a finished run reports.
@@ -220,56 +222,35 @@ public final class TrainJob {
     public func run() throws -> TrainSummary {
         try validateRunOptions()
         var tokenizer: any TextTokenizer = CharTokenizer.standard
-        var options = self.options
-        let fm = FileManager.default
+        let loop = TrainLoop<TrainOptions>(outDir: outDir, resume: resume)
+        loop.verify = verify; loop.progress = progress; loop.writes = writes
+        defer { wroteAnything = loop.wroteAnything }
 
         // Decide where we start: a fresh folder or the newest complete save of an earlier run.
         var model: (any LanguageModel)! = nil
-        var adam = AdamW(weightDecay: options.weightDecay)
-        var startStep = 0
-        var resumed: (dir: String, manifest: TrainSaves.Manifest)? = nil
-        var lock: RunFolderLock? = nil
-        if resume {
-            let saved = try Self.savedOptions(in: outDir)
-            if writes { lock = try RunFolderLock(outDir) }
-            if let newest = try saves.newest() {
-                options = try resolveResume(requested: options, saved: saved, savedStep: newest.manifest.step)
-                try options.validate()
-                if verify { try saves.verify(newest.dir, newest.manifest) }
-                (model, startStep) = try loadState(newest.dir, newest.manifest, into: &adam)
-                tokenizer = try Jobs.tokenizer(checkpoint: newest.dir, vocabSize: model.vocabSize)
-                resumed = newest
-            } else {
-                // Killed before its first save: start it again from step 0 with its saved options.
-                options = try resolveResume(requested: options, saved: saved, savedStep: 0)
-                try options.validate()
-                if let initFrom = options.initFrom {
-                    model = try Jobs.loadModel(initFrom)
-                    tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
-                }
-                progress.message("note: \(outDir) has no complete save yet; starting the run again from step 0 with its saved options")
-            }
+        var (options, resumed) = try loop.open(self.options)
+        if let resumed {
+            model = try ModelFolder.load(resumed.dir, rulePriors: true)
+            tokenizer = try Jobs.tokenizer(checkpoint: resumed.dir, vocabSize: model.vocabSize)
         } else if let initFrom = options.initFrom {
-            try Self.checkFresh(options: options, outDir: outDir)
             model = try Jobs.loadModel(initFrom)
             tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
-            // The shape is the pretrained model's; recorded so train_config.json says what was trained.
-            if let gpt = model as? GPT {
-                let c = gpt.config
-                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
-                options.arch = nil
-            } else if let llama = model as? LlamaModel {
-                let c = llama.config
-                options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
-                options.arch = c.family.rawValue; options.kvHeads = c.nKVHead; options.ropeTheta = c.ropeTheta
-                options.positions = c.positions.rawValue; options.tiedHead = c.tiedEmbeddings
+            if !resume {
+                // The shape is the pretrained model's; recorded so train_config.json says what was trained.
+                if let gpt = model as? GPT {
+                    let c = gpt.config
+                    options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                    options.arch = nil
+                } else if let llama = model as? LlamaModel {
+                    let c = llama.config
+                    options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
+                    options.arch = c.family.rawValue; options.kvHeads = c.nKVHead; options.ropeTheta = c.ropeTheta
+                    options.positions = c.positions.rawValue; options.tiedHead = c.tiedEmbeddings
+                }
+                try options.validate()
             }
-            try options.validate()
-        } else {
-            try Self.checkFresh(options: options, outDir: outDir)
         }
-        if let threads = options.threads { Parallel.configure(threads: threads) }
-        options.threads = Parallel.threads
+        TrainLoop<TrainOptions>.configureThreads(&options)
         // Paths that resolve from any working directory, so `--resume` works from anywhere.
         options.data = Self.absolute(options.data)
         options.evalData = options.evalData.map(Self.absolute)
@@ -326,115 +307,15 @@ public final class TrainJob {
             priorRows = values.map { index[$0]! }
         }
         if model == nil { model = try options.buildModel(vocabSize: tokenizer.count) }
+        let trainable = LanguageModelTrainable(job: self, model: model, options: options, items: items, evalItems: evalItems, priorRows: priorRows)
+        let adams = try loop.optimizers(trainable, resumed: resumed, weightDecay: options.weightDecay)
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
-        try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adam))
+        try parallel?.agree(try Self.agreementItems(options, dataFingerprint: fingerprint, model: model, adam: adams[0]))
 
         // All checks passed: from here on the folder is written (under mpirun by rank 0 alone).
-        var kernels: [TrainSaves.KernelPeriod]
-        let blas = BLASProvenance.current
-        if let (unitDir, manifest) = resumed {
-            kernels = manifest.kernels
-            if writes {
-                wroteAnything = true
-                saves.removeStaleTemporaries()
-                try saves.republish(from: unitDir)
-                try saves.removeAllBut(step: manifest.step)
-                try cutLogs(to: manifest)
-            }
-            if let last = kernels.last?.blas, last.core != blas.core || last.threads != blas.threads {
-                if writes {
-                    FileHandle.standardError.write(Data(("note: \(outDir) was trained so far with \(last.summary); it continues with \(blas.summary), "
-                        + "so its weights will not be bitwise equal to an uninterrupted run (set OPENBLAS_CORETYPE=\(last.core) to keep the kernel)\n").utf8))
-                }
-                kernels.append(TrainSaves.KernelPeriod(fromStep: manifest.step, blas: blas))
-            }
-        } else {
-            kernels = [TrainSaves.KernelPeriod(fromStep: 0, blas: blas)]
-            if writes {
-                if !fm.fileExists(atPath: outDir) {
-                    do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-                        throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
-                    }
-                }
-                if lock == nil { lock = try RunFolderLock(outDir) }
-                wroteAnything = true
-                saves.removeStaleTemporaries()
-                if fm.fileExists(atPath: path(Self.evalLogFile)) { try fm.removeItem(atPath: path(Self.evalLogFile)) }
-            }
-        }
-        if writes { try writeConfig(options, kernels: kernels) }
         self.options = options
-        let log = writes ? try TrainLog(path: path(Self.logFile), fresh: resumed == nil) : nil
-
-        let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction,
-                                      warmupSteps: options.warmup, totalSteps: options.scheduleSteps)
-        var lastSaved: Int? = resumed?.manifest.step
-        var lastLoss: Float = .nan
-        var tokensDone = 0
-        let t0 = ProgressLine.now()
-        var windowSeconds = 0.0, windowTokens = 0, stepSeconds = 0.0
-        var tokensPerSecond = 0.0
-        if startStep >= options.steps {
-            progress.message("\(outDir) already finished all \(options.steps) steps; nothing to do")
-        }
-        for step in startStep..<max(startStep, options.steps) {
-            let stepStart = ProgressLine.now()
-            let batchIndices = Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed)
-            let global = Batching.makeBatch(batchIndices.map { items[$0] }, lossOn: options.lossOn, pad: tokenizer.pad)
-            if let priorRows, let prior = model as? RulePriorGPT { prior.ruleRows = batchIndices.map { priorRows[$0] } }
-            let batch = parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: tokenizer.pad) } ?? global
-            model.zeroGrads()
-            _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
-            var loss = model.loss(targets: batch.targets, lossMask: batch.lossMask)
-            guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved) }
-            model.backward()
-            if let parallel {
-                loss = parallel.reduce(gradients: model.gradientStorage.ptr, count: model.gradientStorage.count, localLoss: loss,
-                                       localWeight: batch.lossWeight, globalWeight: global.lossWeight)
-            }
-            let lr = schedule.lr(at: step)
-            if options.gradClip > 0 {
-                let norm = clipGradNorm(model.gradientStorage, maxNorm: options.gradClip)
-                guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved) }
-            }
-            adam.step(model, lr: lr)
-            lastLoss = loss
-
-            let now = ProgressLine.now()
-            let stepTokens = global.batch * global.seqLen
-            tokensDone += stepTokens
-            stepSeconds += now - stepStart
-            windowTokens += stepTokens
-            windowSeconds += now - stepStart
-            if windowSeconds >= 1 || tokensPerSecond == 0 || step + 1 == options.steps {
-                // Throughput over the last second of training steps (evaluation and saving excluded).
-                tokensPerSecond = Double(windowTokens) / max(windowSeconds, 1e-9)
-                windowSeconds = 0; windowTokens = 0
-            }
-            try log?.append(step: step + 1, loss: loss, lr: lr, tokensPerSecond: Double(stepTokens) / max(now - stepStart, 1e-9))
-            // ETA from the mean wall time per step of this session (evaluation and saving included).
-            let remaining = Double(options.steps - step - 1) * (now - t0) / Double(step + 1 - startStep)
-            progress.update(String(format: "step %d/%d | loss %.4f | lr %.2e | ", step + 1, options.steps, loss, lr)
-                            + "\(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))",
-                            final: step + 1 == options.steps)
-
-            if writes && options.evalEvery > 0 && (step + 1) % options.evalEvery == 0 {
-                try evaluate(model, step: step + 1, trainItems: items, evalItems: evalItems)
-            }
-            if (options.saveEvery > 0 && (step + 1) % options.saveEvery == 0) || step + 1 == options.steps {
-                try parallel?.checkIdentical(model.parameterStorage.ptr, count: model.parameterStorage.count, what: "weights")
-                if writes {
-                    try saveState(model, adam: adam, step: step + 1, options: options, fingerprint: fingerprint,
-                                  evalFingerprint: evalFingerprint, kernels: kernels)
-                }
-                lastSaved = step + 1
-            }
-        }
-        try log?.close()
-        withExtendedLifetime(lock) {}
-        let seconds = ProgressLine.now() - t0
-        return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: lastLoss, tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9),
-                            seconds: seconds, checkpoint: outDir, blas: blas)
+        return try loop.train(trainable, adams: adams, options: options, resumed: resumed, fingerprint: fingerprint,
+                              evalFingerprint: evalFingerprint, checkpointExtra: [:])
     }
 
     /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
@@ -467,76 +348,13 @@ public final class TrainJob {
     /// The checks a fresh run makes before writing anything: the options, and that `outDir` holds no run.
     /// Callers that prepare files for the run (e.g. generated data) call this first, so a refusal changes nothing.
     public static func checkFresh(options: TrainOptions, outDir: String) throws {
-        try options.validate()
-        let fm = FileManager.default
-        func path(_ name: String) -> String { outDir + "/" + name }
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: outDir, isDirectory: &isDir) else { return }
-        guard isDir.boolValue else {
-            throw RuleLensError("--out \(outDir) is a file, not a folder", fix: "choose a folder name for --out")
-        }
-        if Checkpoint.exists(at: outDir) || fm.fileExists(atPath: path(TrainSaves.folder)) || fm.fileExists(atPath: path(Self.stateFile)) {
-            throw RuleLensError("\(outDir) already holds a training run (checkpoint and saves)",
-                                fix: "pass --resume to continue it, or choose another --out folder")
-        }
-        if fm.fileExists(atPath: path(Self.logFile)) || fm.fileExists(atPath: path(Self.configFile)) {
-            throw RuleLensError("\(outDir) holds an earlier run that stopped before its first checkpoint",
-                                fix: "pass --resume to start it again with its saved options, choose another --out folder, or delete \(outDir) first")
-        }
-    }
-
-    static func notResumable(_ outDir: String) -> RuleLensError {
-        if FileManager.default.fileExists(atPath: outDir + "/" + stateFile) && !FileManager.default.fileExists(atPath: outDir + "/" + TrainSaves.folder) {
-            return RuleLensError("--resume: \(outDir) was saved by an older RuleLens (train_state.safetensors at the top, no \(TrainSaves.folder)/ folder), which this version cannot resume",
-                                 fix: "start a new run in another --out folder; the checkpoint in \(outDir) still loads with `rulelens eval`")
-        }
-        return RuleLensError("--resume: \(outDir) holds no resumable run (it has no \(configFile))",
-                             fix: "resume the --out folder of a `rulelens train` run that saved at least one checkpoint, or drop --resume to start afresh")
+        try TrainLoop<TrainOptions>.checkFresh(options: options, outDir: outDir)
     }
 
     /// The options of the run saved in `outDir` (for `--resume`); throws if it holds no resumable run. A run killed
     /// before its first save is resumable too: it starts again from step 0 with these options.
     public static func savedOptions(in outDir: String) throws -> TrainOptions {
-        let file = outDir + "/" + configFile
-        let fm = FileManager.default
-        let oldLayout = fm.fileExists(atPath: outDir + "/" + stateFile) && !fm.fileExists(atPath: outDir + "/" + TrainSaves.folder)
-        guard !oldLayout, let data = fm.contents(atPath: file) else { throw notResumable(outDir) }
-        do { return try TrainOptions.decode(data) } catch {
-            throw RuleLensError("\(file) cannot be read (\(error))", fix: "it is written by `rulelens train`; restore it or start a new run in another folder")
-        }
-    }
-
-    /// On resume: the saved options, with what may change. Paths may be re-pointed (the data's fingerprint is
-    /// checked), `saveEvery` may change (it changes no result), and `steps` may move (the cosine schedule keeps its
-    /// original length; steps past it run at the final learning rate). Anything else that differs is refused,
-    /// naming each difference.
-    func resolveResume(requested: TrainOptions, saved: TrainOptions, savedStep: Int) throws -> TrainOptions {
-        var r = requested
-        if r.threads == nil { r.threads = saved.threads }
-        if r.steps != saved.steps {
-            guard r.steps > savedStep else {
-                throw RuleLensError("--resume --steps \(r.steps): the run in \(outDir) is already at step \(savedStep)",
-                                    fix: "pass a --steps above \(savedStep) to train further, or evaluate the checkpoint in \(outDir) as it is")
-            }
-            if r.cosineSteps == nil { r.cosineSteps = saved.scheduleSteps }
-        }
-        if r.scheduleSteps != saved.scheduleSteps {
-            throw RuleLensError("--resume: the cosine schedule of the run in \(outDir) spans \(saved.scheduleSteps) steps; --cosine-steps \(r.scheduleSteps) would change the learning rate of steps already taken",
-                                fix: "leave --cosine-steps out on resume (steps past the schedule run at its final learning rate), or start a new run in another --out folder")
-        }
-        let a = try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any] ?? [:]
-        let b = try JSONSerialization.jsonObject(with: JSONEncoder().encode(saved)) as? [String: Any] ?? [:]
-        let mayDiffer: Set<String> = ["data", "evalData", "saveEvery", "steps", "cosineSteps"]
-        var differences: [String] = []
-        for key in Set(a.keys).union(b.keys).subtracting(mayDiffer).sorted() {
-            let x = a[key].map { "\($0)" } ?? "none", y = b[key].map { "\($0)" } ?? "none"
-            if x != y { differences.append("\(key): saved \(y), now \(x)") }
-        }
-        if !differences.isEmpty {
-            throw RuleLensError("--resume: the options differ from the run saved in \(outDir) (\(differences.joined(separator: "; ")))",
-                                fix: "resume with just --out \(outDir) --resume (the saved options, see \(path(Self.configFile)), are the defaults), or start a new run in another --out folder")
-        }
-        return r
+        try TrainLoop<TrainOptions>.savedOptions(in: outDir)
     }
 
     /// Loads a data file of the run; on resume a missing file names the option that re-points it.
@@ -553,87 +371,6 @@ public final class TrainJob {
         URL(fileURLWithPath: path).standardizedFileURL.path
     }
 
-    func loadState(_ unit: String, _ manifest: TrainSaves.Manifest, into adam: inout AdamW) throws -> (any LanguageModel, Int) {
-        let model = try ModelFolder.load(unit, rulePriors: true)
-        let statePath = unit + "/" + Self.stateFile
-        let state = try Safetensors.read(path: statePath)
-        guard let stepText = state.metadata["step"], let step = Int(stepText), let tText = state.metadata["adam_t"], let t = Int(tText),
-              let m = state.info("adam.m"), let v = state.info("adam.v"),
-              m.count == model.parameterStorage.count, v.count == model.parameterStorage.count else {
-            throw RuleLensError("\(statePath) is not a RuleLens training state for this model",
-                                fix: "it is written by `rulelens train`; start a new run in another --out folder")
-        }
-        guard step == manifest.step else {
-            throw RuleLensError("\(statePath) is from step \(step) but its save from step \(manifest.step)",
-                                fix: "restore the save from a copy, or start a new run in another --out folder")
-        }
-        adam.m = FloatBuffer(count: model.parameterStorage.count)
-        adam.v = FloatBuffer(count: model.parameterStorage.count)
-        state.copyFloats(m, into: adam.m.ptr)
-        state.copyFloats(v, into: adam.v.ptr)
-        adam.t = t
-        return (model, step)
-    }
-
-    /// Cuts train_log.csv and eval_log.csv back to their lengths at the save (the steps after it are redone).
-    func cutLogs(to manifest: TrainSaves.Manifest) throws {
-        for (name, header) in [(Self.logFile, Self.logHeader), (Self.evalLogFile, Self.evalLogHeader)] {
-            let file = path(name)
-            let length = manifest.logs[name] ?? 0
-            let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.intValue
-            if length == 0 {
-                if size != nil { try? FileManager.default.removeItem(atPath: file) }
-                if name == Self.logFile { try AtomicFile.write(Data((header + "\n").utf8), to: file) }
-            } else if let size, size >= length {
-                guard truncate(file, off_t(length)) == 0 else {
-                    throw RuleLensError("cannot cut \(file) back to the save of step \(manifest.step) (\(String(cString: strerror(errno))))",
-                                        fix: "check the permissions of \(outDir)")
-                }
-            } else {
-                // Shorter than at the save (edited or lost): keep its rows up to the save's step.
-                try TrainLog.rewind(file, header: header, throughStep: manifest.step)
-                progress.message("note: \(file) was shorter than at the save of step \(manifest.step); kept its rows up to that step")
-            }
-        }
-    }
-
-    /// Writes train_config.json: the options plus the BLAS the run started with (and, after a resume under another
-    /// kernel or thread count, every period).
-    func writeConfig(_ options: TrainOptions, kernels: [TrainSaves.KernelPeriod]) throws {
-        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as? [String: Any] ?? [:]
-        object["blas"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(kernels[0].blas))
-        if kernels.count > 1 { object["blas_history"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(kernels)) }
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) + Data([0x0A]),
-                             to: path(Self.configFile))
-    }
-
-    func saveState(_ model: any LanguageModel, adam: AdamW, step: Int, options: TrainOptions, fingerprint: String, evalFingerprint: String?,
-                   kernels: [TrainSaves.KernelPeriod]) throws {
-        let n = model.parameterStorage.count
-        let meta = ["format": "rulelens-train-state", "step": "\(step)", "adam_t": "\(adam.t)", "seed": "\(options.seed)",
-                    "data_fingerprint": fingerprint]
-        let state = Safetensors.encode([Safetensors.Entry(name: "adam.m", shape: [n], floats: adam.m.ptr),
-                                        Safetensors.Entry(name: "adam.v", shape: [n], floats: adam.v.ptr)], metadata: meta)
-        var extra: [String: String] = ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"]
-        if kernels.count > 1 {
-            extra["blas_history"] = kernels.map { "\($0.blas.summary) from step \($0.fromStep + 1)" }.joined(separator: "; ")
-        }
-        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
-        let chars = tokenizer as? CharTokenizer
-        var logs: [String: Int] = [:]
-        for name in [Self.logFile, Self.evalLogFile] {
-            logs[name] = ((try? FileManager.default.attributesOfItem(atPath: path(name)))?[.size] as? NSNumber)?.intValue ?? 0
-        }
-        let manifest = TrainSaves.Manifest(step: step, dataPosition: step, logs: logs, dataFingerprint: fingerprint,
-                                           evalDataFingerprint: evalFingerprint, kernels: kernels, options: options, files: [:])
-        let tokenizer = self.tokenizer
-        try saves.write(step: step, state: state, manifest: manifest) { dir in
-            try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
-                                 bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: dir, extra: extra,
-                                 metadata: ["step": "\(step)"], overwrite: false)
-        }
-    }
-
     /// FNV-1a (64-bit) of a file's bytes, so a resumed run can tell that its data file changed.
     static func fingerprint(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -642,13 +379,6 @@ public final class TrainJob {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         data.withUnsafeBytes { raw in for byte in raw { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
         return String(hash, radix: 16)
-    }
-
-    func nonFinite(_ what: String, step: Int, lastSaved: Int?) -> RuleLensError {
-        let kept = lastSaved.map { "the last good checkpoint (step \($0)) is kept in \(outDir)" }
-            ?? "no checkpoint had been saved yet, so none was written"
-        return RuleLensError("training stopped at step \(step): \(what); \(kept)",
-                             fix: "lower --lr (now \(options.lr)), lengthen --warmup, or keep --grad-clip on; then train again into a new --out folder")
     }
 
     // MARK: - Evaluation during training
@@ -679,25 +409,8 @@ public final class TrainJob {
     }
 }
 
-/// DIR/train_log.csv: `step,loss,lr,tokens_per_s`, one row per step, appended as training runs.
-final class TrainLog {
-    let handle: FileHandle
-    let path: String
-
-    /// Opens the log: `fresh` starts a new file with the header; otherwise appends (a resumed run has cut it back
-    /// to its save first).
-    init(path: String, fresh: Bool) throws {
-        self.path = path
-        if fresh || !FileManager.default.fileExists(atPath: path) {
-            try AtomicFile.write(Data((TrainJob.logHeader + "\n").utf8), to: path)
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw RuleLensError("cannot open \(path) for writing", fix: "check the permissions of its folder")
-        }
-        h.seekToEndOfFile()
-        handle = h
-    }
-
+/// Rewinding a training log (train_log.csv, eval_log.csv, kl_dims.csv) to a save.
+enum TrainLog {
     /// Rewrites a CSV whose first column is the step, keeping the header and the rows up to `throughStep`
     /// (a resumed run repeats the steps after its checkpoint). A missing file gets just the header.
     static func rewind(_ path: String, header: String, throughStep keep: Int) throws {
@@ -709,10 +422,79 @@ final class TrainLog {
         }
         try AtomicFile.write(Data(text.utf8), to: path)
     }
+}
 
-    func append(step: Int, loss: Float, lr: Float, tokensPerSecond: Double) throws {
-        handle.write(Data(String(format: "%d,%.6f,%.6e,%.1f\n", step, loss, lr, tokensPerSecond).utf8))
+/// A GPT-2 / Llama-family model (plain or with a rule prior) as `TrainLoop` trains it: the batch of each step from
+/// (seed, step), the loss on the targets, data parallelism under mpirun, evaluation every `evalEvery` steps, and the
+/// checkpoint with the run's tokenizer.
+final class LanguageModelTrainable: Trainable {
+    let job: TrainJob
+    let model: any LanguageModel
+    let options: TrainOptions
+    let items: [TokenizedExample]
+    let evalItems: [TokenizedExample]?
+    let priorRows: [Int]?
+    var tokenizer: any TextTokenizer { job.tokenizer }
+    private var lastBatch: (local: Batch, global: Batch)? = nil
+
+    init(job: TrainJob, model: any LanguageModel, options: TrainOptions, items: [TokenizedExample], evalItems: [TokenizedExample]?, priorRows: [Int]?) {
+        self.job = job; self.model = model; self.options = options; self.items = items; self.evalItems = evalItems; self.priorRows = priorRows
     }
 
-    func close() throws { handle.closeFile() }
+    var parameterStores: [ParameterStore] {
+        [ParameterStore(params: model.parameterStorage, grads: model.gradientStorage, tensors: model.parameterTensors)]
+    }
+    var stateFormat: String { "rulelens-train-state" }
+    var logFiles: [TrainLogFile] {
+        [TrainLogFile(name: TrainJob.logFile, header: TrainJob.logHeader),
+         TrainLogFile(name: TrainJob.evalLogFile, header: TrainJob.evalLogHeader, keptEmpty: false)]
+    }
+
+    func zeroGrads() { model.zeroGrads() }
+
+    func forwardLoss(step: Int) throws -> (loss: Float, tokens: Int) {
+        let pad = tokenizer.pad
+        let batchIndices = Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed)
+        let global = Batching.makeBatch(batchIndices.map { items[$0] }, lossOn: options.lossOn, pad: pad)
+        if let priorRows, let prior = model as? RulePriorGPT { prior.ruleRows = batchIndices.map { priorRows[$0] } }
+        let batch = job.parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: pad) } ?? global
+        _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
+        lastBatch = (batch, global)
+        return (model.loss(targets: batch.targets, lossMask: batch.lossMask), global.batch * global.seqLen)
+    }
+
+    func backward() { model.backward() }
+
+    func reduceGradients(loss: Float) -> Float {
+        guard let parallel = job.parallel, let (batch, global) = lastBatch else { return loss }
+        return parallel.reduce(gradients: model.gradientStorage.ptr, count: model.gradientStorage.count, localLoss: loss,
+                               localWeight: batch.lossWeight, globalWeight: global.lossWeight)
+    }
+
+    func logRows(step: Int, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double) -> [String?] {
+        [String(format: "%d,%.6f,%.6e,%.1f", step, loss, lr, tokensPerSecond), nil]
+    }
+
+    func progressText(step: Int, steps: Int, loss: Float, lr: Float) -> String {
+        String(format: "step %d/%d | loss %.4f | lr %.2e | ", step, steps, loss, lr)
+    }
+
+    func afterStep(_ step: Int) throws {
+        if job.writes && options.evalEvery > 0 && step % options.evalEvery == 0 {
+            try job.evaluate(model, step: step, trainItems: items, evalItems: evalItems)
+        }
+    }
+
+    func beforeSave() throws {
+        try job.parallel?.checkIdentical(model.parameterStorage.ptr, count: model.parameterStorage.count, what: "weights")
+    }
+
+    func writeCheckpoint(to dir: String, step: Int, extra: [String: String]) throws {
+        // Characters: vocab.json (+ the tokenizer.json Checkpoint derives from it); BPE: the tokenizer's own files.
+        let tokenizer = self.tokenizer
+        let chars = tokenizer as? CharTokenizer
+        try ModelFolder.save(model, vocab: chars?.vocab, files: chars == nil ? try tokenizer.checkpointFiles() : [:],
+                             bosTokenID: Int(tokenizer.bos), eosTokenID: Int(tokenizer.eos), to: dir, extra: extra,
+                             metadata: ["step": "\(step)"], overwrite: false)
+    }
 }

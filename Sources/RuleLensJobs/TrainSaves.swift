@@ -24,7 +24,7 @@ struct TrainSaves {
     }
 
     /// What a save's manifest.json holds.
-    struct Manifest: Codable {
+    struct Manifest<Options: Codable>: Codable {
         var format = TrainSaves.manifestFormat
         var rulelensVersion = RuleLensVersion.string
         /// Optimizer steps taken.
@@ -38,7 +38,7 @@ struct TrainSaves {
         /// The BLAS kernels and thread counts the run has used, in order (more than one after a resume under another kernel).
         var kernels: [KernelPeriod]
         /// The options in force (train_config.json holds the same; kept here so a save is self-describing).
-        var options: TrainOptions
+        var options: Options
         /// SHA-256 and size of every other file of the save.
         var files: [String: FileDigest]
 
@@ -76,7 +76,7 @@ struct TrainSaves {
     /// Writes the save of `step` as one unit, publishes its checkpoint at the top of OUT, removes older saves.
     /// `writeCheckpoint(dir)` writes the checkpoint into the new folder `dir` (`ModelFolder.save`); `state` is
     /// train_state.safetensors.
-    func write(step: Int, state: Data, manifest: Manifest, writeCheckpoint: (String) throws -> Void) throws {
+    func write<Options>(step: Int, state: Data, manifest: Manifest<Options>, writeCheckpoint: (String) throws -> Void) throws {
         let fm = FileManager.default
         if !fm.fileExists(atPath: checkpointsDir) {
             do { try fm.createDirectory(atPath: checkpointsDir, withIntermediateDirectories: false) } catch {
@@ -170,15 +170,15 @@ struct TrainSaves {
     // MARK: - Reading
 
     /// The newest complete save (a `step-N` folder with a readable manifest), or nil when there is none.
-    func newest() throws -> (dir: String, manifest: Manifest)? {
+    func newest<Options>(_ type: Options.Type) throws -> (dir: String, manifest: Manifest<Options>)? {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsDir)) ?? []
         let units = names.compactMap { name in Self.step(ofUnit: name).map { (step: $0, name: name) } }.sorted { $0.step > $1.step }
         for unit in units {
             let dir = checkpointsDir + "/" + unit.name
             let path = dir + "/" + Self.manifestFile
             guard let data = FileManager.default.contents(atPath: path) else { continue }   // not a save of ours
-            let manifest: Manifest
-            do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            let manifest: Manifest<Options>
+            do { manifest = try JSONDecoder().decode(Manifest<Options>.self, from: data) } catch {
                 throw RuleLensError("\(path) cannot be read (\(error)): the newest save of the run is damaged",
                                     fix: "restore it from a copy, or delete \(dir) and start a new run in another --out folder")
             }
@@ -192,7 +192,7 @@ struct TrainSaves {
     }
 
     /// Checks every file of the save against its SHA-256 in the manifest; the error names the file.
-    func verify(_ unit: String, _ manifest: Manifest) throws {
+    func verify<Options>(_ unit: String, _ manifest: Manifest<Options>) throws {
         for name in manifest.files.keys.sorted() {
             let path = unit + "/" + name
             guard let actual = SHA256.hex(fileAt: path) else {
@@ -219,19 +219,19 @@ extension AtomicFile {
     }
 }
 
-/// An exclusive lock on a run folder for the life of one `train` process (flock on the folder itself; the kernel
+/// An exclusive lock on a run folder for the life of one `train` (or `vae train`) process (flock on the folder itself; the kernel
 /// drops it when the process dies, so a killed run never leaves it held).
 final class RunFolderLock {
     let fd: Int32
 
-    init(_ dir: String) throws {
+    init(_ dir: String, command: String = "rulelens train") throws {
         fd = open(dir, O_RDONLY | O_DIRECTORY)
         guard fd >= 0 else {
             throw RuleLensError("cannot open the output folder \(dir) (\(String(cString: strerror(errno))))", fix: "check the path and its permissions")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw RuleLensError("another `rulelens train` is writing into \(dir)",
+            throw RuleLensError("another `\(command)` is writing into \(dir)",
                                 fix: "wait for it to finish (or stop it), or choose another --out folder")
         }
     }

@@ -68,14 +68,16 @@ public struct StepKind {
     }
 
     /// A spec step's mapping as the verb's argument list, in declaration order: `--key value`, a flag for `true`,
-    /// a repeated option once per list item (a list for a single-valued option is comma-joined), then `--out DIR`.
+    /// a repeated option once per list item (a list for a single-valued option is comma-joined), nothing for an empty
+    /// value, then `--out DIR` and `--threads N`.
     static func argumentList(_ o: StepOptions, verb: AnyVerb, dir: String) throws -> [String] {
         if let out = verb.outputOption, o.has(out) {
             throw RuleLensError(o.problem(out, "the step's folder is its --\(out)"), fix: "drop `\(out):`; read the step's output as ${\(o.id)}")
         }
         var argv: [String] = [], positionals: [String] = []
         for option in verb.options {
-            guard let node = o.values[option.name] else { continue }
+            // An empty value leaves the option out (its default applies): a sweep can switch an option off per variant.
+            guard let node = o.values[option.name], node.commandLineText != "" else { continue }
             switch option.kind {
             case .flag:
                 if try o.bool(option.name) { argv.append("--" + option.name) }

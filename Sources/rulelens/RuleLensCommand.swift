@@ -17,7 +17,7 @@ struct RuleLensCommand: ParsableCommand {
             ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
-            RunCommand.self,
+            RunCommand.self, ReferenceCommand.self,
             VAECommand.self,
         ]
     )

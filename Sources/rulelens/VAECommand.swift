@@ -49,7 +49,7 @@ struct VAETrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay on weight matrices (default 0.01).") var weightDecay: Float?
     @Option(help: "Global gradient-norm clip, 0 = off (default 1).") var gradClip: Float?
     @Option(help: "Threads for RuleLens loops and BLAS (default: all cores).") var threads: Int?
-    @Option(help: "Save a resumable checkpoint every N steps (and after the last).") var saveEvery: Int = 100
+    @Option(help: "Save a resumable checkpoint every N steps (and after the last).") var saveEvery: Int?
     @Flag(help: "Continue the run saved in --out from its last checkpoint.") var resume = false
     @Flag(help: "No progress line.") var quiet = false
 
@@ -93,7 +93,8 @@ struct VAETrainCommand: ParsableCommand {
         if let gradClip { o.gradClip = gradClip }
         if let seed = source.generated.seed { o.seed = seed }
         let job = VAETrainJob(options: o, outDir: out, resume: resume)
-        job.saveEvery = saveEvery; job.threads = threads
+        if let saveEvery { job.saveEvery = saveEvery }
+        if let threads { job.threads = threads }
         job.progress = ProgressLine(enabled: !quiet)
         let summary = try job.run()
         print(String(format: "trained %d steps in %.1f s (%.0f tokens/s), final loss %.4f; ", summary.steps, summary.seconds,

@@ -150,3 +150,19 @@ final class SpecSchemaTests: XCTestCase {
         }
     }
 }
+
+/// docs/reference/ is the generated reference (`rulelens reference`), so the pages say what the declarations say.
+final class ReferencePagesTests: XCTestCase {
+    func testCommittedPagesAreTheGeneratedOnes() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/reference")
+        let pages = ReferencePages.all()
+        let committed = Set((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".md") }
+        XCTAssertEqual(committed, Set(pages.keys), "regenerate with `rulelens reference --out docs/reference`")
+        for (name, text) in pages {
+            XCTAssertEqual(try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8), text,
+                           "docs/reference/\(name) is out of date: regenerate with `rulelens reference --out docs/reference`")
+        }
+        XCTAssertTrue(pages["eval.md"]?.contains("`--limit-seed`") ?? false)
+    }
+}

@@ -27,6 +27,13 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
     public var weightDecay: Float = 0.01
     public var gradClip: Float = 1.0
     public var seed: UInt64 = 0
+    /// Length of the cosine decay (and of the β cycles) in steps (nil = `steps`); steps past it run at the final
+    /// learning rate and the last β, which is how `--resume --steps N` extends a run.
+    public var cosineSteps: Int? = nil
+    /// Worker threads (the weights depend on the count); a run saves the count it used.
+    public var threads: Int? = nil
+    /// Save every this many steps (and always after the last). Changes no result, so a resume may change it.
+    public var saveEvery = 100
 
     public init(data: String) { self.data = data }
 
@@ -47,222 +54,175 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
         }
         if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
         if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !(weightDecay >= 0) { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
+        if !gradClip.isFinite || gradClip < 0 {
+            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
+        }
+        if !minLRFraction.isFinite || minLRFraction < 0 {
+            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
+        }
+        for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
+            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive", fix: "pass --\(name) 0 or a positive number")
+        }
+        for (name, value, cap) in [("layers", layers, 1024), ("enc-layers", encLayers, 1024), ("heads", heads, 4096), ("d-model", dModel, 1 << 16),
+                                   ("d-mlp", dMLP ?? 4 * dModel, 1 << 18), ("ctx", ctx, 1 << 16), ("latent", latent, 1 << 16), ("batch", batch, 1 << 20)] where value > cap {
+            throw RuleLensError("--\(name) is \(value), more than this VAE supports (\(cap))", fix: "pass a --\(name) of at most \(cap)")
+        }
         var c = modelConfig(vocabSize: CharTokenizer.standard.count)
         if supervise != nil { c.nClasses = 2; c.classNames = ["a", "b"] }   // the real classes come from the data
         try c.validate()
     }
 }
 
-/// A VAE training run writing into one folder: the checkpoint (`VAECheckpoint`), `train_state.safetensors` (AdamW
-/// moments of the three parameter stores and the step), `train_config.json`, `train_log.csv`
-/// (`step,loss,rec,kl,kl_fb,beta,cls_loss,cls_acc,lr,grad_norm,tokens_per_s`) and `kl_dims.csv` (mean KL of every
-/// latent dimension per step). Reproducible as `TrainJob`: initialisation from the seed, data order from (seed, step),
-/// ε from (seed, step); a resumed run ends with the same weights as an uninterrupted one.
+extension VAETrainOptions: TrainLoopOptions {
+    public static var defaults: VAETrainOptions { VAETrainOptions(data: "") }
+    public static var mayDifferOnResume: Set<String> { [] }
+    public static var command: String { "rulelens vae train" }
+    /// A `vae train` folder's options have a latent size.
+    public static func isOwnConfig(_ object: [String: Any]) -> Bool { object["latent"] != nil }
+
+    /// Refuses a run whose parameters, gradients, AdamW moments and activations would not fit in memory (before any
+    /// allocation), naming the estimate.
+    public func checkMemory(vocabSize: Int, classes: Int) throws {
+        var c = modelConfig(vocabSize: vocabSize)
+        c.nClasses = classes; c.classNames = (0..<classes).map { "\($0)" }
+        let latentParams = LatentParameters.layout(for: c).reduce(0) { $0.addingSaturating($1.count) }
+        var estimate = MemoryEstimate.training(c.decoderConfig, batch: batch, seqLen: ctx)
+        estimate.parts += MemoryEstimate.training(c.encoderConfig, batch: batch, seqLen: ctx).parts.map { ("encoder " + $0.label, $0.bytes) }
+        estimate.parts.append(("latent maps, gradients and AdamW moments", latentParams.multipliedSaturating(16)))
+        estimate.parts.append(("latent activations", batch.multipliedSaturating(latent).multipliedSaturating(4 * 16)))
+        guard let room = MemoryEstimate.available(), estimate.total > room else { return }
+        try estimate.require("VAE training (latent \(latent), d-model \(dModel), batch \(batch))",
+                             fix: "choose a smaller --latent, --d-model, --layers/--enc-layers or --batch")
+    }
+}
+
+/// A VAE training run writing into one folder, driven by `TrainLoop` (the same saves, lock, resume and provenance as
+/// `rulelens train`): the checkpoint of the newest save at the top (`VAECheckpoint`), the saves under `checkpoints/`
+/// (each one unit of checkpoint, `train_state.safetensors` with the AdamW moments of the three parameter stores, and
+/// manifest), `train_config.json`, `train_log.csv` (`step,loss,rec,kl,kl_fb,beta,cls_loss,cls_acc,lr,grad_norm,tokens_per_s`)
+/// and `kl_dims.csv` (mean KL of every latent dimension per step). Reproducible: initialisation from the seed, data
+/// order and ε from (seed, step); a killed and resumed run ends bitwise equal to an uninterrupted one.
 public final class VAETrainJob {
     public static let logHeader = "step,loss,rec,kl,kl_fb,beta,cls_loss,cls_acc,lr,grad_norm,tokens_per_s"
-    public let options: VAETrainOptions
+    public static let klLogFile = "kl_dims.csv"
+    public var options: VAETrainOptions
     public let outDir: String
     public let resume: Bool
-    public var saveEvery = 100
-    public var threads: Int? = nil
+    /// Save every this many steps (and after the last); `options.saveEvery`.
+    public var saveEvery: Int { get { options.saveEvery } set { options.saveEvery = newValue } }
+    /// Worker threads (nil = as configured); `options.threads`.
+    public var threads: Int? { get { options.threads } set { options.threads = newValue } }
+    /// Check the save's SHA-256 manifest before resuming from it.
+    public var verify = Checkpoint.verifiesByDefault
     public var progress = ProgressLine()
+    /// Whether `run()` wrote anything into `outDir` (false after a refusal).
+    public private(set) var wroteAnything = false
 
     public init(options: VAETrainOptions, outDir: String, resume: Bool = false) {
         self.options = options; self.outDir = outDir; self.resume = resume
     }
 
-    func path(_ name: String) -> String { outDir + "/" + name }
-
-    /// The options of the VAE run saved in `outDir`.
+    /// The options of the VAE run saved in `outDir` (for `--resume`).
     public static func savedOptions(in outDir: String) throws -> VAETrainOptions {
-        let file = outDir + "/" + TrainJob.configFile
-        guard Checkpoint.exists(at: outDir), FileManager.default.fileExists(atPath: outDir + "/" + TrainJob.stateFile),
-              let data = FileManager.default.contents(atPath: file) else {
-            throw RuleLensError("--resume: \(outDir) holds no resumable VAE run (it needs model.safetensors, \(TrainJob.stateFile) and \(TrainJob.configFile))",
-                                fix: "resume the --out folder of a `rulelens vae train` run that saved at least one checkpoint, or drop --resume")
-        }
-        do { return try JSONDecoder().decode(VAETrainOptions.self, from: data) } catch {
-            throw RuleLensError("\(file) is not the options of a `rulelens vae train` run (\(error))", fix: "resume a VAE run, or start a new one in another folder")
-        }
+        try TrainLoop<VAETrainOptions>.savedOptions(in: outDir)
+    }
+
+    /// The checks a fresh run makes before writing anything: the options, and that `outDir` holds no run.
+    public static func checkFresh(options: VAETrainOptions, outDir: String) throws {
+        try TrainLoop<VAETrainOptions>.checkFresh(options: options, outDir: outDir)
     }
 
     @discardableResult
     public func run() throws -> TrainSummary {
-        if let threads { Parallel.configure(threads: threads) }
         let tokenizer = CharTokenizer.standard
-        var options = self.options
-        let fm = FileManager.default
-        var vae: VAE
-        var adams = [AdamW(weightDecay: options.weightDecay), AdamW(weightDecay: options.weightDecay), AdamW(weightDecay: options.weightDecay)]
-        var startStep = 0
-        var items: VAEItems
-        if resume {
-            let saved = try Self.savedOptions(in: outDir)
-            if saved != options {
-                let a = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as? [String: Any] ?? [:]
-                let b = try JSONSerialization.jsonObject(with: JSONEncoder().encode(saved)) as? [String: Any] ?? [:]
-                let diffs = Set(a.keys).union(b.keys).sorted().filter { "\(a[$0] ?? "none")" != "\(b[$0] ?? "none")" }
-                    .map { "\($0): saved \(b[$0] ?? "none"), now \(a[$0] ?? "none")" }
-                throw RuleLensError("--resume: the options differ from the run saved in \(outDir) (\(diffs.joined(separator: "; ")))",
-                                    fix: "pass the same options as the original run (see \(path(TrainJob.configFile))), or start a new run elsewhere")
-            }
-            options = saved
-            vae = try VAECheckpoint.load(outDir)
-            items = try VAEItems(path: options.data, tokenizer: tokenizer, nCtx: options.ctx, labelColumn: options.supervise,
-                                 classNames: options.supervise == nil ? nil : vae.config.classNames)
-            startStep = try loadState(vae, into: &adams)
-        } else {
-            try options.validate()
-            try checkFreshOutput()
-            items = try VAEItems(path: options.data, tokenizer: tokenizer, nCtx: options.ctx, labelColumn: options.supervise)
-            vae = try VAE(config: options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames), seed: options.seed)
-            if !fm.fileExists(atPath: outDir) {
-                do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-                    throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
-                }
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try AtomicFile.write(try encoder.encode(options), to: path(TrainJob.configFile))
+        let loop = TrainLoop<VAETrainOptions>(outDir: outDir, resume: resume)
+        loop.verify = verify; loop.progress = progress
+        defer { wroteAnything = loop.wroteAnything }
+        var (options, resumed) = try loop.open(self.options)
+        if resume && !FileManager.default.fileExists(atPath: options.data) {
+            throw RuleLensError("--resume: \(options.data), the --data of the run in \(outDir) (recorded in \(TrainJob.configFile)), does not exist",
+                                fix: "pass --data PATH to point the run at the same file where it is now (its contents are checked against the save)")
         }
+        options.data = TrainJob.absolute(options.data)
+        let savedVAE = try resumed.map { try VAECheckpoint.load($0.dir) }
+        let items = try VAEItems(path: options.data, tokenizer: tokenizer, nCtx: options.ctx, labelColumn: options.supervise,
+                                 classNames: options.supervise == nil ? nil : savedVAE?.config.classNames)
         let fingerprint = try TrainJob.fingerprint(options.data)
-        let log = try CSVLog(path: path(TrainJob.logFile), header: Self.logHeader, keepingStepsThrough: resume ? startStep : nil)
-        let k = vae.config.latentSize
-        let klLog = try CSVLog(path: path("kl_dims.csv"), header: "step," + (0..<k).map { "kl_\($0)" }.joined(separator: ","),
-                               keepingStepsThrough: resume ? startStep : nil)
-        let schedule = CosineSchedule(maxLR: options.lr, minLR: options.lr * options.minLRFraction, warmupSteps: options.warmup, totalSteps: options.steps)
-        let betaSchedule = vae.config.betaSchedule(totalSteps: options.steps)
-        var lastSaved: Int? = resume ? startStep : nil
-        var lastLoss = Double.nan
-        var tokensDone = 0, stepSeconds = 0.0, windowTokens = 0, windowSeconds = 0.0, tokensPerSecond = 0.0
-        let t0 = ProgressLine.now()
-        if startStep >= options.steps { progress.message("\(outDir) already finished all \(options.steps) steps; nothing to do") }
-        for step in startStep..<max(startStep, options.steps) {
-            let stepStart = ProgressLine.now()
-            let batch = items.batch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed), decode: options.decode)
-            let beta = betaSchedule.value(at: step)
-            vae.zeroGrads()
-            vae.forward(batch, epsilon: VAE.epsilon(seed: options.seed, step: step, count: batch.batch * k))
-            let terms = vae.loss(batch, beta: beta)
-            guard terms.total.isFinite else { throw nonFinite("the loss is \(terms.total)", step: step + 1, lastSaved: lastSaved) }
-            vae.backward()
-            let lr = schedule.lr(at: step)
-            var norm: Float = .nan
-            if options.gradClip > 0 {
-                norm = clipGradNorm(vae.stores.map(\.grads), maxNorm: options.gradClip)
-                guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved) }
-            }
-            for (i, store) in vae.stores.enumerated() { adams[i].step(params: store.params, grads: store.grads, tensors: store.tensors, lr: lr) }
-            lastLoss = terms.total
-
-            let now = ProgressLine.now()
-            let stepTokens = batch.batch * batch.decLen
-            tokensDone += stepTokens; stepSeconds += now - stepStart
-            windowTokens += stepTokens; windowSeconds += now - stepStart
-            if windowSeconds >= 1 || tokensPerSecond == 0 || step + 1 == options.steps {
-                tokensPerSecond = Double(windowTokens) / max(windowSeconds, 1e-9); windowSeconds = 0; windowTokens = 0
-            }
-            let clsAcc = terms.classifierLoss == nil ? "" : String(format: "%.4f", Double(terms.classifierCorrect) / Double(batch.batch))
-            try log.append(String(format: "%d,%.6f,%.6f,%.6f,%.6f,%.4f,", step + 1, terms.total, terms.reconstruction, terms.kl, terms.klFreeBits, beta)
-                           + (terms.classifierLoss.map { String(format: "%.6f", $0) } ?? "") + ",\(clsAcc),"
-                           + String(format: "%.6e,%.4f,%.1f", lr, norm, Double(stepTokens) / max(now - stepStart, 1e-9)))
-            try klLog.append("\(step + 1)," + terms.klPerDimension.map { String(format: "%.5f", $0) }.joined(separator: ","))
-            let remaining = Double(options.steps - step - 1) * (now - t0) / Double(step + 1 - startStep)
-            var line = String(format: "step %d/%d | loss %.3f | rec %.3f | kl %.3f | β %.2f", step + 1, options.steps, terms.total,
-                              terms.reconstruction, terms.kl, beta)
-            if let cls = terms.classifierLoss { line += String(format: " | cls %.3f acc %@", cls, clsAcc) }
-            line += " | \(ProgressLine.rate(tokensPerSecond)) tok/s | ETA \(ProgressLine.duration(remaining))"
-            progress.update(line, final: step + 1 == options.steps)
-            if (step + 1) % max(1, saveEvery) == 0 || step + 1 == options.steps {
-                try saveState(vae, adams: adams, step: step + 1, options: options, fingerprint: fingerprint)
-                lastSaved = step + 1
-            }
-        }
-        try log.close(); try klLog.close()
-        return TrainSummary(steps: options.steps, stepsRun: max(0, options.steps - startStep), finalLoss: Float(lastLoss),
-                            tokensPerSecond: Double(tokensDone) / max(stepSeconds, 1e-9), seconds: ProgressLine.now() - t0, checkpoint: outDir,
-                            blas: BLASProvenance.current)
-    }
-
-    func checkFreshOutput() throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: outDir, isDirectory: &isDir) else { return }
-        guard isDir.boolValue else { throw RuleLensError("--out \(outDir) is a file, not a folder", fix: "choose a folder name for --out") }
-        if Checkpoint.exists(at: outDir) || fm.fileExists(atPath: path(TrainJob.stateFile)) {
-            throw RuleLensError("\(outDir) already holds a training run (checkpoint and state)", fix: "pass --resume to continue it, or choose another --out folder")
-        }
-        if fm.fileExists(atPath: path(TrainJob.logFile)) || fm.fileExists(atPath: path(TrainJob.configFile)) {
-            throw RuleLensError("\(outDir) holds the log of an earlier run that stopped before its first checkpoint",
-                                fix: "choose another --out folder, or delete \(outDir) first")
-        }
-    }
-
-    static let storeNames = ["encoder", "latent", "decoder"]
-
-    func loadState(_ vae: VAE, into adams: inout [AdamW]) throws -> Int {
-        let state = try Safetensors.read(path: path(TrainJob.stateFile))
-        let weights = try Safetensors.read(path: path(Checkpoint.weightsFile))
-        guard state.metadata["format"] == "rulelens-vae-train-state", let stepText = state.metadata["step"], let step = Int(stepText) else {
-            throw RuleLensError("\(path(TrainJob.stateFile)) is not a RuleLens VAE training state", fix: "start a new run in another --out folder")
-        }
-        guard weights.metadata["step"] == stepText else {
-            throw RuleLensError("the checkpoint in \(outDir) is from step \(weights.metadata["step"] ?? "?") but the optimizer state from step \(step) (an interrupted save)",
-                                fix: "start a new run in another --out folder")
-        }
-        for (i, store) in vae.stores.enumerated() {
-            let name = Self.storeNames[i]
-            guard let m = state.info("adam.\(name).m"), let v = state.info("adam.\(name).v"), m.count == store.params.count, v.count == store.params.count,
-                  let t = Int(state.metadata["adam_t.\(name)"] ?? "") else {
-                throw RuleLensError("\(path(TrainJob.stateFile)) does not match this VAE (\(name) moments)", fix: "start a new run in another --out folder")
-            }
-            adams[i].m = FloatBuffer(count: store.params.count); adams[i].v = FloatBuffer(count: store.params.count)
-            state.copyFloats(m, into: adams[i].m.ptr); state.copyFloats(v, into: adams[i].v.ptr)
-            adams[i].t = t
-        }
-        if let saved = state.metadata["data_fingerprint"], saved != (try TrainJob.fingerprint(options.data)) {
+        if let resumed, resumed.manifest.dataFingerprint != fingerprint {
             throw RuleLensError("--resume: \(options.data) is not the data the run in \(outDir) was trained on (its contents changed)",
-                                fix: "resume with the original data file, or start a new run in another --out folder")
+                                fix: "resume with the original data file (--data PATH re-points the run to a copy of it), or start a new run in another --out folder")
         }
-        return step
-    }
-
-    func saveState(_ vae: VAE, adams: [AdamW], step: Int, options: VAETrainOptions, fingerprint: String) throws {
-        var meta = ["format": "rulelens-vae-train-state", "step": "\(step)", "seed": "\(options.seed)", "data_fingerprint": fingerprint]
-        var entries: [Safetensors.Entry] = []
-        for (i, store) in vae.stores.enumerated() {
-            let name = Self.storeNames[i]
-            meta["adam_t.\(name)"] = "\(adams[i].t)"
-            let n = store.params.count
-            entries.append(Safetensors.Entry(name: "adam.\(name).m", shape: [n], floats: adams[i].m.ptr))
-            entries.append(Safetensors.Entry(name: "adam.\(name).v", shape: [n], floats: adams[i].v.ptr))
-        }
-        // State first, weights last: a crash between the two leaves step numbers that disagree, which resume detects.
-        try Safetensors.write(entries, metadata: meta, to: path(TrainJob.stateFile))
-        try VAECheckpoint.save(vae, vocab: CharTokenizer.standard.vocab, to: outDir,
-                               extra: ["step": "\(step)", "steps": "\(options.steps)", "data": options.data, "seed": "\(options.seed)"],
-                               metadata: ["step": "\(step)"], overwrite: true)
-    }
-
-    func nonFinite(_ what: String, step: Int, lastSaved: Int?) -> RuleLensError {
-        let kept = lastSaved.map { "the last good checkpoint (step \($0)) is kept in \(outDir)" } ?? "no checkpoint had been saved yet, so none was written"
-        return RuleLensError("training stopped at step \(step): \(what); \(kept)",
-                             fix: "lower --lr (now \(options.lr)), lengthen --warmup, or keep --grad-clip on; then train again into a new --out folder")
+        try options.checkMemory(vocabSize: tokenizer.count, classes: items.classNames.count)
+        TrainLoop<VAETrainOptions>.configureThreads(&options)
+        let vae = try savedVAE ?? VAE(config: options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames), seed: options.seed)
+        let trainable = VAETrainable(vae: vae, items: items, options: options)
+        let adams = try loop.optimizers(trainable, resumed: resumed, weightDecay: options.weightDecay)
+        self.options = options
+        return try loop.train(trainable, adams: adams, options: options, resumed: resumed, fingerprint: fingerprint,
+                              evalFingerprint: nil, checkpointExtra: [:])
     }
 }
 
-/// A CSV whose first column is the step, appended as training runs; a resumed run keeps the rows up to its checkpoint.
-final class CSVLog {
-    let handle: FileHandle
-    init(path: String, header: String, keepingStepsThrough keep: Int?) throws {
-        if let keep { try TrainLog.rewind(path, header: header, throughStep: keep) } else { try AtomicFile.write(Data((header + "\n").utf8), to: path) }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw RuleLensError("cannot open \(path) for writing", fix: "check the permissions of its folder")
-        }
-        h.seekToEndOfFile()
-        handle = h
+/// The VAE as `TrainLoop` trains it: batch and ε of each step from (seed, step), cyclical β over the schedule,
+/// the loss terms and per-dimension KL logged, three parameter stores (encoder, latent, decoder).
+final class VAETrainable: Trainable {
+    let vae: VAE
+    let items: VAEItems
+    let options: VAETrainOptions
+    let betaSchedule: BetaSchedule
+    private var terms: VAE.LossTerms? = nil
+    private var beta: Float = 0
+    private var batchSize = 0
+
+    init(vae: VAE, items: VAEItems, options: VAETrainOptions) {
+        self.vae = vae; self.items = items; self.options = options
+        betaSchedule = vae.config.betaSchedule(totalSteps: options.scheduleSteps)
     }
-    func append(_ line: String) throws { handle.write(Data((line + "\n").utf8)) }
-    func close() throws { handle.closeFile() }
+
+    var parameterStores: [ParameterStore] { vae.stores.map { ParameterStore(params: $0.params, grads: $0.grads, tensors: $0.tensors) } }
+    var storeNames: [String]? { ["encoder", "latent", "decoder"] }
+    var stateFormat: String { "rulelens-vae-train-state" }
+    var logFiles: [TrainLogFile] {
+        [TrainLogFile(name: TrainJob.logFile, header: VAETrainJob.logHeader),
+         TrainLogFile(name: VAETrainJob.klLogFile, header: "step," + (0..<vae.config.latentSize).map { "kl_\($0)" }.joined(separator: ","))]
+    }
+
+    func zeroGrads() { vae.zeroGrads() }
+
+    func forwardLoss(step: Int) throws -> (loss: Float, tokens: Int) {
+        let k = vae.config.latentSize
+        let batch = items.batch(Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed), decode: options.decode)
+        beta = betaSchedule.value(at: step)
+        vae.forward(batch, epsilon: VAE.epsilon(seed: options.seed, step: step, count: batch.batch * k))
+        let terms = vae.loss(batch, beta: beta)
+        self.terms = terms
+        batchSize = batch.batch
+        return (Float(terms.total), batch.batch * batch.decLen)
+    }
+
+    func backward() { vae.backward() }
+
+    func logRows(step: Int, loss: Float, lr: Float, gradNorm: Float, tokensPerSecond: Double) -> [String?] {
+        guard let terms else { return [nil, nil] }
+        let clsAcc = terms.classifierLoss == nil ? "" : String(format: "%.4f", Double(terms.classifierCorrect) / Double(batchSize))
+        let row = String(format: "%d,%.6f,%.6f,%.6f,%.6f,%.4f,", step, terms.total, terms.reconstruction, terms.kl, terms.klFreeBits, beta)
+            + (terms.classifierLoss.map { String(format: "%.6f", $0) } ?? "") + ",\(clsAcc),"
+            + String(format: "%.6e,%.4f,%.1f", lr, gradNorm, tokensPerSecond)
+        return [row, "\(step)," + terms.klPerDimension.map { String(format: "%.5f", $0) }.joined(separator: ",")]
+    }
+
+    func progressText(step: Int, steps: Int, loss: Float, lr: Float) -> String {
+        guard let terms else { return "" }
+        var line = String(format: "step %d/%d | loss %.3f | rec %.3f | kl %.3f | β %.2f", step, steps, terms.total, terms.reconstruction, terms.kl, beta)
+        if let cls = terms.classifierLoss {
+            line += String(format: " | cls %.3f acc %.4f", cls, Double(terms.classifierCorrect) / Double(max(1, batchSize)))
+        }
+        return line + " | "
+    }
+
+    func writeCheckpoint(to dir: String, step: Int, extra: [String: String]) throws {
+        try VAECheckpoint.save(vae, vocab: CharTokenizer.standard.vocab, to: dir, extra: extra, metadata: ["step": "\(step)"], overwrite: false)
+    }
 }
