@@ -7,7 +7,6 @@ import RuleLensVerbs
 public enum StepRegistry {
     public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
         DumpStep.self, RelabelStep.self, ProbeStep.self, NTKStep.self, RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
-        VAETrainStep.self,
     ].map(StepKind.init)
 
     public static func step(_ kind: String) -> StepKind? { all.first { $0.kind == kind } }

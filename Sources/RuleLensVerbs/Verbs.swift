@@ -5,6 +5,8 @@ public enum Verbs {
         AnyVerb(TrainVerb.self),
         AnyVerb(InitVerb.self),
         AnyVerb(EvalVerb.self),
+        AnyVerb(VAETrainVerb.self), AnyVerb(VAEEvalVerb.self), AnyVerb(VAEEncodeVerb.self), AnyVerb(VAEDecodeVerb.self),
+        AnyVerb(VAEInterpolateVerb.self), AnyVerb(VAETraverseVerb.self), AnyVerb(VAELogitsVerb.self),
     ]
 
     /// The verb a spec step names (`eval`, `vae-train`).

@@ -25,7 +25,7 @@ def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("vae_view")
     run_rulelens("data", "generate", "--task", "syllogism", "--count", "120", "--seed", "5", "--out", d / "syl")
     out = d / "vae"
-    run_rulelens("vae", "train", "--data", d / "syl" / "train.jsonl", "--out", out, "--steps", "12", "--inject", "memory,query",
+    run_rulelens("vae", "train", "--data", d / "syl" / "train.jsonl", "--out", out, "--steps", "12", "--inject", "memory", "--inject", "query",
                  "--supervise", "rule", *TINY)
     return d, out
 
@@ -82,8 +82,8 @@ def test_dump_of_a_vae_matches_vae_encode(run, tmp_path):
     d, vae = run
     data = d / "syl" / "test.jsonl"
     run_rulelens("dump", "--checkpoint", vae, "--data", data, "--hooks", "latent.hook_mu", "--out", tmp_path / "d.h5", "--quiet")
-    run_rulelens("vae", "encode", "--checkpoint", vae, "--data", data, "--out", tmp_path / "e.h5", "--quiet")
-    with h5py.File(tmp_path / "d.h5") as a, h5py.File(tmp_path / "e.h5") as b:
+    run_rulelens("vae", "encode", "--checkpoint", vae, "--data", data, "--out", tmp_path / "e", "--quiet")
+    with h5py.File(tmp_path / "d.h5") as a, h5py.File(tmp_path / "e" / "latents.h5") as b:
         np.testing.assert_allclose(a["acts/latent.hook_mu"][:], b["acts/latent.hook_mu"][:], atol=1e-5)
 
 

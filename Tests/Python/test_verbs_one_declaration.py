@@ -27,6 +27,15 @@ steps:
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
   - random-init: {like: "${train}", seed: 1}
+  - data: {id: syl, task: syllogism, count: 96, seed: 2}
+  - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
+                warmup: 1, inject: [memory, query], supervise: rule}
+  - vae-eval: {checkpoint: "${vae_train}", data: "${syl}", batch: 5}
+  - vae-encode: {checkpoint: "${vae_train}", data: "${syl}", hooks: ["encoder.blocks.*.hook_mlp_out"], sample: true, seed: 3}
+  - vae-decode: {checkpoint: "${vae_train}", latents: "${vae_encode}", rows: [0, 2]}
+  - vae-interpolate: {checkpoint: "${vae_train}", data: "${syl}", from: 0, to: 1, steps: 3}
+  - vae-traverse: {checkpoint: "${vae_train}", data: "${syl}", dim: 1, steps: 3}
+  - vae-logits: {checkpoint: "${vae_train}", data: "${syl}", eps-seed: 4, beta: 0.5}
 expect:
   - eval.test.n == 30
 """

@@ -37,6 +37,11 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
 
     public init(data: String) { self.data = data }
 
+    /// The largest size each shape option may take (far above any model this workbench trains; larger values are
+    /// refused before anything is allocated).
+    public static let sizeLimits: [String: Int] = ["layers": 1024, "enc-layers": 1024, "heads": 4096, "d-model": 1 << 16,
+                                                   "d-mlp": 1 << 18, "ctx": 1 << 16, "latent": 1 << 16, "batch": 1 << 20]
+
     /// The model these options build (classes filled in from the data when supervised).
     public func modelConfig(vocabSize: Int, classNames: [String] = []) -> VAEConfig {
         var c = VAEConfig(nLayer: layers, nEncLayer: encLayers, nHead: heads, dModel: dModel, dMLP: dMLP, nCtx: ctx,
@@ -65,8 +70,9 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
         for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
             throw RuleLensError("--\(name) is \(value), but it must be 0 or positive", fix: "pass --\(name) 0 or a positive number")
         }
-        for (name, value, cap) in [("layers", layers, 1024), ("enc-layers", encLayers, 1024), ("heads", heads, 4096), ("d-model", dModel, 1 << 16),
-                                   ("d-mlp", dMLP ?? 4 * dModel, 1 << 18), ("ctx", ctx, 1 << 16), ("latent", latent, 1 << 16), ("batch", batch, 1 << 20)] where value > cap {
+        for (name, value) in [("layers", layers), ("enc-layers", encLayers), ("heads", heads), ("d-model", dModel),
+                              ("d-mlp", dMLP ?? 4 * dModel), ("ctx", ctx), ("latent", latent), ("batch", batch)] {
+            guard let cap = Self.sizeLimits[name], value > cap else { continue }
             throw RuleLensError("--\(name) is \(value), more than this VAE supports (\(cap))", fix: "pass a --\(name) of at most \(cap)")
         }
         var c = modelConfig(vocabSize: CharTokenizer.standard.count)
