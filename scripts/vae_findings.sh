@@ -33,7 +33,7 @@ for task in ${TASKS:-syllogism math-derivation explanatory}; do
     "$B" probe separability --file "$run/latents.h5" --site latent.hook_mu --site 'encoder.blocks.*.hook_attn_out' \
          --site 'encoder.blocks.*.hook_mlp_out' --label rule --json > "$run/separability.json"
     "$B" probe linear --file "$run/latents.h5" --site latent.hook_mu --label rule --json > "$run/linear.json"
-    "$B" probe pca --file "$run/latents.h5" --site latent.hook_mu --label rule --plot "$run/mu_pca.svg" --force --json > "$run/pca.json"
+    "$B" probe pca --file "$run/latents.h5" --site latent.hook_mu --label rule --out "$run/mu_pca" --force --json > "$run/pca.json"   # mu_pca/plot.svg
     "$B" probe ntk --checkpoint "$run" --data "$data/test.jsonl" --label rule --max-per-rule 6 --json > "$run/ntk.json"
   done
 done

@@ -69,7 +69,8 @@ public struct StepKind {
 
     /// A spec step's mapping as the verb's argument list, in declaration order: `--key value`, a flag for `true`,
     /// a repeated option once per list item (a list for a single-valued option is comma-joined), nothing for an empty
-    /// value, then `--out DIR` and `--threads N`.
+    /// value, then `--out DIR` and `--threads N`; positionals (a method) come first, as a person types them
+    /// (`rulelens probe pca --file …`).
     static func argumentList(_ o: StepOptions, verb: AnyVerb, dir: String) throws -> [String] {
         if let out = verb.outputOption, o.has(out) {
             throw RuleLensError(o.problem(out, "the step's folder is its --\(out)"), fix: "drop `\(out):`; read the step's output as ${\(o.id)}")
@@ -94,7 +95,7 @@ public struct StepKind {
         if let out = verb.outputOption { argv += ["--" + out, dir] }
         // The thread count in force, so the command line reproduces the step's bits.
         if !o.has("threads") { argv += ["--threads", String(Parallel.threads)] }
-        return argv + positionals
+        return positionals + argv
     }
 }
 

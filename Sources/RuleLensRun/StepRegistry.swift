@@ -6,7 +6,7 @@ import RuleLensVerbs
 /// that are not yet verbs.
 public enum StepRegistry {
     public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
-        DumpStep.self, RelabelStep.self, ProbeStep.self, NTKStep.self, RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
+        RetrieveStep.self, AblateStep.self, PatchStep.self, LensStep.self,
     ].map(StepKind.init)
 
     public static func step(_ kind: String) -> StepKind? { all.first { $0.kind == kind } }

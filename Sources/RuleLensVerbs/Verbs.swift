@@ -5,6 +5,11 @@ public enum Verbs {
         AnyVerb(TrainVerb.self),
         AnyVerb(InitVerb.self),
         AnyVerb(EvalVerb.self),
+        AnyVerb(DumpVerb.self),
+        AnyVerb(RelabelVerb.self),
+        AnyVerb(ProbeVerb.self),
+        AnyVerb(NTKVerb.self),
+        AnyVerb(GradVerb.self),
         AnyVerb(VAETrainVerb.self), AnyVerb(VAEEvalVerb.self), AnyVerb(VAEEncodeVerb.self), AnyVerb(VAEDecodeVerb.self),
         AnyVerb(VAEInterpolateVerb.self), AnyVerb(VAETraverseVerb.self), AnyVerb(VAELogitsVerb.self),
     ]

@@ -13,8 +13,8 @@ struct RuleLensCommand: ParsableCommand {
         subcommands: [
             DataCommand.self,
             VerbCommand<TrainVerb>.self, VerbCommand<EvalVerb>.self, LogitsCommand.self,
-            DumpCommand.self, DumpInfoCommand.self,
-            ProbeCommand.self, TokenizeCommand.self, GradCommand.self, RetrieveCommand.self, PriorExperimentCommand.self,
+            VerbCommand<DumpVerb>.self, DumpInfoCommand.self, VerbCommand<RelabelVerb>.self,
+            VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, RetrieveCommand.self, PriorExperimentCommand.self,
             InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             AblateCommand.self, PatchCommand.self, LensCommand.self,
             RunCommand.self, ReferenceCommand.self,
@@ -26,7 +26,7 @@ struct RuleLensCommand: ParsableCommand {
         BLASEnvironment.ensureCoreTypeOrReexec()
         HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(ProbeNTKCommand.route(Array(CommandLine.arguments.dropFirst())))
             try command.run()
             // Under mpirun, commands that used MPI end it cleanly (a rank that exits without MPI_Finalize is an error).
             Communicator.existing?.finalize()

@@ -11,12 +11,31 @@ struct VerbCommand<V: Verb>: ParsableCommand {
 
     @OptionGroup var arguments: V.Arguments
 
-    func run() throws {
+    func run() throws { try Self.run(arguments) }
+
+    static func run(_ arguments: V.Arguments) throws {
         arguments.runtime.apply()
         let outcome = try V.run(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
-        // Under mpirun (data-parallel train) rank 0 speaks for all.
-        guard Communicator.existing?.isRoot ?? true else { return }
+        // Under mpirun, rank 0 speaks for the run.
+        if let world = Communicator.existing, !world.isRoot { return }
         if arguments.runtime.json { print(try VerbJSON.text(outcome.result)) }
         else { V.lines(outcome.result, arguments).forEach { print($0) } }
+    }
+}
+
+/// `rulelens probe ntk …`: the `ntk` verb. `probe`'s method is a positional, which swift-argument-parser reads before
+/// it would route to a subcommand, so `main` sends `probe ntk` here (the command stays `rulelens probe ntk`).
+struct ProbeNTKCommand: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "probe-ntk", abstract: NTKVerb.abstract, discussion: NTKVerb.discussion, shouldDisplay: false)
+    }
+
+    @OptionGroup var arguments: NTKVerb.Arguments
+
+    func run() throws { try VerbCommand<NTKVerb>.run(arguments) }
+
+    /// The argument list with `probe ntk` as this command's name.
+    static func route(_ arguments: [String]) -> [String] {
+        arguments.count >= 2 && arguments[0] == "probe" && arguments[1] == "ntk" ? ["probe-ntk"] + arguments.dropFirst(2) : arguments
     }
 }

@@ -89,7 +89,7 @@ final class InspectTests: XCTestCase {
         XCTAssertEqual(outputs[0].count, outputs[1].count)
         for (a, b) in zip(outputs[0], outputs[1]) { XCTAssertEqual(a, b, accuracy: 1e-5) }
         let bad = try CLI.run(["dump", "--checkpoint", path("m"), "--data", try data, "--hooks", "hook_embed", "--out", path("x.h5"), "--threads", "-2"])
-        XCTAssertEqual(bad.code, 1)
+        XCTAssertEqual(bad.code, 64)   // a usage error, refused before anything is read
         XCTAssertTrue(bad.err.contains("--threads is -2"), bad.err)
     }
 

@@ -75,12 +75,12 @@ def test_pca_matches_sklearn_and_streaming_equals_in_memory(dump, tmp_path):
     x1 = dump[2].astype(np.float64)
     few = probe("pca", "--file", path, "--site", "blocks.0.hook_mlp_out", "--components", "3")["sites"][0]
     np.testing.assert_allclose(few["explained_variance_ratio"], PCA(n_components=3).fit(x1).explained_variance_ratio_, rtol=1e-4)
-    svd = probe("pca", "--file", path, "--site", "blocks.0.hook_attn_out", "--components", "5", "--method", "svd")
+    svd = probe("pca", "--file", path, "--site", "blocks.0.hook_attn_out", "--components", "5", "--solver", "svd")
     np.testing.assert_allclose(svd["sites"][0]["explained_variance_ratio"], site["explained_variance_ratio"], rtol=1e-5)
-    # --out holds the projections; --plot an SVG scatter with the variance on the axes
-    h5, svg = tmp_path / "pca.h5", tmp_path / "pca.svg"
+    # --out DIR holds the projections (probe.h5) and an SVG scatter with the variance on the axes (plot.svg)
+    h5, svg = tmp_path / "pca" / "probe.h5", tmp_path / "pca" / "plot.svg"
     run_rulelens("probe", "pca", "--file", path, "--site", "blocks.0.hook_attn_out", "--components", "3",
-                 "--label", "rule", "--out", h5, "--plot", svg)
+                 "--label", "rule", "--out", tmp_path / "pca")
     with h5py.File(h5) as f:
         proj = f["pca/blocks.0.hook_attn_out/projections"][()]
     ref3 = PCA(n_components=3).fit(x0.astype(np.float64)).transform(x0.astype(np.float64))
@@ -165,8 +165,8 @@ def linear_cka(a, b):
 
 def test_cka_matrix_and_heatmap(dump, tmp_path):
     path, x0, x1, *_ = dump
-    svg = tmp_path / "cka.svg"
-    out = probe("cka", "--file", path, "--site", "blocks.0.*", "--plot", svg)
+    svg = tmp_path / "cka" / "plot.svg"
+    out = probe("cka", "--file", path, "--site", "blocks.0.*", "--out", tmp_path / "cka")
     assert out["sites"] == ["blocks.0.hook_attn_out", "blocks.0.hook_mlp_out"]
     assert rel(out["cka"], linear_cka(x0.astype(np.float64), x1.astype(np.float64))) < 1e-4
     assert out["matrix"][0][0] == 1
@@ -175,9 +175,9 @@ def test_cka_matrix_and_heatmap(dump, tmp_path):
 
 def test_sweep_is_ordered_by_layer_and_plots(dump, tmp_path):
     path, *_ = dump
-    svg = tmp_path / "sep.svg"
-    proc = run_rulelens("probe", "separability", "--file", path, "--site", "*", "--label", "rule_id", "--plot", svg)
-    rows = [line.split()[2] for line in proc.stdout.splitlines()[2:]]
+    svg = tmp_path / "sep" / "plot.svg"
+    proc = run_rulelens("probe", "separability", "--file", path, "--site", "*", "--label", "rule_id", "--out", tmp_path / "sep")
+    rows = [line.split()[2] for line in proc.stdout.splitlines()[2:] if not line.startswith("wrote")]
     assert rows == ["blocks.0.hook_attn_out", "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post"]
     text = svg.read_text()
     ET.fromstring(text)

@@ -26,7 +26,7 @@ def test_ntk_blocks_match_pytorch(tmp_path):
     run_rulelens("train", "--data", data, "--out", ckpt, "--layers", 2, "--heads", 2, "--d-model", 32,
                  "--ctx", 16, "--steps", 4, "--batch", 4, "--lr", 1e-2, "--warmup", 1, "--quiet")
     out = json.loads(run_rulelens("probe", "ntk", "--checkpoint", ckpt, "--data", data, "--max-per-rule", 3,
-                                  "--json", "--plot", tmp_path / "ntk.svg").stdout)
+                                  "--json", "--out", tmp_path / "ntk").stdout)
     chosen = out["example_indices"]
     assert sorted(out["examples_per_rule"]) == [3, 3, 3] and len(chosen) == 9
 
@@ -57,7 +57,7 @@ def test_ntk_blocks_match_pytorch(tmp_path):
         off = ~np.eye(len(rules), dtype=bool)
         assert abs(block["within"] - cos[same & off].mean()) < 2e-4, block
         assert abs(block["between"] - cos[~same].mean()) < 2e-4, block
-    assert (tmp_path / "ntk.svg").read_text().startswith("<svg")
+    assert (tmp_path / "ntk" / "ntk.svg").read_text().startswith("<svg")
 
 
 def test_ntk_bad_input(tmp_path):
@@ -86,9 +86,9 @@ def test_probe_sweep_on_a_real_dump(tmp_path):
                  "--ctx", 16, "--steps", 20, "--batch", 8, "--lr", 1e-2, "--warmup", 1, "--quiet")
     run_rulelens("dump", "--checkpoint", ckpt, "--data", data, "--hooks", "blocks.*.hook_attn_out,blocks.*.hook_mlp_out",
                  "--positions", "all", "--out", dump, "--quiet")
-    svg = tmp_path / "sep.svg"
+    svg = tmp_path / "sep" / "plot.svg"
     out = json.loads(run_rulelens("probe", "separability", "--file", dump, "--site", "blocks.*", "--label", "rule",
-                                  "--json", "--plot", svg).stdout)
+                                  "--json", "--out", tmp_path / "sep").stdout)
     assert [s["site"] for s in out["sites"]] == ["blocks.0.hook_attn_out", "blocks.0.hook_mlp_out",
                                                  "blocks.1.hook_attn_out", "blocks.1.hook_mlp_out"]
     import h5py

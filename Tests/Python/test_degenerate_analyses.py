@@ -87,4 +87,5 @@ def test_threads_option_on_probe(tmp_path):
     for key in ["silhouette", "davies_bouldin", "calinski_harabasz", "fisher_ratio", "knn_accuracy"]:
         assert abs(one[key] - two[key]) <= 1e-5 * max(1, abs(one[key])) and abs(one[key] - auto[key]) <= 1e-5 * max(1, abs(one[key]))
     proc = probe("separability", "--file", path, "--site", "/X", "--label", "/y", "--threads", "-1", check=False)
-    assert proc.returncode == 1 and "--threads is -1" in proc.stderr
+    # a bad option value is a usage error (exit 64), refused before anything is read
+    assert proc.returncode == 64 and "--threads is -1" in proc.stderr

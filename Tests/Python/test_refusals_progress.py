@@ -56,6 +56,10 @@ def test_data_plane_wants_force(tmp_path):
 def test_probes_check_out_before_computing(tmp_path):
     taken = tmp_path / "taken.h5"
     taken.write_bytes(b"mine")
+    folder = tmp_path / "taken"   # --out DIR: an existing picture in it is refused as well
+    folder.mkdir()
+    (folder / "plot.svg").write_bytes(b"mine")
+    (folder / "ntk.svg").write_bytes(b"mine")
     # The input does not even exist: the existing --out is what is reported, so it was checked first.
     for args in (["pca", "--file", tmp_path / "missing.h5", "--site", "x"],
                  ["separability", "--file", tmp_path / "missing.h5", "--site", "x", "--label", "rule"],
@@ -64,9 +68,9 @@ def test_probes_check_out_before_computing(tmp_path):
                  ["ntk", "--checkpoint", tmp_path / "missing", "--data", tmp_path / "missing.jsonl"]):
         proc = run_rulelens("probe", *args, "--out", taken, check=False)
         assert proc.returncode == 1 and "taken.h5 already exists" in proc.stderr and "--force" in proc.stderr, (args, proc.stderr)
-        proc = run_rulelens("probe", *args, "--plot", taken, check=False)
-        assert proc.returncode == 1 and "taken.h5 already exists" in proc.stderr and "--plot" in proc.stderr, (args, proc.stderr)
-    assert taken.read_bytes() == b"mine"
+        proc = run_rulelens("probe", *args, "--out", folder, check=False)
+        assert proc.returncode == 1 and ".svg already exists" in proc.stderr and "--force" in proc.stderr, (args, proc.stderr)
+    assert taken.read_bytes() == b"mine" and (folder / "plot.svg").read_bytes() == b"mine"
 
 
 def progress_lines(stderr, prefix):

@@ -27,6 +27,12 @@ steps:
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
   - random-init: {like: "${train}", seed: 1}
+  - dump: {checkpoint: "${train}", data: "${data}", hooks: ["blocks.0.hook_resid_post", "blocks.0.hook_mlp_out"], positions: answer, limit: 40}
+  - relabel: {file: "${dump}", data: "${data}", columns: [carry, digits], limit: 40}
+  - probe: {method: separability, file: "${relabel}", site: ["blocks.0.*"], label: carry, k: 3}
+  - probe: {id: probe_pca, method: pca, file: "${dump}", site: [blocks.0.hook_resid_post], components: 3}
+  - ntk: {checkpoint: "${train}", data: "${data}", label: a, max-per-rule: 2}
+  - grad: {checkpoint: "${train}", data: "${data}/test.jsonl"}
   - data: {id: syl, task: syllogism, count: 96, seed: 2}
   - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
                 warmup: 1, inject: [memory, query], supervise: rule}
