@@ -103,8 +103,6 @@ public struct RunPlan {
         for opt in type.options {
             guard o.has(opt.name) else { continue }
             switch opt.type {
-            case .int: _ = try o.int(opt.name)
-            case .double: _ = try o.double(opt.name)
             case .bool: _ = try o.bool(opt.name)
             case .choice(let allowed):
                 let v = try o.string(opt.name) ?? ""
@@ -112,7 +110,7 @@ public struct RunPlan {
                     throw RuleLensError(o.problem(opt.name, "\(v) is not one of \(allowed.joined(separator: ", "))"),
                                         fix: "write \(opt.name): \(allowed[0]) (or another of those)")
                 }
-            case .string, .path, .list: break
+            case .string, .list: break
             }
         }
     }

@@ -2,12 +2,10 @@ import Foundation
 import RuleLensJobs
 import RuleLensVerbs
 
-/// The type of a step option, checked when a spec is loaded.
+/// The type of a step option as a spec writes it (derived from the verb's declaration), checked when a spec is loaded.
 public enum StepOptionType: Sendable, Equatable {
-    case int, double, string, bool
-    /// A file or folder the step reads: its content fingerprint is part of the step's cache key.
-    case path
-    /// A list (YAML list, or comma-separated text).
+    case string, bool
+    /// A repeatable option: a YAML list (or comma-separated text).
     case list
     case choice([String])
 }
@@ -21,28 +19,6 @@ public struct StepOption: Sendable {
     public init(_ name: String, _ type: StepOptionType, _ help: String, required: Bool = false) {
         self.name = name; self.type = type; self.help = help; self.required = required
     }
-}
-
-/// A step kind not yet generated from a verb declaration (see `StepKind`).
-public protocol RunStep {
-    /// The key written in the spec (`- train: {…}`).
-    static var kind: String { get }
-    /// One line for `rulelens run --list-steps` and Probes/README.md.
-    static var summary: String { get }
-    static var options: [StepOption] { get }
-    /// What `${ID}` names, relative to the step's folder ("" = the folder itself, e.g. a checkpoint).
-    static var output: String { get }
-    /// Shrinks sizes for `--quick` (a smoke run that exercises every step in seconds).
-    static func quick(_ o: inout StepOptions)
-    /// The equivalent `rulelens …` command line, for the report.
-    static func commandLine(_ o: StepOptions, dir: String) -> String
-    /// Runs the step into `ctx.dir` and returns what it found. Throws RuleLensError on bad input.
-    static func run(_ o: StepOptions, _ ctx: StepContext) throws -> StepOutcome
-}
-
-extension RunStep {
-    public static var output: String { "" }
-    public static func quick(_ o: inout StepOptions) {}
 }
 
 /// A picture the step drew (an SVG file in its folder), inlined into the report.
@@ -103,15 +79,6 @@ public struct StepOptions: Sendable {
         return node.commandLineText
     }
 
-    public func string(_ key: String, default d: String) throws -> String { try string(key) ?? d }
-
-    public func requiredString(_ key: String) throws -> String {
-        guard let s = try string(key) else {
-            throw RuleLensError("\(specPath) line \(line): step \(id) (\(kind)) needs option \(key)", fix: "add `\(key): …` to the step")
-        }
-        return s
-    }
-
     public func int(_ key: String) throws -> Int? {
         guard let s = try string(key) else { return nil }
         guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else {
@@ -151,27 +118,4 @@ public struct StepOptions: Sendable {
     public mutating func set(_ key: String, _ value: String) {
         values[key] = .scalar(value, line: values[key]?.line ?? line)
     }
-
-    /// Caps an integer option at `limit` (setting it when absent and `orSet` is given).
-    public mutating func cap(_ key: String, _ limit: Int, orSet: Bool = true) {
-        if let s = values[key]?.scalar, let v = Int(s) { if v > limit { set(key, String(limit)) } }
-        else if values[key] == nil && orSet { set(key, String(limit)) }
-    }
-
-    /// Options as `--key value` (flags for true booleans), in the order given, for the report's command lines.
-    public func flags(_ keys: [String], types: [String: StepOptionType] = [:]) -> String {
-        keys.compactMap { key -> String? in
-            guard let node = values[key] else { return nil }
-            let text = node.commandLineText
-            if types[key] == .bool { return text == "true" ? "--\(key)" : nil }
-            return "--\(key) " + StepOptions.quote(text)
-        }.joined(separator: " ")
-    }
-
-    static func quote(_ s: String) -> String {
-        s.allSatisfy { $0.isLetter || $0.isNumber || "-_./,=:+".contains($0) } && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
 }
-
-/// A number or JSON null.
-func nullable(_ v: Double?) -> Any { v.map { $0 as Any } ?? NSNull() }

@@ -17,18 +17,6 @@ public struct StepKind {
     /// Whether `dir` holds a killed attempt this step can continue.
     let canContinue: (String) -> Bool
 
-    /// A step kind written by hand (not a verb).
-    public init(_ step: RunStep.Type) {
-        kind = step.kind; summary = step.summary; output = step.output; options = step.options; verb = nil
-        quick = step.quick
-        canContinue = { dir in step.kind == TrainStep.kind && TrainStep.canResume(dir: dir) }
-        prepare = { o, dir in
-            var inputs: [String] = []
-            for opt in step.options where opt.type == .path { if let p = try o.string(opt.name), !p.isEmpty { inputs.append(p) } }
-            return StepInvocation(command: step.commandLine(o, dir: dir), inputs: inputs) { ctx, _ in try step.run(o, ctx) }
-        }
-    }
-
     /// The step of a verb: every option of the command, with its name, default and validation.
     public init(verb: AnyVerb) {
         kind = verb.kind; summary = verb.abstract; output = verb.stepOutput; self.verb = verb

@@ -2,12 +2,9 @@ import Foundation
 import RuleLensJobs
 import RuleLensVerbs
 
-/// Every step kind a spec may use: one per verb (generated from its declaration in RuleLensVerbs), and the steps
-/// that are not yet verbs.
+/// Every step kind a spec may use: one per verb, generated from its declaration in RuleLensVerbs.
 public enum StepRegistry {
-    public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:)) + [
-        DataStep.self, TrainStep.self, RandomInitStep.self,
-    ].map(StepKind.init)
+    public static let all: [StepKind] = Verbs.all.map(StepKind.init(verb:))
 
     public static func step(_ kind: String) -> StepKind? { all.first { $0.kind == kind } }
 
@@ -17,7 +14,7 @@ public enum StepRegistry {
     public static func listing() -> String {
         all.map { k in
             let command = k.verb.map { "rulelens " + $0.commandPath.joined(separator: " ") } ?? "(spec only)"
-            return "\(k.kind.padding(toLength: 14, withPad: " ", startingAt: 0)) \(command.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)"
+            return "\(k.kind.padding(toLength: 16, withPad: " ", startingAt: 0)) \(command.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)"
         }.joined(separator: "\n")
     }
 

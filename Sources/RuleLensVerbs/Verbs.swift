@@ -1,6 +1,9 @@
 /// Every verb that both the command line and specs run. A new verb is one file here and one entry in this list.
 public enum Verbs {
     public static let all: [AnyVerb] = [
+        AnyVerb(DataGenerateVerb.self),
+        AnyVerb(TrainVerb.self),
+        AnyVerb(InitVerb.self),
         AnyVerb(EvalVerb.self),
         AnyVerb(AblateVerb.self),
         AnyVerb(PairsVerb.self),

@@ -44,24 +44,3 @@ struct HooksCommand: ParsableCommand {
         }
     }
 }
-
-/// `rulelens init --out DIR`: a randomly initialised checkpoint, the untrained baseline for probes.
-struct InitCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "init",
-        abstract: "Write a randomly initialised GPT-2 checkpoint (a baseline: the weights `train --seed S` starts from).")
-
-    @Option(help: "Output folder (must not exist).") var out: String
-    @Option(parsing: .unconditional, help: "Transformer blocks.") var layers: Int = 2
-    @Option(parsing: .unconditional, help: "Attention heads per block.") var heads: Int = 4
-    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual stream width.") var dModel: Int = 128
-    @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).") var dMLP: Int?
-    @Option(parsing: .unconditional, help: "Context length in positions.") var ctx: Int = 32
-    @Option(parsing: .unconditional, help: "Initialisation seed (as train --seed).") var seed: UInt64 = 0
-
-    func run() throws {
-        let config = GPTConfig(nLayer: layers, nHead: heads, dModel: dModel, dMLP: dMLP, nCtx: ctx, vocabSize: CharTokenizer.standard.count)
-        try CheckpointInfo.writeRandomInit(config: config, seed: seed, to: out)
-        print("wrote \(out): random initialisation, \(MemoryEstimate.parameterCount(config)) parameters, seed \(seed)")
-    }
-}

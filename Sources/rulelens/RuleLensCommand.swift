@@ -12,10 +12,10 @@ struct RuleLensCommand: ParsableCommand {
         version: RuleLensVersion.string,
         subcommands: [
             DataCommand.self,
-            TrainCommand.self, VerbCommand<EvalVerb>.self, VerbCommand<LogitsVerb>.self,
+            VerbCommand<TrainVerb>.self, VerbCommand<EvalVerb>.self, VerbCommand<LogitsVerb>.self,
             VerbCommand<DumpVerb>.self, DumpInfoCommand.self, VerbCommand<RelabelVerb>.self,
             VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, VerbCommand<RetrieveVerb>.self, PriorExperimentCommand.self,
-            InfoCommand.self, HooksCommand.self, InitCommand.self,
+            InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             VerbCommand<AblateVerb>.self, VerbCommand<PatchVerb>.self, VerbCommand<LensVerb>.self,
             RunCommand.self, ReferenceCommand.self,
             VAECommand.self,

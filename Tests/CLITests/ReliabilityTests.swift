@@ -47,6 +47,10 @@ final class ReliabilityTests: XCTestCase {
         for option in ["--layers", "--heads", "--d-model", "--d-mlp", "--ctx", "--steps", "--batch", "--lr", "--warmup",
                        "--weight-decay", "--grad-clip", "--threads", "--save-every", "--eval-every"] {
             let r = try CLI.run(["train", "--data", d, "--out", path("neg"), option, "-3", "--quiet"])
+            if option == "--threads" {   // a runtime option, checked by the declaration (usage error)
+                XCTAssertEqual(r.code, 64, r.err); XCTAssertTrue(r.err.contains("must be 0 (all cores) or positive"), r.err)
+                continue
+            }
             XCTAssertEqual(r.code, 1, "\(option): \(r.err)")
             XCTAssertFalse(r.err.contains("Missing value"), "\(option): \(r.err)")
             XCTAssertTrue(r.err.hasPrefix("error: ") && r.err.contains("\nfix: "), "\(option): \(r.err)")

@@ -110,11 +110,15 @@ def test_bad_rule_prior_input_is_refused(tmp_path, data):
         r = run_rulelens(*args, check=False)
         assert r.returncode == 1 and "error:" in r.stderr and "fix:" in r.stderr, r.stderr
         assert says in r.stderr, r.stderr
+
+    def rejected(*args, says):   # an option combination the declaration rejects (usage error, exit 64)
+        r = run_rulelens(*args, check=False)
+        assert r.returncode == 64 and "Error:" in r.stderr and says in r.stderr, r.stderr
     base = ("train", "--data", data / "train.jsonl", "--layers", 1, "--heads", 2, "--d-model", 16, "--ctx", 96, "--steps", 2,
             "--batch", 4, "--threads", 1, "--quiet")
-    refused(*base, "--out", tmp_path / "a", "--inject", "query", says="--rule-prior")
-    refused(*base, "--out", tmp_path / "b", "--rule-prior", "rule", says="--inject")
-    refused(*base, "--out", tmp_path / "c", "--rule-prior", "rule", "--inject", "attention", says="query, key, value")
+    rejected(*base, "--out", tmp_path / "a", "--inject", "query", says="--rule-prior")
+    rejected(*base, "--out", tmp_path / "b", "--rule-prior", "rule", says="--inject")
+    rejected(*base, "--out", tmp_path / "c", "--rule-prior", "rule", "--inject", "attention", says="'query', 'key', 'value'")
     refused(*base, "--out", tmp_path / "d", "--rule-prior", "colour", "--inject", "query", says="colour")
     assert not (tmp_path / "a").exists() and not (tmp_path / "d" / "model.safetensors").exists()
     # An unseen rule value at inference, and a prior checkpoint given to a command that cannot select priors.

@@ -235,6 +235,9 @@ def test_kernel_and_threads_are_recorded_everywhere(tmp_path):
     assert f"OpenBLAS {core} kernels, 1 thread" in proc.stdout
     result = json.loads(run_rulelens("eval", "--checkpoint", run, "--data", data, "--json", "--threads", 1).stdout)
     assert result["provenance"]["blas_core"] == core and result["provenance"]["threads"] == 1
+    trained = json.loads(run_rulelens("train", "--data", data, "--out", tmp_path / "again", "--steps", 1, "--layers", 1, "--heads", 2,
+                                      "--d-model", 16, "--threads", 1, "--quiet", "--json").stdout)
+    assert trained["provenance"]["blas_core"] == core and trained["provenance"]["threads"] == 1
     text = run_rulelens("eval", "--checkpoint", run, "--data", data, "--threads", 1, "--quiet").stdout
     assert f"(OpenBLAS {core} kernels, 1 thread;" in text, text
     import h5py
