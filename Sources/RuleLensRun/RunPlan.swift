@@ -103,10 +103,10 @@ public struct RunPlan {
         for opt in type.options {
             guard o.has(opt.name) else { continue }
             switch opt.type {
-            case .bool: _ = try o.bool(opt.name)
+            case .bool: if try o.string(opt.name) != "" { _ = try o.bool(opt.name) }
             case .choice(let allowed):
                 let v = try o.string(opt.name) ?? ""
-                guard allowed.contains(v) else {
+                guard v.isEmpty || allowed.contains(v) else {   // empty: the option is left out
                     throw RuleLensError(o.problem(opt.name, "\(v) is not one of \(allowed.joined(separator: ", "))"),
                                         fix: "write \(opt.name): \(allowed[0]) (or another of those)")
                 }

@@ -149,7 +149,10 @@ public enum RetrieveVerb: Verb {
             let kind = (c["kind"]?.string ?? "").replacingOccurrences(of: "-", with: "_")
             let site = c["site"]?.string ?? "", layer = Int(c["layer"]?.number ?? 0)
             let alpha = RetrieveVerb.format(c["alpha"]?.number ?? 0).replacingOccurrences(of: ".", with: "_")
-            let name = kind == "none" ? "none" : "\(kind)_\(site)_\(layer)_a\(alpha)"
+            // A trained prior moved to another site is named by that site (moved_to_key): every moved condition
+            // shares site q, layer 0 and α 1, so the generic name would collide.
+            let movedTo = (c["name"]?.string ?? "").components(separatedBy: "moved to ").dropFirst().first
+            let name = kind == "none" ? "none" : kind == "moved" && movedTo != nil ? "moved_to_\(movedTo!)" : "\(kind)_\(site)_\(layer)_a\(alpha)"
             byCondition[name] = c["overall"] ?? .null
             if kind != "none", let mean = c["overall"]?["mass_change"]?["mean"]?.number {
                 maxChange[kind, default: [:]][site] = max(maxChange[kind]?[site] ?? -.infinity, mean)
