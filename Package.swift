@@ -55,42 +55,58 @@ let package = Package(
                 dependencies: ["RuleLensNumerics", "RuleLensStore", "RuleLensModel", "RuleLensReport"],
                 swiftSettings: v5),
         // Interventions: ablation (zero/mean/resample per layer and head), activation patching, logit lens and
-        // direct logit attribution, bootstrap intervals — defined as TransformerLens defines them.
+        // direct logit attribution, bootstrap intervals — defined as TransformerLens defines them — and the q/k/v
+        // retrieval measurement (attention mass on each target character's source keys under a prior added at a site).
         .target(name: "RuleLensInterventions",
-                dependencies: ["RuleLensNumerics", "RuleLensModel", "RuleLensAnalysis"],
+                dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensAnalysis"],
+                swiftSettings: v5),
+        // Studies: the studies' measures (PAPERS.md): accuracy over the operand plane, by carry and by digit count,
+        // derived label columns (figure, mood, carry, digits), and the data side of trained rule priors.
+        .target(name: "RuleLensStudies",
+                dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore", "RuleLensReport"],
                 swiftSettings: v5),
         // Jobs: the library-level workflows the CLI calls (train, eval, dump, probe, ablate, patch, lens).
         .target(name: "RuleLensJobs",
-                dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
-                               "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed"],
+                dependencies: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore", "RuleLensAnalysis",
+                               "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed", "RuleLensStudies"],
                 swiftSettings: v5),
         // Verbs: each verb declared once (arguments, result, run), from which the command line and spec steps are made.
         .target(name: "RuleLensVerbs",
-                dependencies: ["RuleLensJobs", "RuleLensDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                dependencies: ["RuleLensJobs", "RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
+                               "RuleLensAnalysis", "RuleLensReport", "RuleLensInterventions", "RuleLensDistributed",
+                               "RuleLensStudies", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: v5),
         // Run: declarative experiment specs (Probes/*.yaml): parsing, expressions, steps over the jobs, cache, report.
         // `rulelens run --jobs N`'s children die with their parent (prctl is variadic, so it is wrapped in C).
         .target(name: "CRuleLensProcess"),
         .target(name: "RuleLensRun",
-                dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensInterventions", "CRuleLensProcess", .product(name: "Yams", package: "Yams")],
+                dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensNumerics", "RuleLensModel", "RuleLensStore",
+                               "CRuleLensProcess", .product(name: "Yams", package: "Yams")],
                 swiftSettings: v5),
         // The command-line tool: parses arguments and calls RuleLensJobs / RuleLensRun.
         .executableTarget(name: "rulelens",
-                          dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensDistributed", "RuleLensRun",
+                          dependencies: ["RuleLensJobs", "RuleLensVerbs", "RuleLensRun", "RuleLensDistributed",
+                                         "RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore", "RuleLensStudies",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: v5),
         // Benchmarks (make bench): Swift side of the side-by-side comparisons.
-        .executableTarget(name: "rulelens-bench", dependencies: ["RuleLensJobs"],
+        .executableTarget(name: "rulelens-bench",
+                          dependencies: ["RuleLensJobs", "RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
+                                         "RuleLensAnalysis"],
                           path: "Benchmarks/Sources/rulelens-bench", swiftSettings: v5),
 
         .testTarget(name: "NumericsTests", dependencies: ["RuleLensNumerics"], swiftSettings: v5),
-        .testTarget(name: "TasksTests", dependencies: ["RuleLensTasks"], swiftSettings: v5),
-        .testTarget(name: "ModelTests", dependencies: ["RuleLensModel"], swiftSettings: v5),
-        .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs"], swiftSettings: v5),
-        .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis"], swiftSettings: v5),
-        .testTarget(name: "CLITests", dependencies: ["RuleLensJobs"], swiftSettings: v5),
-        .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensJobs"], swiftSettings: v5),
+        .testTarget(name: "TasksTests", dependencies: ["RuleLensTasks", "RuleLensNumerics"], swiftSettings: v5),
+        .testTarget(name: "ModelTests", dependencies: ["RuleLensModel", "RuleLensNumerics"], swiftSettings: v5),
+        .testTarget(name: "StoreTests", dependencies: ["RuleLensStore", "RuleLensJobs", "RuleLensNumerics", "RuleLensTasks", "RuleLensModel"], swiftSettings: v5),
+        .testTarget(name: "AnalysisTests", dependencies: ["RuleLensAnalysis", "RuleLensNumerics", "RuleLensModel"], swiftSettings: v5),
+        // The jobs (train, eval, dump, probe, retrieve, …) and the inputs they refuse.
+        .testTarget(name: "JobsTests",
+                    dependencies: ["RuleLensJobs", "RuleLensNumerics", "RuleLensTasks", "RuleLensModel", "RuleLensStore",
+                                   "RuleLensAnalysis", "RuleLensInterventions"],
+                    swiftSettings: v5),
+        .testTarget(name: "InterventionsTests", dependencies: ["RuleLensInterventions", "RuleLensNumerics", "RuleLensModel"], swiftSettings: v5),
         .testTarget(name: "DistributedTests", dependencies: ["RuleLensDistributed"], swiftSettings: v5),
-        .testTarget(name: "RunTests", dependencies: ["RuleLensRun", "RuleLensVerbs"], swiftSettings: v5),
+        .testTarget(name: "RunTests", dependencies: ["RuleLensRun", "RuleLensJobs", "RuleLensNumerics"], swiftSettings: v5),
     ]
 )

@@ -1,5 +1,10 @@
 import Foundation
 import RuleLensInterventions
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensTasks
 
 /// Options of `rulelens ablate`.
 public struct AblateOptions: Sendable {

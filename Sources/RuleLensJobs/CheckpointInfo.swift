@@ -1,4 +1,7 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// What a checkpoint folder holds — read from its files without building the model: `rulelens info`.
 public struct CheckpointInfo {

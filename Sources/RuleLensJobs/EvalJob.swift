@@ -1,4 +1,8 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 extension Jobs {
     /// Loads the examples of a data file. Every job reads data through here, so new sources (generated tasks,

@@ -1,4 +1,6 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
 
 /// `rulelens grad`: the gradient of a checkpoint's mean training loss on a data file, per parameter tensor.
 ///

@@ -1,5 +1,10 @@
 import Foundation
 import RuleLensInterventions
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
+import RuleLensTasks
 
 /// Shared pieces of the intervention jobs (ablate, patch, lens): items, labels, JSON, HDF5 and progress.
 enum InterventionSupport {

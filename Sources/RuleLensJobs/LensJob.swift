@@ -1,5 +1,7 @@
 import Foundation
 import RuleLensInterventions
+import RuleLensAnalysis
+import RuleLensReport
 
 /// Options of `rulelens lens`.
 public struct LensOptions: Sendable {

@@ -1,4 +1,7 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// `rulelens data pairs`: corrupted counterparts for activation patching, with the pairing recorded.
 ///

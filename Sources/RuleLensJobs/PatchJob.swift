@@ -1,5 +1,8 @@
 import Foundation
 import RuleLensInterventions
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensTasks
 
 /// Options of `rulelens patch`.
 public struct PatchOptions: Sendable {

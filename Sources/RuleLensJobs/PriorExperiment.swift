@@ -1,4 +1,10 @@
 import Foundation
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensStudies
 
 /// Options of the one-command experiment (`rulelens prior-experiment`).
 public struct PriorExperimentOptions: Sendable {

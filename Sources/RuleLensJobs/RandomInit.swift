@@ -1,4 +1,7 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// Untrained checkpoints of every family (`rulelens init`, the spec step `random-init`): the weights `train --seed S`
 /// starts from, the baseline that shows what training added.

@@ -1,4 +1,11 @@
 import Foundation
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensStore
+import RuleLensTasks
 
 /// Options of `rulelens retrieve` (the training-free variant: rule priors from the model's own mean activations).
 public struct RetrievalOptions: Sendable {

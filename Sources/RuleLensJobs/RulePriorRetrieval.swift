@@ -1,4 +1,10 @@
 import Foundation
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 /// `rulelens retrieve` on a checkpoint trained with a rule prior (`rulelens train --rule-prior COLUMN --inject SITE`):
 /// the same metrics and intervals as the training-free test, under these conditions —

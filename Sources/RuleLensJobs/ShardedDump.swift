@@ -3,6 +3,7 @@ import RuleLensDistributed
 import RuleLensModel
 import RuleLensNumerics
 import RuleLensStore
+import RuleLensTasks
 
 /// `rulelens dump` under mpirun: each rank writes its contiguous slice of the examples to `OUT.rank{r}.h5`; once
 /// every shard is complete, rank 0 writes `OUT` as HDF5 virtual datasets over them (`ActivationStoreJoin`).

@@ -1,4 +1,6 @@
 import Foundation
+import RuleLensModel
+import RuleLensTasks
 
 extension EvalJob {
     /// Exact match without decoding: one teacher-forced forward pass per example, correct when the argmax at every

@@ -1,4 +1,6 @@
 import Foundation
+import RuleLensNumerics
+import RuleLensTasks
 
 /// `rulelens tokenize`: the ids (and token strings) a model folder's tokenizer gives texts.
 public enum TokenizeJob {

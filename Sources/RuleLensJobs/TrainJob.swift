@@ -1,4 +1,9 @@
 import Foundation
+import RuleLensDistributed
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 /// Everything that determines a training run's result and outputs (saved as DIR/train_config.json, so that
 /// `--resume` with nothing but `--out` continues exactly the run that was started).

@@ -1,4 +1,6 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
 
 /// The options of a run the generic training driver (`TrainLoop`) runs: what it reads of them (schedule, clipping,
 /// AdamW, seed, threads, saves) and how a resume may change them. `TrainOptions` (`rulelens train`) and

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensReport
+import RuleLensModel
 
 /// The training loss curve of a run (its train_log.csv) as an SVG line chart, for `train` and `vae train`.
 public enum TrainLossChart {

@@ -1,4 +1,6 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
 
 /// The saves of a training run, each one unit that a kill at any instant leaves whole or absent.
 ///

@@ -1,4 +1,9 @@
 import Foundation
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// `rulelens retrieve` on a language VAE (`rulelens vae train`): the decoder's retrieval of the source keys when its
 /// latent z — injected the way the VAE was trained (memory slot, query, embedding: `VAEConfig.inject`) — is

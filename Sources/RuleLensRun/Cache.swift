@@ -1,5 +1,8 @@
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
 
 /// Make-like caching: a step is skipped when its stamp (written after it succeeded) records the same fingerprint —
 /// its kind and options after substitution, the content of every file and folder it reads, and the RuleLens version —

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// A spec made concrete for one `--out` folder: per variant, every step with its variables substituted, `--quick`
 /// applied and option types checked — so a typo fails before anything runs.

@@ -1,5 +1,8 @@
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
 
 /// results.json (every number) and report/index.html (self-contained: inline CSS and SVG, nothing fetched).
 public enum RunReport {

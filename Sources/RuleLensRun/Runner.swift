@@ -1,6 +1,8 @@
 import CRuleLensProcess
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
 
 /// Options of `rulelens run`.
 public struct RunOptions {

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// The specs in a folder (Probes/), for `rulelens run --list`.
 public enum SpecCatalog {

@@ -1,6 +1,7 @@
 import Foundation
 import RuleLensJobs
 import Yams
+import RuleLensNumerics
 
 /// Reads Probes/NAME.yaml into an `ExperimentSpec`. Every error names the file, the line and the key.
 public enum SpecParser {

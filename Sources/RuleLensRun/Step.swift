@@ -1,6 +1,7 @@
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensNumerics
 
 /// The type of a step option as a spec writes it (derived from the verb's declaration), checked when a spec is loaded.
 public enum StepOptionType: Sendable, Equatable {

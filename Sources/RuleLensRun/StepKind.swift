@@ -1,6 +1,7 @@
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensNumerics
 
 /// A kind of spec step. A verb's step is generated from its declaration (`StepKind(verb:)`): the spec's mapping
 /// becomes the verb's argument list, parsed by the same type as the command line, and the step's folder is its `--out`.

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// `rulelens run --jobs N`: a sweep's variants in up to N child processes at once (`rulelens run SPEC --variant K`).
 ///

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
 
 extension AblationMethod: ExpressibleByArgument {}
 extension AblationMetric: ExpressibleByArgument {}

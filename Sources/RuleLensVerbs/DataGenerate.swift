@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
+import RuleLensTasks
 
 /// `data generate`: a task, format and split from a seed, written as train.jsonl, test.jsonl and meta.json.
 /// The spec step kind is `data`.

@@ -1,5 +1,7 @@
 import ArgumentParser
 import RuleLensJobs
+import RuleLensNumerics
+import RuleLensTasks
 
 extension TaskName: ExpressibleByArgument {}
 extension TaskFormat: ExpressibleByArgument {}

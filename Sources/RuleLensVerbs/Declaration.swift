@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// One option of a verb, read from its swift-argument-parser declaration (the `--experimental-dump-help` form),
 /// so the spec runner, the JSON Schema and the reference pages list exactly what the command line accepts.

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import RuleLensDistributed
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
 
 /// `dump`: record hook sites of a checkpoint on a data set into an HDF5 activation file (Data/ACTIVATIONS.md).
 public enum DumpVerb: Verb {

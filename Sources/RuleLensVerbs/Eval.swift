@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStudies
 
 /// How `eval` scores an example.
 public enum EvalMode: String, CaseIterable, ExpressibleByArgument, Sendable {

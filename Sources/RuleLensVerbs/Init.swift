@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensTasks
 
 /// `init`: a randomly initialised checkpoint of any family — the untrained baseline for probes. The spec step kind is
 /// `random-init`.

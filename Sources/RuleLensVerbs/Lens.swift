@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensModel
 
 /// `lens`: the logit lens and direct logit attribution at the last prompt position, per label.
 public enum LensVerb: Verb {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// `logits`: a checkpoint's raw logits on a data file, for comparing with other implementations.
 public enum LogitsVerb: Verb {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensInterventions
+import RuleLensModel
 
 /// `patch`: activation patching over layers × positions (× heads), on clean/corrupted pairs built from data
 /// (as `rulelens data pairs --one-length`) or given as two JSONL files.

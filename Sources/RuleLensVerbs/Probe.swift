@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStore
 
 /// Which measurement `probe` makes on an activation file.
 public enum ProbeMethod: String, CaseIterable, ExpressibleByArgument, Sendable {

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 /// `relabel`: a copy of a dump with new /meta label columns (any JSONL field, or a derived column such as syllogism
 /// figure or mood), so probes can ask about labels the dump was not made with.

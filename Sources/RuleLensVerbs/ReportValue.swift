@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// A JSON value, for the parts of a verb's result that a job builds as a nested report (the interventions' tables
 /// of cells, sites and stages). Decoded from the job's JSON (non-finite numbers already `null`), encoded as is.

@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 extension PriorSite: ExpressibleByArgument {}
 

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import RuleLensDistributed
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// A model family RuleLens trains and loads.
 public enum ModelFamily: String, CaseIterable, ExpressibleByArgument, Sendable {

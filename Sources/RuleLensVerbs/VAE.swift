@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensReport
+import RuleLensTasks
 
 // The language VAE of study 2 (`rulelens vae …`): train, eval, encode, decode, interpolate, traverse, logits.
 

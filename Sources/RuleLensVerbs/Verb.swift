@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
 
 /// One verb of the workbench (`train`, `eval`, `dump`, …), declared once: its typed arguments, its typed result and
 /// its run function. The command line (`rulelens eval …`) and a spec step (`- eval: {…}`) are both generated from

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensNumerics
+import RuleLensStudies
+import RuleLensTasks
 
 /// `rulelens data`: generate and inspect task data sets.
 struct DataCommand: ParsableCommand {

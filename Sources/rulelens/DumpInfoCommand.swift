@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensStore
 
 /// `rulelens dump-info FILE.h5`: validate an activation file and list its attributes, sites and columns.
 struct DumpInfoCommand: ParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensModel
+import RuleLensNumerics
 
 /// `rulelens info CHECKPOINT`: architecture, parameters, training options and step, kernel, tokenizer.
 struct InfoCommand: ParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensModel
+import RuleLensNumerics
 
 /// `rulelens prior-experiment`: the retrieval experiment in one command — GPTs trained on the same data and seed with
 /// the rule prior at each injection site (and none), each measured by `rulelens retrieve`, compared side by side.

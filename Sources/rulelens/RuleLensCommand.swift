@@ -3,6 +3,8 @@ import Foundation
 import RuleLensDistributed
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensNumerics
+import RuleLensStore
 
 @main
 struct RuleLensCommand: ParsableCommand {

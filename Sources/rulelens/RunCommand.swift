@@ -3,6 +3,7 @@ import Foundation
 import RuleLensJobs
 import RuleLensVerbs
 import RuleLensRun
+import RuleLensNumerics
 
 /// `rulelens run Probes/NAME.yaml`: a declarative experiment (steps, caching, expectations, report).
 struct RunCommand: ParsableCommand {

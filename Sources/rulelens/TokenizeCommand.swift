@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RuleLensJobs
 import RuleLensVerbs
+import RuleLensNumerics
 
 /// `rulelens tokenize`: shows how a model folder's tokenizer splits texts (and decodes ids).
 struct TokenizeCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import XCTest
 @testable import RuleLensRun
 import RuleLensJobs
+import RuleLensNumerics
 
 /// A tiny spec end to end: caching like make, a changed option or input redoes only what depends on it,
 /// a failing expectation gives exit 1 and FAIL in results.json and the report.

@@ -1,6 +1,7 @@
 import XCTest
 @testable import RuleLensRun
 import RuleLensJobs
+import RuleLensNumerics
 
 /// Parser errors name the file, the line and the key; a good spec parses into steps, vars, sweep and expectations.
 final class SpecParserTests: XCTestCase {

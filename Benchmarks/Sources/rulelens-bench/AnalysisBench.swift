@@ -1,5 +1,7 @@
 import Foundation
 import RuleLensJobs
+import RuleLensAnalysis
+import RuleLensNumerics
 
 /// `rulelens-bench pca|silhouette FILE ROWS COLS [LABELS_FILE]`: times RuleLens on the raw little-endian float32
 /// matrix (and int32 labels) that bench_analysis.py wrote, so both sides see the same data.

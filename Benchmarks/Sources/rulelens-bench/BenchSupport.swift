@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// Wall-clock seconds of the best of `repeats` runs of `body` (after one warm-up run).
 func bestTime(repeats: Int = 3, _ body: () throws -> Void) rethrows -> Double {

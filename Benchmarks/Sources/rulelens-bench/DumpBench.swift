@@ -1,5 +1,8 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
+import RuleLensStore
+import RuleLensTasks
 
 /// `rulelens-bench dump CHECKPOINT DATA.jsonl HOOKS OUT.h5 [BATCH] [COMPRESSION]`: the same examples through a plain
 /// forward pass (no hooks) and through `Jobs.dump` with HOOKS, timed; prints one JSON line.

@@ -1,5 +1,8 @@
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// `rulelens-bench generate CHECKPOINT PROMPTS.jsonl NEW_TOKENS BATCH cached|uncached [THREADS]`: greedy decoding of
 /// every prompt ([bos] + prompt) for exactly NEW_TOKENS tokens (no end token), BATCH rows at a time; prints tokens/s

@@ -1,5 +1,7 @@
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
 
 /// Training-step throughput of the RuleLens GPT: `rulelens-bench train --layers 4 --d-model 128 --heads 4
 /// --ctx 32 --batch 64 --steps 30 --threads 2`. Random tokens, loss on every position, AdamW + clipping —

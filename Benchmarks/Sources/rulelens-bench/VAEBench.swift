@@ -1,5 +1,7 @@
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
 
 /// Training-step throughput of the language VAE: `rulelens-bench vae --layers 2 --enc-layers 2 --d-model 128 --heads 4
 /// --ctx 32 --batch 32 --latent 32 --steps 20 --threads 2`. Random full-length rows (encoder reads ctx + 1 tokens, the

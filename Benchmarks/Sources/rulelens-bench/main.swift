@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 // Swift side of `make bench`. `rulelens-bench NAME [args]` runs one benchmark and prints one JSON
 // object per measurement on stdout; the Python scripts in Benchmarks/ run the reference

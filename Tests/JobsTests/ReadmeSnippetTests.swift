@@ -1,7 +1,8 @@
 import XCTest
 import Foundation
-// README-SNIPPET-BEGIN (Tests/CLITests/ReadmeSnippetTests.swift compiles the README's Swift snippet exactly as shown)
+// README-SNIPPET-BEGIN (Tests/JobsTests/ReadmeSnippetTests.swift compiles the README's Swift snippet exactly as shown)
 import RuleLensJobs
+import RuleLensModel
 // README-SNIPPET-IMPORT-END
 
 /// The README's Swift snippet (section "Model and hooks") compiles and runs as shown: the body below is the

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import RuleLensJobs
+import RuleLensTasks
 
 final class DataSourceTests: XCTestCase {
     /// `--part all` joins train and test; ids must stay unique (each file numbers its rows from 0).

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import RuleLensJobs
+import RuleLensModel
 
 /// Every bad input of `rulelens train` / `eval` gives a one-paragraph error naming the problem and the fix,
 /// exit code 1, and no half-written output.

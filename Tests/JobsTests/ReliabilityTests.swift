@@ -1,6 +1,9 @@
 import XCTest
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// Issue 8, items 5–7: sizes checked before allocation, messages that lead somewhere, inputs people have.
 final class ReliabilityTests: XCTestCase {

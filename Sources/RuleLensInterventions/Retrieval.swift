@@ -1,10 +1,14 @@
 import Foundation
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// Where a training-free rule prior is added: the queries, keys or values of one layer (TransformerLens's
 /// `blocks.{l}.attn.hook_q` / `hook_k` / `hook_v`, [batch, pos, head, d_head] = one d_model vector per position).
 public enum PriorSite: String, Sendable, CaseIterable, Codable {
     case q, k, v
-    func hook(layer: Int) -> String { "blocks.\(layer).attn.hook_\(rawValue)" }
+    public func hook(layer: Int) -> String { "blocks.\(layer).attn.hook_\(rawValue)" }
 }
 
 /// One measured condition of the retrieval test.
@@ -18,6 +22,14 @@ public struct RetrievalCondition: Sendable, Hashable, Codable {
     /// A label of its own (the trained-prior conditions: `prior (query)`, `prior moved to key`, …); nil: from the fields.
     public var name: String? = nil
     public var label: String { name ?? (kind == "none" ? "none" : "\(kind) \(site.rawValue)@\(layer) α=\(alpha)") }
+
+    public init(kind: String, site: PriorSite, layer: Int, alpha: Float, name: String? = nil) {
+        self.kind = kind
+        self.site = site
+        self.layer = layer
+        self.alpha = alpha
+        self.name = name
+    }
 }
 
 /// What one example shows under one condition.
@@ -31,6 +43,14 @@ public struct RetrievalExample: Sendable {
     /// the target characters that have sources; the best source key's rank among the visible keys (1 = most attended);
     /// the attention entropy (nats) of those query rows. NaN when the example has no sourced target character.
     public var mass: [Double], rank: [Double], entropy: [Double]
+
+    public init(exact: Double, tokenAccuracy: Double, mass: [Double], rank: [Double], entropy: [Double]) {
+        self.exact = exact
+        self.tokenAccuracy = tokenAccuracy
+        self.mass = mass
+        self.rank = rank
+        self.entropy = entropy
+    }
 }
 
 /// The key–query–value retrieval test (study 2's second finding) on a GPT: does adding a rule prior to the queries
@@ -47,28 +67,10 @@ public enum Retrieval {
         public let tokens: TokenizedExample
         /// Per target character i (query position promptLength − 1 + i): its source key token positions.
         public let keys: [[Int]]
-    }
 
-    /// Tokenizes examples and maps their source keys to token positions. Throws when no example carries `sources`.
-    public static func items(_ examples: [Example], tokenizer: CharTokenizer, nCtx: Int, source: String) throws -> [Item] {
-        guard examples.contains(where: { $0.sources != nil }) else {
-            throw RuleLensError("no example in \(source) has source keys (the `sources` field)",
-                                fix: "generate the data with `rulelens data generate` (every task records sources), or add `sources` to each line")
-        }
-        let tokenized = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: nCtx, source: source)
-        return try zip(examples, tokenized).enumerated().map { i, pair in
-            let (e, t) = pair
-            let sources = e.sources ?? []
-            let promptLength = t.promptLength - 1
-            guard sources.isEmpty || sources.count == e.target.unicodeScalars.count else {
-                throw RuleLensError("example \(i + 1) of \(source) has \(sources.count) source lists for a \(e.target.unicodeScalars.count)-character target",
-                                    fix: "give one list per target character (see Data/README.md, Source keys)")
-            }
-            for keys in sources { for j in keys where j < 0 || j >= promptLength {
-                throw RuleLensError("example \(i + 1) of \(source) names source position \(j), outside its \(promptLength)-character prompt",
-                                    fix: "source positions are 0-based character indices into the prompt")
-            } }
-            return Item(tokens: t, keys: sources.map { $0.map { $0 + 1 } })
+        public init(tokens: TokenizedExample, keys: [[Int]]) {
+            self.tokens = tokens
+            self.keys = keys
         }
     }
 
@@ -206,13 +208,6 @@ public enum Retrieval {
             }
         }
         return out.map { $0! }
-    }
-
-    /// The progress line after `done` of `total` conditions (started at `t0`), with the ETA.
-    static func reportCondition(_ progress: ProgressLine?, done: Int, of total: Int, label: String, examples: Int, since t0: Double) {
-        let elapsed = ProgressLine.now() - t0
-        progress?.update("retrieve: condition \(done)/\(total) (\(label)) | \(examples) examples | ETA "
-                         + ProgressLine.duration(elapsed / Double(done) * Double(total - done)), final: done == total)
     }
 
     /// Runs every example once in right-padded batches; `willRun` is told the batch's example indices before the

@@ -1,4 +1,7 @@
 import Foundation
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// The data side of trained rule priors: each example's value of the prior's column, its table row, and the set-up
 /// that lets the ordinary jobs (eval, logits) run a `RulePriorGPT` on examples they batch themselves.

@@ -1,6 +1,9 @@
 import XCTest
 import Foundation
 import RuleLensJobs
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// Safetensors, checkpoints, batching and greedy decoding, in process.
 final class CheckpointTests: XCTestCase {

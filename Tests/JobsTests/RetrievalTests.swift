@@ -1,6 +1,11 @@
 import XCTest
 import Foundation
 import RuleLensJobs
+import RuleLensAnalysis
+import RuleLensInterventions
+import RuleLensModel
+import RuleLensNumerics
+import RuleLensTasks
 
 /// The retrieval test's measurements against closed forms and independent recounts.
 final class RetrievalTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensTasks
+import RuleLensNumerics
 
 /// What an evaluation means for the studies, beyond one accuracy: where on the operand plane it fails, whether
 /// carries matter, and how accuracy falls with digit count. `rulelens eval` prints it; `rulelens run` records it.

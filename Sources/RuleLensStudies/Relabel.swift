@@ -1,6 +1,7 @@
 import Foundation
 import RuleLensStore
 import RuleLensTasks
+import RuleLensNumerics
 
 /// New label columns for an activation file, from any field of the examples' JSONL lines or from a derived
 /// column — so a probe can ask about syllogism figure or mood, carries or digit counts without editing HDF5 by hand.

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import RuleLensJobs
+import RuleLensNumerics
 
 /// Runs the built `rulelens` binary the way a user does.
 enum CLI {

@@ -1,6 +1,10 @@
 import XCTest
 import Foundation
 @testable import RuleLensJobs
+import RuleLensAnalysis
+import RuleLensModel
+import RuleLensStore
+import RuleLensTasks
 
 /// Issue 8 item 13: `rulelens info`, `rulelens hooks`, `rulelens init`, `--threads` on dump; item 10: the NTK ratio.
 final class InspectTests: XCTestCase {
