@@ -170,9 +170,13 @@ public enum SpecSchema {
    ]
   },
   "list": {
+   "description": "A repeatable option: a YAML list, or one value.",
    "oneOf": [
     {
-     "type": "string"
+     "type": [
+      "string",
+      "number"
+     ]
     },
     {
      "type": "array",

@@ -157,7 +157,7 @@ public enum RetrieveVerb: Verb {
             let alpha = RetrieveVerb.format(c["alpha"]?.number ?? 0).replacingOccurrences(of: ".", with: "_")
             // A trained prior moved to another site is named by that site (moved_to_key): every moved condition
             // shares site q, layer 0 and α 1, so the generic name would collide.
-            let movedTo = (c["name"]?.string ?? "").components(separatedBy: "moved to ").dropFirst().first
+            let movedTo = (c["label"]?.string ?? "").components(separatedBy: "moved to ").dropFirst().first
             let name = kind == "none" ? "none" : kind == "moved" && movedTo != nil ? "moved_to_\(movedTo!)" : "\(kind)_\(site)_\(layer)_a\(alpha)"
             byCondition[name] = c["overall"] ?? .null
             if kind != "none", let mean = c["overall"]?["mass_change"]?["mean"]?.number {

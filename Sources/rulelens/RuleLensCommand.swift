@@ -16,7 +16,7 @@ struct RuleLensCommand: ParsableCommand {
             DataCommand.self,
             VerbCommand<TrainVerb>.self, VerbCommand<EvalVerb>.self, VerbCommand<LogitsVerb>.self,
             VerbCommand<DumpVerb>.self, DumpInfoCommand.self, VerbCommand<RelabelVerb>.self,
-            VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, VerbCommand<RetrieveVerb>.self, PriorExperimentCommand.self,
+            VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, VerbCommand<RetrieveVerb>.self,
             InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             VerbCommand<AblateVerb>.self, VerbCommand<PatchVerb>.self, VerbCommand<LensVerb>.self,
             RunCommand.self, ReferenceCommand.self,

@@ -11,7 +11,7 @@ import torch
 from safetensors.numpy import load_file
 from transformers import GPT2LMHeadModel
 
-from conftest import run_rulelens
+from conftest import ROOT, run_rulelens
 
 D, LAYERS = 32, 2
 
@@ -131,23 +131,21 @@ def test_bad_rule_prior_input_is_refused(tmp_path, data):
     refused("lens", "--checkpoint", tmp_path / "m", "--data", data / "test.jsonl", "--out", tmp_path / "lens.h5", says="rule prior")
 
 
-def test_prior_experiment_quick_compares_sites(tmp_path, data):
-    import xml.etree.ElementTree as ET
-    r = run_rulelens("prior-experiment", "--data", data, "--out", tmp_path / "x", "--quick", "--threads", 1,
-                     "--sites", "none,query,memory,vae-query")
-    models = json.loads((tmp_path / "x" / "comparison.json").read_text())["models"]
-    assert set(models) == {"none", "query", "memory", "vae-query"}
-    assert [c["label"] for c in models["none"]["conditions"]] == ["none"]
-    assert [c["kind"] for c in models["vae-query"]["conditions"]] == ["none", "encoder", "prior", "wrong-prior", "random"]
-    assert models["query"]["conditions"][1]["label"] == "prior (query)"
-    for c in models["query"]["conditions"]:   # [layer, head] mass matrix per condition
-        assert len(c["mean_mass_by_layer_head"]) == models["query"]["layers"] * models["query"]["heads"]
-    for svg in ["exact.svg", "mass.svg", "heatmap.svg"]:
-        ET.parse(tmp_path / "x" / svg)
-    assert "vae-query | rule's mean z (query)" in r.stdout
-    # Every trained model shares the plain GPT's data, seed and shape: the same train_config.json but for the prior.
-    plain = json.loads((tmp_path / "x" / "none" / "train_config.json").read_text())
-    query = json.loads((tmp_path / "x" / "query" / "train_config.json").read_text())
-    assert {k: v for k, v in query.items() if k not in ("rulePrior", "inject")} == {k: v for k, v in plain.items() if k not in ("rulePrior", "inject")}
-    bad = run_rulelens("prior-experiment", "--data", data, "--out", tmp_path / "y", "--quick", "--sites", "none,attention", check=False)
-    assert bad.returncode == 1 and "error:" in bad.stderr and not (tmp_path / "y" / "none").exists()
+def test_rule_prior_sites_spec_compares_sites(tmp_path):
+    """Probes/rule-prior-sites.yaml (what `prior-experiment` did): one GPT per site on the same data, seed and shape,
+    each measured by retrieve; a trained prior moved to another site is its own condition."""
+    run_rulelens("run", ROOT / "Probes" / "rule-prior-sites.yaml", "--quick", "--out", tmp_path / "x", "--threads", 1, "--quiet")
+    results = json.loads((tmp_path / "x" / "results.json").read_text())
+    variants = {v["vars"]["site"]: v["steps"] for v in results["variants"]}
+    assert set(variants) == {"none", "query", "key", "value", "embedding", "memory"}
+    query = variants["query"]["retrieve"]["results"]["by_condition"]
+    assert {"none", "prior_q_0_a1", "wrong_prior_q_0_a1", "random_q_0_a1", "moved_to_key", "moved_to_value",
+            "moved_to_memory"} <= set(query)
+    assert "moved_to_key" not in variants["embedding"]["retrieve"]["results"]["by_condition"]   # an embedding row has no per-layer twin
+    # Every model shares the plain GPT's data, seed and shape: the same train_config.json but for the prior.
+    def config(site):
+        folder = next(v["folder"] for v in results["variants"] if v["vars"]["site"] == site)
+        run = tmp_path / "x" / folder / "train" / "train_config.json"
+        c = json.loads(run.read_text())
+        return {k: v for k, v in c.items() if k not in ("rulePrior", "inject", "data", "evalData")}
+    assert config("none") == config("query") == config("memory")
