@@ -1,7 +1,6 @@
 import XCTest
 import Foundation
 // README-SNIPPET-BEGIN (Tests/JobsTests/ReadmeSnippetTests.swift compiles the README's Swift snippet exactly as shown)
-import RuleLensJobs
 import RuleLensModel
 // README-SNIPPET-IMPORT-END
 
@@ -31,9 +30,9 @@ final class ReadmeSnippetTests: XCTestCase {
     func testSnippetMatchesTheREADME() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
-        guard let open = readme.range(of: "```swift\nimport RuleLensJobs\n"),
+        guard let open = readme.range(of: "```swift\nimport RuleLensModel\n"),
               let close = readme.range(of: "```", range: open.upperBound..<readme.endIndex) else {
-            return XCTFail("README.md has no ```swift block starting with `import RuleLensJobs`")
+            return XCTFail("README.md has no ```swift block starting with `import RuleLensModel`")
         }
         let snippetBody = readme[open.upperBound..<close.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
