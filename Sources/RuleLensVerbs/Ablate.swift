@@ -82,7 +82,7 @@ public enum AblateVerb: Verb {
 
     public struct Result: Encodable {
         /// The ablation report (checkpoint, method, cells with their effects and intervals, per label).
-        public var report: [String: ReportValue]
+        public var report: [String: JSONValue]
         /// Per component (attn, mlp), per metric, the change per layer: `mlp.accuracy_change` = [layer 0, 1, …].
         public var byComponent: [String: [String: [Double?]]]
         /// The report's table (what the command prints; not part of the JSON).
@@ -122,7 +122,7 @@ public enum AblateVerb: Verb {
         }
         o.force = a.runtime.force; o.quiet = !ctx.progress.isEnabled
         let report = try AblateJob.run(o)
-        let json = try ReportValue.report(report.json)
+        let json = try JSONValue.report(report.json)
         var byComponent: [String: [String: [Double?]]] = [:]
         for cell in json["overall"]?["cells"]?.array ?? [] where cell["head"] == nil || cell["head"] == .null {
             guard let component = cell["component"]?.string, case .object(let effects)? = cell["effects"] else { continue }

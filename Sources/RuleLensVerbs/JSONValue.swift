@@ -2,14 +2,25 @@ import Foundation
 import RuleLensJobs
 import RuleLensNumerics
 
-/// A JSON value of a result whose shape is the analysis's own (a probe's per-site rows): decoded from the job's
-/// JSON object (non-finite numbers already null), encoded as it came.
-public enum JSONValue: Codable, Equatable, Sendable {
+/// A JSON value, for the parts of a verb's result whose shape is the job's own (a probe's per-site rows, the
+/// interventions' tables of cells, sites and stages): decoded from the job's JSON (non-finite numbers already null),
+/// encoded as it came.
+public indirect enum JSONValue: Codable, Equatable, Sendable {
     case null, bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     /// A job's `[String: Any]` JSON (NaN and infinities become null).
     public init(any object: Any) throws {
         self = try JSONDecoder().decode(JSONValue.self, from: try JSONText.data(object))
+    }
+
+    /// A job's report (dictionaries, arrays, strings, numbers; non-finite numbers become null).
+    public static func report(_ json: [String: Any]) throws -> [String: JSONValue] {
+        try JSONDecoder().decode([String: JSONValue].self, from: try JSONText.data(json))
+    }
+
+    /// A job's report as JSON bytes.
+    public static func report(_ data: Data) throws -> [String: JSONValue] {
+        try JSONDecoder().decode([String: JSONValue].self, from: data)
     }
 
     public init(from decoder: Decoder) throws {

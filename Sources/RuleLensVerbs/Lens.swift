@@ -44,7 +44,7 @@ public enum LensVerb: Verb {
 
     public struct Result: Encodable {
         /// The lens report (stages, components, overall and per-label lens and attribution).
-        public var report: [String: ReportValue]
+        public var report: [String: JSONValue]
         /// Per component kind (attn, mlp), each layer's direct logit attribution.
         public var dla: [String: [Double?]]
         /// Per residual stage (`0_pre`, `0_mid`, …), the lens's top-1 accuracy and p(answer).
@@ -74,7 +74,7 @@ public enum LensVerb: Verb {
         }
         l.force = a.runtime.force; l.quiet = !ctx.progress.isEnabled
         let report = try LensJob.run(l)
-        let json = try ReportValue.report(report.json)
+        let json = try JSONValue.report(report.json)
         let overall = json["overall"]
         let attribution = (overall?["dla"]?["attribution"]?.array ?? []).map(\.number)
         var dla: [String: [Double?]] = ["attn": [], "mlp": []]

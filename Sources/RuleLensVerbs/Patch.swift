@@ -61,7 +61,7 @@ public enum PatchVerb: Verb {
 
     public struct Result: Encodable {
         /// The patching report (pairs, positions, per site the logit difference and normalised matrices).
-        public var report: [String: ReportValue]
+        public var report: [String: JSONValue]
         public var bySite: [String: SiteSummary]
         /// Pairs built from the data and examples left out for want of a counterpart (null when pairs were given).
         public var pairsBuilt: Int?
@@ -116,7 +116,7 @@ public enum PatchVerb: Verb {
         }
         p.force = a.runtime.force; p.quiet = !ctx.progress.isEnabled
         let report = try PatchJob.run(p)
-        var json = try ReportValue.report(report.json)
+        var json = try JSONValue.report(report.json)
         if built != nil {   // the pairs are the verb's own output: named relative to --out, so the result does not depend on it
             json["clean_file"] = .string("pairs/clean.jsonl"); json["corrupt_file"] = .string("pairs/corrupt.jsonl")
         }

@@ -71,9 +71,9 @@ public enum RetrieveVerb: Verb {
 
     public struct Result: Encodable {
         /// The retrieval report (examples, layers, heads, prior norms, every condition with overall and per-rule summaries).
-        public var report: [String: ReportValue]
+        public var report: [String: JSONValue]
         /// Each condition's overall summary by name (`none`, `prior_q_1_a1`, …).
-        public var byCondition: [String: ReportValue]
+        public var byCondition: [String: JSONValue]
         /// The largest mean change of mass on the source keys per kind (prior, wrong_prior, random, …) and site.
         public var maxMassChange: [String: [String: Double]]
         public var table: String
@@ -148,8 +148,8 @@ public enum RetrieveVerb: Verb {
         }
         if let h5 { try RetrievalJob.writeHDF5(report, to: h5) }
         if let svg { try AtomicFile.write(Data(RetrievalJob.plot(report).utf8), to: svg) }
-        let json = try ReportValue.report(try RetrievalJob.json(report))
-        var byCondition: [String: ReportValue] = [:]
+        let json = try JSONValue.report(try RetrievalJob.json(report))
+        var byCondition: [String: JSONValue] = [:]
         var maxChange: [String: [String: Double]] = [:]
         for c in json["conditions"]?.array ?? [] {
             let kind = (c["kind"]?.string ?? "").replacingOccurrences(of: "-", with: "_")

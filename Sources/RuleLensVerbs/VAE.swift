@@ -257,28 +257,12 @@ public enum VAETrainVerb: Verb {
             evaluation = VAEEvalVerb.Result(report)
         }
         var figures: [VerbFigure] = []
-        if try lossFigure(a.out) { figures.append(VerbFigure(title: "Training loss (log10)", file: "loss.svg")) }
+        if try TrainLossChart.write(logFile: (a.out as NSString).appendingPathComponent(TrainJob.logFile),
+                                    to: (a.out as NSString).appendingPathComponent("loss.svg")) { figures.append(VerbFigure(title: "Training loss (log10)", file: "loss.svg")) }
         let result = Result(steps: summary.steps, finalLoss: summary.finalLoss.isFinite ? Double(summary.finalLoss) : nil, resumed: a.resume,
                             supervised: job.options.supervise != nil, checkpoint: a.out, evaluation: evaluation, provenance: summary.blas,
                             seconds: summary.seconds, tokensPerSecond: summary.tokensPerSecond)
         return VerbOutcome(result, figures: figures, files: ["model.safetensors", "config.json", TrainJob.logFile, VAETrainJob.klLogFile])
-    }
-
-    /// loss.svg: the training loss per step (log10), from train_log.csv.
-    static func lossFigure(_ dir: String) throws -> Bool {
-        guard let text = try? String(contentsOfFile: (dir as NSString).appendingPathComponent(TrainJob.logFile), encoding: .utf8) else { return false }
-        var points: [(Double, Double)] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: ",")
-            if f.count >= 2, let s = Double(f[0]), let l = Double(f[1]), l.isFinite { points.append((s, log10(max(l, 1e-6)))) }
-        }
-        guard points.count > 1 else { return false }
-        let stride = max(1, points.count / 300)
-        let thinned = points.enumerated().filter { $0.offset % stride == 0 || $0.offset == points.count - 1 }.map(\.element)
-        let svg = LineChart(title: "Training loss", xLabel: "step", yLabel: "log10 loss",
-                            series: [.init(name: "train loss", points: thinned, color: "#4e79a7")]).render()
-        try AtomicFile.write(Data(svg.utf8), to: (dir as NSString).appendingPathComponent("loss.svg"))
-        return true
     }
 
     public static func lines(_ r: Result, _ a: Arguments) -> [String] {
