@@ -196,7 +196,7 @@ public enum LogitsJob {
         let tokenizer = try Jobs.tokenizer(checkpoint: checkpoint, vocabSize: model.vocabSize)
         let examples = try Jobs.loadExamples(path: data)
         let items = try Batching.tokenize(examples, tokenizer: tokenizer, nCtx: model.contextLength, source: data)
-        if let prior = model as? RulePriorGPT {   // each example's prior is selected by its rule column
+        if let prior = model as? any RuleConditionedModel {   // each example's prior is selected by its rule column
             try RulePriorData.select(prior, examples: examples, tokenizer: tokenizer, path: data, source: data)
         }
         var hooks: HookSet? = nil

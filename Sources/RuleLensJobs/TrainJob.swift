@@ -297,7 +297,7 @@ public final class TrainJob {
             }
             let values = try RulePriorData.values(column: column, examples: examples, path: options.data)
             let rules = Array(Set(values)).sorted()
-            if let prior = model as? RulePriorGPT {      // resumed: the saved table must have the same rows
+            if let prior = model as? any RuleConditionedModel {      // resumed: the saved table must have the same rows
                 guard prior.spec.rules == rules, prior.spec.column == column, prior.spec.inject == site else {
                     throw RuleLensError("--resume: the saved rule prior (\(prior.spec.column), \(prior.spec.inject.rawValue), rules \(prior.spec.rules)) does not match the data's (\(column), \(site.rawValue), rules \(rules))",
                                         fix: "resume with the data the run was trained on, or start a new run in another --out folder")
@@ -461,7 +461,7 @@ final class LanguageModelTrainable: Trainable {
         let pad = tokenizer.pad
         let batchIndices = Batching.indices(step: step, batchSize: options.batch, count: items.count, seed: options.seed)
         let global = Batching.makeBatch(batchIndices.map { items[$0] }, lossOn: options.lossOn, pad: pad)
-        if let priorRows, let prior = model as? RulePriorGPT { prior.ruleRows = batchIndices.map { priorRows[$0] } }
+        if let priorRows, let prior = model as? any RuleConditionedModel { prior.ruleRows = batchIndices.map { priorRows[$0] } }
         let batch = job.parallel.map { global.rows($0.rows(ofGlobalBatch: global.batch), pad: pad) } ?? global
         _ = model.forward(tokens: batch.inputs, batch: batch.batch, seqLen: batch.seqLen, hooks: nil)
         lastBatch = (batch, global)

@@ -55,7 +55,17 @@ public struct RulePriorSpec: Codable, Equatable, Sendable {
 /// decay (it is 2-D), gradient clipping, checkpoints and resume treat it like any other weight. Before each `forward`
 /// the caller says which row each batch row uses: `ruleRows` (training, retrieval), or `select(promptRows:)` once for
 /// jobs that run examples in their own batches (eval, logits): then each batch row's row is found from its prompt.
-public final class RulePriorGPT: LanguageModel {
+/// A model whose forward reads one learned rule-prior row per batch row. Jobs select the rows through this protocol
+/// (`RulePriorData.select`), so they never downcast to the concrete model.
+public protocol RuleConditionedModel: LanguageModel {
+    var spec: RulePriorSpec { get }
+    /// One table row per batch row of the next forward.
+    var ruleRows: [Int] { get set }
+    /// Maps [bos]+prompt token rows to table rows, for jobs that batch examples themselves.
+    func select(prompts: [[Int32]], rows: [Int]) throws
+}
+
+public final class RulePriorGPT: RuleConditionedModel {
     public let gpt: GPT
     public let spec: RulePriorSpec
     /// The table inside `gpt.params` (and its gradient inside `gpt.grads`).

@@ -51,7 +51,7 @@ public enum RulePriorData {
 
     /// Prepares `model` for a job that batches `examples` itself: every forward then finds each batch row's prior from
     /// its prompt (`RulePriorGPT.select`).
-    public static func select(_ model: RulePriorGPT, examples: [Example], tokenizer: any TextTokenizer, path: String?, source: String) throws {
+    public static func select(_ model: any RuleConditionedModel, examples: [Example], tokenizer: any TextTokenizer, path: String?, source: String) throws {
         let values = try values(column: model.spec.column, examples: examples, path: path)
         let rows = try rows(model.spec, values: values, source: source)
         let prompts = try examples.map { [tokenizer.bos] + (try tokenizer.encode($0.prompt, context: "a prompt of \(source)")) }

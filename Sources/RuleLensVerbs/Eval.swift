@@ -170,7 +170,7 @@ public enum EvalVerb: Verb {
                 rng.shuffle(&idx)
                 loaded.examples = idx.prefix(limit).sorted().map { loaded.examples[$0] }
             }
-            if let prior = model as? RulePriorGPT {   // each example's prior is selected by its rule column
+            if let prior = model as? any RuleConditionedModel {   // each example's prior is selected by its rule column
                 try RulePriorData.select(prior, examples: loaded.examples, tokenizer: tokenizer, path: loaded.origin, source: loaded.origin)
             }
             ctx.log("  evaluating \(loaded.examples.count) examples (\(name))")
