@@ -75,7 +75,7 @@ public enum AblateVerb: Verb {
             if layers.contains(where: { $0 < 0 }) { throw ValidationError("--layers has a negative layer; pass layers 0, 1, … (or leave it out for all)") }
             if meanFrom != nil && method == .zero { throw ValidationError("--mean-from was given with --method zero; drop --mean-from, or pass --method mean or resample") }
             do { _ = try AblateOptions.positions(positions) } catch let e as RuleLensError {
-                throw ValidationError("--positions \(positions): \(e.problem); \(e.fix ?? "pass all, answer or e.g. -1")")
+                throw ValidationError("--positions \(positions): \(e.problem); \(e.fix)")
             }
         }
     }

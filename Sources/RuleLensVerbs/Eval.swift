@@ -217,7 +217,7 @@ public enum EvalVerb: Verb {
                     let prefix = (out as NSString).appendingPathComponent("plane_\(name)")
                     for ext in ["npy", "svg", "json"] { _ = try outPath("plane_\(name).\(ext)") }
                     let title = "\(loaded.meta?.task ?? "") (\(loaded.meta?.split ?? ""), \(name)): answer accuracy"
-                    try PlaneAccuracy.write(plane, prefix: prefix, title: title)
+                    _ = try PlaneAccuracy.write(plane, prefix: prefix, title: title)
                     if let carry = breakdown.carry {   // the heatmap with the carry boundaries drawn (dashed)
                         try AtomicFile.write(Data(CarryAccuracy.heatmap(plane, base: carry.base, title: title + " · carry boundaries").utf8),
                                              to: prefix + ".svg")

@@ -1,10 +1,10 @@
 import XCTest
 import Foundation
-// README-SNIPPET-BEGIN (Tests/JobsTests/ReadmeSnippetTests.swift compiles the README's Swift snippet exactly as shown)
+// README-SNIPPET-BEGIN (compiles the Swift snippet of docs/hooks-and-store.md exactly as shown)
 import RuleLensModel
 // README-SNIPPET-IMPORT-END
 
-/// The README's Swift snippet (section "Model and hooks") compiles and runs as shown: the body below is the
+/// The Swift snippet of docs/hooks-and-store.md (section "Model and hooks") compiles and runs as shown: the body below is the
 /// snippet verbatim (indented), and `testSnippetMatchesTheREADME` fails when the two drift apart.
 final class ReadmeSnippetTests: XCTestCase {
     func testSnippetRuns() throws {
@@ -29,10 +29,10 @@ final class ReadmeSnippetTests: XCTestCase {
 
     func testSnippetMatchesTheREADME() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent("docs/hooks-and-store.md"), encoding: .utf8)
         guard let open = readme.range(of: "```swift\nimport RuleLensModel\n"),
               let close = readme.range(of: "```", range: open.upperBound..<readme.endIndex) else {
-            return XCTFail("README.md has no ```swift block starting with `import RuleLensModel`")
+            return XCTFail("docs/hooks-and-store.md has no ```swift block starting with `import RuleLensModel`")
         }
         let snippetBody = readme[open.upperBound..<close.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -254,7 +254,7 @@ final class HookTests: XCTestCase {
 }
 
 final class ReadmeExampleTests: XCTestCase {
-    /// The README's "Model and hooks" example, verbatim apart from the token batch.
+    /// The "Model and hooks" example of docs/hooks-and-store.md, verbatim apart from the token batch.
     func testReadmeExampleRuns() throws {
         let tokens = (0..<(4 * 32)).map { Int32($0 % 99) }
         let model = try GPT(config: GPTConfig(nLayer: 2, nHead: 4, dModel: 128, nCtx: 32, vocabSize: 99), seed: 0)

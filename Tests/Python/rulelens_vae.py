@@ -11,7 +11,7 @@ module users can import to work with a RuleLens VAE in Python:
 
 It depends on torch, safetensors and numpy only (no transformers).
 
-The model (every choice documented in README "Language VAE"):
+The model (every choice documented in docs/vae.md):
 - encoder: its own token + learned position embedding (`encoder.wte`, `encoder.wpe`), `n_enc_layer` pre-LN GPT-2
   blocks with *bidirectional* attention (key positions >= the example's length masked), a final LayerNorm
   (`encoder.ln_f`); pooled = mean over the real positions ("mean") or the output at position 0, the leading <bos>

@@ -237,9 +237,9 @@ def test_truncated_and_corrupt_files_give_the_documented_error(workdir):
 
 
 def test_readme_h5py_pandas_and_xarray_recipes_run(workdir):
-    """The README's two Python snippets, run as written against this test's dump."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Dumping activations to HDF5", 1)[1]
+    """The two Python snippets of docs/hooks-and-store.md, run as written against this test's dump."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "hooks-and-store.md").read_text()
+    section = readme.split("## Dumping activations to HDF5", 1)[1]
     blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:3]]
     assert len(blocks) == 2
     scope = {}
