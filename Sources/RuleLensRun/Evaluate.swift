@@ -37,8 +37,10 @@ public struct StatisticRecord: Sendable, Equatable {
 /// reads the same seed — a difference inside `ci_low(…)` is a paired difference.
 public struct ExpressionEvaluator {
     public let variants: [VariantResults]
+    /// The variants as points on the axes (which axes a path leaves open).
+    public let space: AxisSpace
     /// The axes, in the order labels name them.
-    public let axes: [String]
+    public var axes: [String] { space.axes }
     /// Values of the axes fixed so far (a row of a per-variant expectation, or an enclosing aggregate's iteration).
     var context: [String: String]
     var insideAggregate = false
@@ -49,10 +51,11 @@ public struct ExpressionEvaluator {
     /// Indices of the variants read (a precondition that failed in one of them makes the check inconclusive).
     public private(set) var variantsRead: Set<Int> = []
 
-    /// `context`: the axis values a bare path reads (a row of a per-variant check); empty reads the only variant.
+    /// `axes`: the sweep's variables in order (default: every variable, sorted); `context`: the axis values bare paths
+    /// read (a row of a per-variant check); empty reads the only variant.
     public init(variants: [VariantResults], axes: [String]? = nil, context: [String: String] = [:]) {
         self.variants = variants
-        self.axes = axes ?? Array(Set(variants.flatMap(\.vars.keys))).sorted()
+        space = AxisSpace(axes: axes ?? Array(Set(variants.flatMap(\.vars.keys))).sorted(), points: variants.map(\.vars))
         self.context = context
     }
 
@@ -74,44 +77,33 @@ public struct ExpressionEvaluator {
         public var description: String { reason }
     }
 
-    /// The combinations of `free` axes (in the variants' order) among the variants that agree with `base`.
-    func combinations(of free: Set<String>, agreeing base: [String: String]) -> [[String: String]] {
-        var seen = Set<[String]>(), out: [[String: String]] = []
-        let ordered = axes.filter { free.contains($0) }
-        for v in variants where base.allSatisfy({ v.vars[$0.key] == $0.value }) {
-            let key = ordered.map { v.vars[$0] ?? "" }
-            if seen.insert(key).inserted { out.append(Dictionary(uniqueKeysWithValues: zip(ordered, key))) }
-        }
-        return out
-    }
-
-    /// `task=addition,seed=0`: the context's values in axis order.
-    func label(_ c: [String: String]) -> String {
-        axes.compactMap { a in c[a].map { "\(a)=\($0)" } }.joined(separator: ",")
-    }
-
     func selectorText(_ s: [String: String]) -> String {
         s.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
-    /// The variant a path reads: its selector over the current context.
+    /// The variant a path reads: the ones its selector matches, narrowed by the current context along the axes where
+    /// they differ.
     mutating func resolve(_ path: [String], _ selector: [String: String]?) throws -> Int {
-        var target = context
-        for (k, v) in selector ?? [:] { target[k] = v }
-        let matches = variants.indices.filter { i in target.allSatisfy { variants[i].vars[$0.key] == $0.value } }
-        if matches.count == 1 { return matches[0] }
+        var candidates = space.matching(selector)
+        var target = selector ?? [:]
+        for axis in axes {
+            guard let value = context[axis], Set(candidates.map { space.points[$0][axis] ?? "" }).count > 1 else { continue }
+            candidates = candidates.filter { space.points[$0][axis] == value }
+            target[axis] = value
+        }
+        if candidates.count == 1 { return candidates[0] }
         let known = variants.map(\.id).joined(separator: "; ")
-        if matches.isEmpty {
+        if candidates.isEmpty {
             throw Failure(problem: "[\(selectorText(target))] matches no variant",
                           fix: "name one variant of the sweep: " + (known.isEmpty ? "(the spec has no sweep)" : known))
         }
-        let differing = axes.filter { a in Set(matches.map { variants[$0].vars[a] ?? "" }).count > 1 }
+        let differing = space.differing(candidates)
         if selector == nil && context.isEmpty {
             throw Failure(problem: "\(path.joined(separator: ".")) is read across \(variants.count) variants",
                           fix: "add a selector such as [\(differing.first ?? "var")=VALUE], or wrap it in min/max/mean/all/any"
                                + (differing.contains("seed") ? " or a statistic over seeds (mean, ci_low, ci_high, sd)" : ""))
         }
-        throw Failure(problem: "[\(selectorText(selector ?? [:]))] matches \(matches.count) variants (they differ in \(differing.joined(separator: ", ")))",
+        throw Failure(problem: "[\(selectorText(target))] matches \(candidates.count) variants (they differ in \(differing.joined(separator: ", ")))",
                       fix: "name \(differing.joined(separator: " and ")) in the selector, or wrap the path in an aggregate over "
                            + (differing == ["seed"] ? "seeds: mean, ci_low, ci_high, sd" : "them: min, max, mean, all, any"))
     }
@@ -182,16 +174,16 @@ public struct ExpressionEvaluator {
     mutating func aggregate(_ f: String, _ args: [Expression], _ e: Expression) throws -> RunValue {
         var items: [(label: String, value: RunValue)] = []
         var over: [String] = []
-        if args.count == 1, case let free = args[0].freeAxes(axes).subtracting(insideAggregate ? Array(context.keys) : []), !free.isEmpty {
+        if args.count == 1, case let free = space.freeAxes(args[0]).subtracting(insideAggregate ? Array(context.keys) : []), !free.isEmpty {
             // Outermost aggregate: the row's context does not apply (the argument names every axis it does not range over).
             let base = insideAggregate ? context : [:]
             let saved = (context, insideAggregate)
             defer { (context, insideAggregate) = saved }
             over = axes.filter { free.contains($0) }
-            for combo in combinations(of: free, agreeing: base) {
+            for combo in space.combinations(of: free, agreeing: base) {
                 context = base.merging(combo) { a, _ in a }
                 insideAggregate = true
-                items.append((label(combo), try evaluate(args[0])))
+                items.append((space.label(combo), try evaluate(args[0])))
             }
         } else {
             let saved = insideAggregate

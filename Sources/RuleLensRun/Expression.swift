@@ -61,22 +61,6 @@ public indirect enum Expression: Equatable, Sendable {
         }
     }
 
-    /// The axes (sweep variables and `seed`) that paths outside every one-argument aggregate leave unnamed: a bare path
-    /// leaves every axis free, `path[task=x]` every axis but `task`. An expectation is read once per combination of its
-    /// free axes; an aggregate ranges over the free axes of its argument.
-    public func freeAxes(_ axes: [String]) -> Set<String> {
-        switch self {
-        case .number, .string, .bool: return []
-        case .path(_, let s): return Set(axes).subtracting(s?.keys.map { $0 } ?? [])
-        case .unary(_, let e): return e.freeAxes(axes)
-        case .binary(_, let a, let b): return a.freeAxes(axes).union(b.freeAxes(axes))
-        case .compare(let es, _): return es.reduce(into: Set<String>()) { $0.formUnion($1.freeAxes(axes)) }
-        case .call(let f, let args):
-            if Expression.aggregates.contains(f) && args.count == 1 { return [] }
-            return args.reduce(into: Set<String>()) { $0.formUnion($1.freeAxes(axes)) }
-        }
-    }
-
     /// Whether the expression calls one of `names` anywhere.
     public func calls(_ names: Set<String>) -> Bool {
         switch self {

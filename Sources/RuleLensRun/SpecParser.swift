@@ -169,19 +169,22 @@ public enum SpecParser {
             steps.append(StepSpec(kind: kind, id: id, options: kept, quickOptions: quick, line: line))
         }
 
-        var preconditions = try VerdictSpecParser.checks(value("preconditions"), what: "preconditions", allowedKeys: ["why", "id"],
-                                                         steps: steps, sweep: sweep, err)
-        for i in preconditions.indices where preconditions[i].id == nil { preconditions[i].id = "p\(i + 1)" }
-        if let twice = Dictionary(grouping: preconditions, by: { $0.id! }).first(where: { $0.value.count > 1 }) {
+        var spec = ExperimentSpec(name: name, claim: claim, study: nil, description: value("description")?.scalar,
+                                  path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: [],
+                                  source: text, deviations: try VerdictSpecParser.deviations(value("deviations"), err), seeds: seeds)
+        // Checks are read against the variants: which sweep variables (and seeds) each path leaves open.
+        let space = spec.axisSpace
+        spec.preconditions = try VerdictSpecParser.checks(value("preconditions"), what: "preconditions", allowedKeys: ["why", "id"],
+                                                          steps: steps, sweep: sweep, space: space, err)
+        for i in spec.preconditions.indices where spec.preconditions[i].id == nil { spec.preconditions[i].id = "p\(i + 1)" }
+        if let twice = Dictionary(grouping: spec.preconditions, by: { $0.id! }).first(where: { $0.value.count > 1 }) {
             throw err(twice.value[1].line, "two preconditions have the id \(twice.key)", "give each its own `id:`")
         }
-        let expects = try VerdictSpecParser.checks(value("expect"), what: "expect", allowedKeys: ["why", "needs"], steps: steps, sweep: sweep, err)
-        try VerdictSpecParser.checkNeeds(expects, preconditions: preconditions, err)
-        let (study, studyDetails) = try VerdictSpecParser.study(value("study"), steps: steps, sweep: sweep, err)
-        return ExperimentSpec(name: name, claim: claim, study: study, description: value("description")?.scalar,
-                              path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: expects, source: text,
-                              preconditions: preconditions, deviations: try VerdictSpecParser.deviations(value("deviations"), err),
-                              studyDetails: studyDetails, seeds: seeds)
+        spec.expects = try VerdictSpecParser.checks(value("expect"), what: "expect", allowedKeys: ["why", "needs"],
+                                                    steps: steps, sweep: sweep, space: space, err)
+        try VerdictSpecParser.checkNeeds(spec.expects, preconditions: spec.preconditions, err)
+        (spec.study, spec.studyDetails) = try VerdictSpecParser.study(value("study"), steps: steps, sweep: sweep, space: space, err)
+        return spec
     }
 
     static func isIdentifier(_ s: String) -> Bool {

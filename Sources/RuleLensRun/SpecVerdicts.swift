@@ -51,7 +51,8 @@ enum VerdictSpecParser {
     }
 
     /// `study:` as one line of text (the citation) or a mapping {citation, setting, measure, number, here}.
-    static func study(_ node: SpecNode?, steps: [StepSpec], sweep: [(key: String, values: [String])], _ err: Err) throws -> (String?, StudySpec?) {
+    static func study(_ node: SpecNode?, steps: [StepSpec], sweep: [(key: String, values: [String])], space: AxisSpace,
+                      _ err: Err) throws -> (String?, StudySpec?) {
         guard let node else { return (nil, nil) }
         switch node {
         case .scalar(let s, _): return (s.isEmpty ? nil : s, nil)
@@ -72,8 +73,8 @@ enum VerdictSpecParser {
             }
             var here: ExpectSpec? = nil
             if let hereNode = pairs.first(where: { $0.key == "here" })?.value {
-                let check = try self.check(hereNode, what: "study.here", allowedKeys: [], steps: steps, sweep: sweep, err)
-                if !check.expression.freeAxes(sweep.map(\.key)).isEmpty {
+                let check = try self.check(hereNode, what: "study.here", allowedKeys: [], steps: steps, sweep: sweep, space: space, err)
+                if !space.freeAxes(check.expression).isEmpty {
                     throw err(hereNode.line, "study.here `\(check.text)` reads one value per variant",
                               "name one value: wrap it in mean(…) (over seeds, with its interval) or select the variant [var=value]")
                 }
@@ -107,17 +108,17 @@ enum VerdictSpecParser {
     /// A list of checks (`preconditions:` or `expect:`): each an expression, or a mapping with `that:` and the
     /// `allowedKeys` (`why`, and `id` for preconditions or `needs` for expectations).
     static func checks(_ node: SpecNode?, what: String, allowedKeys: [String], steps: [StepSpec],
-                       sweep: [(key: String, values: [String])], _ err: Err) throws -> [ExpectSpec] {
+                       sweep: [(key: String, values: [String])], space: AxisSpace, _ err: Err) throws -> [ExpectSpec] {
         guard let node else { return [] }
         guard case .list(let items, _) = node else {
             throw err(node.line, "\(what) must be a list", "write each check as `- eval.test.centre < eval.test.rim - 0.2`")
         }
-        return try items.map { try check($0, what: what, allowedKeys: allowedKeys, steps: steps, sweep: sweep, err) }
+        return try items.map { try check($0, what: what, allowedKeys: allowedKeys, steps: steps, sweep: sweep, space: space, err) }
     }
 
     /// One check: the expression parsed, every path it reads checked against the step ids and sweep variables.
     static func check(_ item: SpecNode, what: String, allowedKeys: [String], steps: [StepSpec],
-                      sweep: [(key: String, values: [String])], _ err: Err) throws -> ExpectSpec {
+                      sweep: [(key: String, values: [String])], space: AxisSpace, _ err: Err) throws -> ExpectSpec {
         var text: String, why: String? = nil, id: String? = nil, needs: [String]? = nil
         switch item {
         case .scalar(let s, _): text = s
@@ -166,35 +167,32 @@ enum VerdictSpecParser {
                 }
             }
         }
-        try checkIntervals(expression, text: text, line: item.line, sweep: sweep, err)
+        try checkIntervals(expression, text: text, line: item.line, space: space, err)
         return ExpectSpec(text: text, expression: expression, why: why, line: item.line, id: id, needs: needs)
     }
 
-    /// An interval (ci_low, ci_high, sd) needs values over an axis with at least two values (normally `seeds:`).
-    static func checkIntervals(_ e: Expression, text: String, line: Int, sweep: [(key: String, values: [String])], _ err: Err) throws {
-        guard case .call(let f, let args) = e else {
+    /// An interval (ci_low, ci_high, sd) needs values over an axis its argument leaves open (normally `seed`).
+    static func checkIntervals(_ e: Expression, text: String, line: Int, space: AxisSpace, _ err: Err) throws {
+        func walk(_ e: Expression) throws {
             switch e {
-            case .unary(_, let x): try checkIntervals(x, text: text, line: line, sweep: sweep, err)
-            case .binary(_, let a, let b):
-                try checkIntervals(a, text: text, line: line, sweep: sweep, err); try checkIntervals(b, text: text, line: line, sweep: sweep, err)
-            case .compare(let es, _): for x in es { try checkIntervals(x, text: text, line: line, sweep: sweep, err) }
-            default: break
-            }
-            return
-        }
-        if Expression.intervalFunctions.contains(f) {
-            guard args.count == 1 else {
-                throw err(line, "\(f) takes one argument in `\(text)`", "write \(f)(x): x is read once per seed, e.g. \(f)(a[split=random] - a[split=lso])")
-            }
-            let free = args[0].freeAxes(sweep.map(\.key))
-            guard sweep.contains(where: { free.contains($0.key) && $0.values.count >= 2 }) else {
+            case .number, .string, .bool, .path: return
+            case .unary(_, let x): try walk(x)
+            case .binary(_, let a, let b): try walk(a); try walk(b)
+            case .compare(let es, _): for x in es { try walk(x) }
+            case .call(let f, let args):
+                guard Expression.intervalFunctions.contains(f) else { for a in args { try walk(a) }; return }
+                guard args.count == 1 else {
+                    throw err(line, "\(f) takes one argument in `\(text)`", "write \(f)(x): x is read once per seed, e.g. \(f)(a[split=random] - a[split=lso])")
+                }
+                guard space.freeAxes(args[0]).isEmpty else { return }   // aggregates nested inside range over what this one leaves them
+                let seeds = Set(space.points.compactMap { $0["seed"] }).count
                 throw err(line, "\(f)(\(args[0].text)) in `\(text)` ranges over no variable with two or more values",
-                          sweep.contains { $0.key == "seed" } ? "leave [seed=…] out of its paths: the interval is over seeds"
-                                                                 : "add `seeds: 5` to the spec (the steps run once per seed; the interval is over seeds)")
+                          !space.axes.contains("seed") ? "add `seeds: 5` to the spec (the steps run once per seed; the interval is over seeds)"
+                          : seeds < 2 ? "give `seeds:` at least two values (3 or more; 5 where a run is under a minute)"
+                          : "leave [seed=…] out of its paths: the interval is over seeds")
             }
-            return   // aggregates nested inside range over what this one leaves them
         }
-        for a in args { try checkIntervals(a, text: text, line: line, sweep: sweep, err) }
+        try walk(e)
     }
 
     /// Every `needs:` names a precondition.

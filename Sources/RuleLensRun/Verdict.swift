@@ -53,12 +53,12 @@ public enum VerdictEvaluator {
     public static func evaluate(_ checks: [ExpectSpec], variants: [VariantResults], axes: [String]) -> [ExpectationResult] {
         var out: [ExpectationResult] = []
         for check in checks {
-            let free = check.expression.freeAxes(axes)
-            let probe = ExpressionEvaluator(variants: variants, axes: axes)
-            let rows: [[String: String]?] = variants.count > 1 && !free.isEmpty ? probe.combinations(of: free, agreeing: [:]) : [nil]
+            let space = ExpressionEvaluator(variants: variants, axes: axes).space
+            let free = space.freeAxes(check.expression)
+            let rows: [[String: String]?] = free.isEmpty ? [nil] : space.combinations(of: free, agreeing: [:])
             for row in rows {
                 var ev = ExpressionEvaluator(variants: variants, axes: axes, context: row ?? [:])
-                let label = row.map { probe.label($0) }
+                let label = row.map { space.label($0) }
                 var result = ExpectationResult(text: check.text, why: check.why, variant: label, passed: false, error: nil, readings: [])
                 result.id = check.id
                 result.needs = check.needs

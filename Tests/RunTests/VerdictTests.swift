@@ -76,6 +76,35 @@ final class VerdictTests: XCTestCase {
         XCTAssertEqual(r[9].status, "FAIL")
     }
 
+    /// In a sweep of cases (variables that change together) a selector that names one variable already names a variant;
+    /// with seeds, only the seed is left open.
+    func testCasesSweepSelectorsNameOneVariant() throws {
+        let s = try SpecParser.parse("""
+        name: t
+        claim: c
+        sweep:
+          - {count: 400, steps: 1000}
+          - {count: 1600, steps: 2500}
+        seeds: 2
+        steps:
+          - eval: {checkpoint: a, data: b}
+        expect:
+          - eval.test.accuracy[count=1600] > eval.test.accuracy[count=400]
+          - ci_low(eval.test.accuracy[count=1600] - eval.test.accuracy[count=400]) > 0
+          - eval.test.accuracy[count=1600,seed=1] > 0.5
+        """, path: "t.yaml")
+        let accuracy = ["400": [0.2, 0.3], "1600": [0.6, 0.8]]
+        let vs = s.variants.map { v in
+            VariantResults(id: v.id, vars: v.vars, results: RunValue(any: ["eval": ["test": ["accuracy": accuracy[v.vars["count"]!]![Int(v.vars["seed"]!)!]]]]))
+        }
+        let r = ExperimentRunner.evaluate(s.expects, variants: vs, axes: s.sweep.map(\.key))
+        XCTAssertEqual(r.map(\.variant), ["seed=0", "seed=1", nil, nil])
+        XCTAssertEqual(r.map(\.status), ["PASS", "PASS", "PASS", "PASS"])
+        XCTAssertEqual(r[2].statistics.first?.values.map(\.value) ?? [], [0.6 - 0.2, 0.8 - 0.3])
+        XCTAssertEqual(s.axisSpace.freeAxes(s.expects[0].expression), ["seed"])
+        XCTAssertEqual(s.axisSpace.freeAxes(s.expects[2].expression), [])
+    }
+
     /// The interval, not the mean, decides: a mean above the bound with an interval that crosses it is a FAIL.
     func testAnIntervalThatCrossesTheBoundFails() throws {
         let vs = variants(inside: ["random": [0.9, 0.3, 0.95], "lso": [0.2, 0.3, 0.1]])
@@ -184,6 +213,7 @@ final class VerdictTests: XCTestCase {
         XCTAssertTrue(parseError(head + "expect:\n  - ci_low(eval.test.inside) > 0\n").contains("add `seeds: 5`"))
         XCTAssertTrue(parseError(head + "seeds: 3\nexpect:\n  - ci_low(eval.test.inside[seed=0]) > 0\n").contains("leave [seed=…] out"))
         XCTAssertEqual(parseError(head + "seeds: 3\nexpect:\n  - ci_low(eval.test.inside) > 0\n"), "parsed")
+        XCTAssertTrue(parseError(head + "seeds: 1\nexpect:\n  - ci_low(eval.test.inside) > 0\n").contains("at least two values"))
         XCTAssertTrue(parseError(head + "seeds: 0\n").contains("not a count of seeds"))
         XCTAssertTrue(parseError(head + "seeds: [1, 1]\n").contains("a seed twice"))
         XCTAssertTrue(parseError(head + "seeds: 2\nvars:\n  seed: 4\n").contains("also a variable named seed"))
