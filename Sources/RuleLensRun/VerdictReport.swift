@@ -79,7 +79,7 @@ enum VerdictReport {
             h += "<tr><th>study</th><td>\(esc(d.citation))</td></tr>"
             if let setting = d.setting { h += "<tr><th>the study's setting</th><td>\(esc(setting))</td></tr>" }
             if let m = d.measure { h += "<tr><th>measure</th><td>\(esc(m))</td></tr>" }
-            h += "<tr><th>the study's number</th><td class=\"num\" id=\"study-number\">\(esc(d.number ?? "–"))</td></tr>"
+            h += "<tr><th>the study's number</th><td id=\"study-number\">\(esc(d.number ?? "–"))</td></tr>"
             if let c = s.study {
                 var here = c.value.map { "<b>\(RunValue.format($0))</b>" } ?? "–"
                 if let st = c.statistic { here += " " + interval(st) + "<br>" + seedValues(st) }
@@ -110,8 +110,11 @@ enum VerdictReport {
 
     /// One table of checks: status, expression, variant, numbers read, statistics (each seed and the interval), why.
     static func table(_ checks: [ExpectationResult], sweep: Bool, preconditions: Bool) -> String {
+        // The statistics column only where a check computed one.
+        let withStatistics = checks.contains { !$0.statistics.isEmpty }
         var h = "<table class=\"\(preconditions ? "preconditions" : "expectations")\"><tr><th>status</th>" + (preconditions ? "<th>id</th>" : "")
-            + "<th>\(preconditions ? "precondition" : "expectation")</th><th>variant</th><th>numbers read</th><th>statistics over seeds</th><th>why</th></tr>"
+            + "<th>\(preconditions ? "precondition" : "expectation")</th><th>variant</th><th>numbers read</th>"
+            + (withStatistics ? "<th>statistics over seeds</th>" : "") + "<th>why</th></tr>"
         for e in checks {
             let nums = e.readings.count > 12
                 ? "\(e.readings.count) numbers (results.json lists them)"
@@ -123,7 +126,8 @@ enum VerdictReport {
             if preconditions { h += "<td>\(esc(e.id ?? ""))</td>" }
             h += "<td><code>\(esc(e.text))</code>" + (e.error.map { "<br><small>\(esc($0))</small>" } ?? "")
                 + (e.inconclusive.map { "<br><small>inconclusive: \(esc($0))</small>" } ?? "") + "</td>"
-            h += "<td>\(esc(e.variant ?? (sweep ? "all variants" : "")))</td><td>\(nums)</td><td>\(stats)</td><td>\(esc(e.why ?? ""))</td></tr>"
+            h += "<td>\(esc(e.variant ?? (sweep ? "all variants" : "")))</td><td>\(nums)</td>" + (withStatistics ? "<td>\(stats)</td>" : "")
+                + "<td>\(esc(e.why ?? ""))</td></tr>"
         }
         return h + "</table>"
     }

@@ -254,6 +254,22 @@ final class VerdictTests: XCTestCase {
         XCTAssertEqual(try RunPlan(spec: s, outDir: "/tmp/x", quick: true).variants.map(\.variant.id), ["seed=0", "seed=1"])
     }
 
+    /// The example in Probes/README.md (study, deviations, seeds, preconditions, interval checks) is a valid spec.
+    func testTheDocumentedExampleParses() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Probes/README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        guard let start = text.range(of: "```yaml\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
+            return XCTFail("no ```yaml block in Probes/README.md")
+        }
+        let spec = try SpecParser.parse(String(text[start.upperBound..<end.lowerBound]), path: "Probes/README.md")
+        XCTAssertEqual(spec.variants.count, 4 * 3)
+        XCTAssertEqual(spec.preconditions.map(\.id), ["fits"])
+        XCTAssertNotNil(spec.studyDetails?.here)
+        XCTAssertFalse(spec.deviations.isEmpty)
+        _ = try RunPlan(spec: spec, outDir: "/tmp/plan", quick: true)
+    }
+
     func testExpressionText() throws {
         for text in ["ci_low(a.b[split=random] - a.b[split=lso]) > 0.2", "(a.x + 1) * 2 < 3", "not (a.x > 1 and a.y < 2)", "a.x - (a.y - a.z)"] {
             let e = try Expression.parse(text)
