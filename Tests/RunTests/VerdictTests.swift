@@ -127,15 +127,11 @@ final class VerdictTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(a.low, 0.1)
         XCTAssertLessThanOrEqual(a.high, 0.8)
         XCTAssertEqual(SeedStatistics.bootstrapMean([0.5, 0.5, 0.5]), .init(mean: 0.5, low: 0.5, high: 0.5))
-        // numpy's linear quantile: position q·(n−1).
-        XCTAssertEqual(SeedStatistics.quantile(sorted: [1, 2, 3, 4], 0.5), 2.5)
-        XCTAssertEqual(SeedStatistics.quantile(sorted: [0, 10], 0.025), 0.25, accuracy: 1e-12)
     }
 
     func testSpearman() throws {
         XCTAssertEqual(SeedStatistics.spearman([1, 2, 3, 4], [1, 3, 2, 4])!, 0.8, accuracy: 1e-12)
         XCTAssertEqual(SeedStatistics.spearman([1, 2, 3], [3, 2, 1])!, -1, accuracy: 1e-12)
-        XCTAssertEqual(SeedStatistics.ranks([10, 20, 20, 30]), [1, 2.5, 2.5, 4])
         XCTAssertNil(SeedStatistics.spearman([1, 1, 1], [1, 2, 3]))
         let one = [VariantResults(id: "default", vars: [:], results: RunValue(any: ["e": ["rings": [0.9, 0.7, 0.8, 0.1], "flat": [0.0, 0.0, 0.0]]]))]
         var ev = ExpressionEvaluator(variants: one)
