@@ -175,7 +175,8 @@ public struct ExpressionEvaluator {
         var items: [(label: String, value: RunValue)] = []
         var over: [String] = []
         if args.count == 1, case let free = space.freeAxes(args[0]).subtracting(insideAggregate ? Array(context.keys) : []), !free.isEmpty {
-            // Outermost aggregate: the row's context does not apply (the argument names every axis it does not range over).
+            // The outermost aggregate ignores the row's context (its argument names every axis it does not range over);
+            // a nested one ranges within the enclosing aggregate's current values.
             let base = insideAggregate ? context : [:]
             let saved = (context, insideAggregate)
             defer { (context, insideAggregate) = saved }
