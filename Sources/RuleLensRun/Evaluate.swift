@@ -205,6 +205,10 @@ public struct ExpressionEvaluator {
             if item.value == .null { return nil }
             return (item.label, try number(item.value, e))
         }
+        // A statistic read per seed that is null in every seed (a step's ρ of constant cells) is undefined, not a broken path.
+        if numbers.isEmpty, !items.isEmpty, Expression.intervalFunctions.contains(f) {
+            throw Undefined(reason: "\(f)(\(args.map(\.text).joined(separator: ", "))) is undefined: every value it reads is null")
+        }
         guard !numbers.isEmpty else { throw Failure(problem: "\(f)() got no numbers", fix: "check the paths it reads") }
         let values = numbers.map(\.value)
         let mean = values.reduce(0, +) / Double(values.count)
