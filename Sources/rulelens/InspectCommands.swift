@@ -16,7 +16,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         if VAEConfig.isVAE(URL(fileURLWithPath: checkpoint)) {
-            guard !json else { throw RuleLensError("--json is not available for VAE checkpoints yet", fix: "drop --json, or read config.json") }
+            if json { return print(try JSONText.string(try VAEInfo.json(dir: checkpoint), pretty: true)) }
             try VAEInfo.lines(dir: checkpoint).forEach { print($0) }
             return
         }

@@ -47,3 +47,13 @@ def test_data_show_and_plane_json(run):
     plane = json.loads(run_rulelens("data", "plane", run / "d", "--predictions", run / "e" / "predictions_test.jsonl",
                                     "--out", run / "p", "--json").stdout)
     assert plane == json.loads((run / "p.json").read_text()) and "inside" in plane
+
+
+def test_info_json_for_a_vae_is_its_config(tmp_path):
+    run_rulelens("vae", "train", "--task", "syllogism", "--count", 60, "--layers", 1, "--enc-layers", 1, "--heads", 2,
+                 "--d-model", 16, "--latent", 4, "--ctx", 96, "--steps", 2, "--batch", 4, "--warmup", 1, "--quiet",
+                 "--out", tmp_path / "vae")
+    info = json.loads(run_rulelens("info", tmp_path / "vae", "--json").stdout)
+    config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    assert info["model_type"] == "rulelens-vae" and info["config"]["latent_size"] == config["latent_size"] == 4
+    assert info["parameters"]["total"] == sum(info["parameters"][k] for k in ("encoder", "latent", "decoder"))
