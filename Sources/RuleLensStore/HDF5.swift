@@ -56,6 +56,8 @@ public enum HDF5 {
     /// Builds the error for a failed call: `what` names the operation and file.
     static func failure(_ what: String, fix: String? = nil) -> RuleLensError {
         let reason = errorStackSummary()
+        // A failed system call (a full disk, a read-only folder…) is a file-system error, named as every other one.
+        if let mapped = FileSystemError.mapped(RuleLensError(reason, fix: "")) { return mapped }
         return RuleLensError("HDF5 could not \(what)" + (reason.isEmpty ? "" : " (\(reason))"),
                              fix: fix ?? "check that the file is a complete, uncorrupted HDF5 file and that the path is writable")
     }

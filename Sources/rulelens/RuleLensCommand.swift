@@ -33,10 +33,12 @@ struct RuleLensCommand: ParsableCommand {
             // Under mpirun, commands that used MPI end it cleanly (a rank that exits without MPI_Finalize is an error).
             Communicator.existing?.finalize()
         } catch let error as RuleLensError {
-            Communicator.exit(after: error)
+            Communicator.exit(after: FileSystemError.mapped(error) ?? error)
         } catch let error as CollectiveError {
             Communicator.exit(after: error)
         } catch {
+            // A file-system error no library code mapped still reaches the user as a problem and a fix.
+            if let mapped = FileSystemError.mapped(error) { Communicator.exit(after: mapped) }
             if Communicator.existing != nil { Communicator.exit(after: error) }
             exit(withError: error)
         }
