@@ -23,6 +23,9 @@ public enum HDF5 {
         rl_guard_enter()
         defer { rl_guard_leave(); lock.unlock() }
         if !initialised {
+            // No clean-up at exit: every file is closed explicitly, and a file whose writes failed (a full disk)
+            // must not be flushed again by HDF5's atexit handler, which then crashes the exiting process.
+            H5dont_atexit()
             H5open()
             rl_H5_silence_errors()
             initialised = true
