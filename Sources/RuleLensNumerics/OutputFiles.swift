@@ -226,7 +226,7 @@ public final class OutputLock {
         sidecar = lockPath
         while true {
             let f = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard f >= 0 else { throw FileSystemError.error(errno: errno, path: path, action: "create the lock for") }
+            guard f >= 0 else { throw FileSystemError.error(errno: errno, path: path, action: "write") }
             guard flock(f, LOCK_EX | LOCK_NB) == 0 else {
                 let holder = Self.holder(of: f)
                 close(f)
@@ -338,6 +338,9 @@ public enum FileSystemError {
                                  fix: "wait for that process (e.g. a `rulelens dump` still running) to finish, then run again")
         case EIO:
             return RuleLensError("cannot \(action) \(path): input/output error from the disk", fix: "check the disk (dmesg) and run again, or choose an output on another disk")
+        case 0:
+            return RuleLensError("cannot \(action) \(path) (the system gave no reason)",
+                                 fix: "check that \(dir) exists, is writable and has free space")
         default:
             return RuleLensError("cannot \(action) \(path) (\(String(cString: strerror(code))))",
                                  fix: "check that \(dir) exists, is writable and has free space")
@@ -352,9 +355,27 @@ public enum FileSystemError {
             return self.error(errno: code, path: path ?? embeddedPath(e.problem) ?? "the output", action: action)
         }
         let ns = error as NSError
-        guard let code = posixCode(ns) else { return nil }
         let named = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-        return self.error(errno: code, path: named ?? path ?? "the output", action: action)
+        let shown = named ?? path ?? "the output"
+        if let code = posixCode(ns) { return self.error(errno: code, path: shown, action: action) }
+        // Foundation's "unknown" file errors (512, 256) carry no cause on Linux: find it from the path itself.
+        guard ns.domain == NSCocoaErrorDomain, ns.code == NSFileWriteUnknownError || ns.code == NSFileReadUnknownError else { return nil }
+        return self.error(errno: diagnose(shown), path: shown, action: action)
+    }
+
+    /// The likely cause of a failed write to `path` when the error did not say: a file where a folder should be, a
+    /// read-only file system, a folder we may not write; 0 when none is seen.
+    static func diagnose(_ path: String) -> Int32 {
+        if firstFileOnPath(path) != nil { return ENOTDIR }
+        var existing = URL(fileURLWithPath: path).standardizedFileURL
+        while !FileManager.default.fileExists(atPath: existing.path) && existing.path != "/" { existing = existing.deletingLastPathComponent() }
+        var fs = statvfs()
+        if statvfs(existing.path, &fs) == 0 {
+            if fs.f_flag & UInt(ST_RDONLY) != 0 { return EROFS }
+            if fs.f_bavail == 0 { return ENOSPC }
+        }
+        if access(existing.path, W_OK) != 0 { return EACCES }
+        return 0
     }
 
     /// The POSIX error number behind a Foundation error.
@@ -370,7 +391,6 @@ public enum FileSystemError {
         case NSFileWriteOutOfSpaceError: return ENOSPC
         case NSFileWriteVolumeReadOnlyError: return EROFS
         case NSFileReadTooLargeError: return EFBIG
-        case NSFileWriteUnknownError, NSFileReadUnknownError: return EIO
         default: return nil
         }
     }

@@ -27,6 +27,7 @@ struct RuleLensCommand: ParsableCommand {
     static func main() {
         BLASEnvironment.ensureCoreTypeOrReexec()
         HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
+        signal(SIGXFSZ, SIG_IGN)   // a write past `ulimit -f` fails (EFBIG) and is reported, rather than killing the process
         do {
             var command = try parseAsRoot(ProbeNTKCommand.route(Array(CommandLine.arguments.dropFirst())))
             try command.run()
