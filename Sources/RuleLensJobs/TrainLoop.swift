@@ -540,11 +540,11 @@ public final class TrainLoop<Options: TrainLoopOptions> {
     }
 
     /// What most likely made the numbers blow up, from the settings: decoupled weight decay multiplies every weight
-    /// by (1 − lr·wd) each step, so lr·wd ≥ 1 flips or zeroes the weights whatever the data; otherwise the step size
-    /// (a high --lr, no warmup, no clipping).
+    /// by (1 − lr·wd) each step, so a weight decay far above its usual range (0.01–0.1) flips or zeroes the weights
+    /// whatever the data; otherwise the step size (a high --lr, no warmup, no clipping).
     static func divergenceAdvice(_ o: Options) -> String {
         let decay = Double(o.lr) * Double(o.weightDecay)
-        if !o.weightDecay.isFinite || !(decay < 0.1) {
+        if !o.weightDecay.isFinite || o.weightDecay > 1 {
             return "lower --weight-decay (now \(o.weightDecay)): each step multiplies the weights by 1 − lr × weight decay = "
                 + String(format: "%.3g", 1 - decay) + ", which must stay close to 1 (typical --weight-decay 0.01–0.1)"
         }
