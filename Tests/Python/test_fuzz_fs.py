@@ -353,7 +353,8 @@ def test_fuzz_file_systems(tmp_path):
     summary = tally.report("fs")
     if os.environ.get("RULELENS_FS_FAILURES"):
         Path(os.environ["RULELENS_FS_FAILURES"]).write_text("\n".join(tally.failures))
-    assert summary["total"]["tried"] >= 150
+    # Without mounts (no user namespaces) the read-only mount and full-disk families cannot run.
+    assert summary["total"]["tried"] >= (150 if mount else 100)
     assert not tally.failures, f"{len(tally.failures)} bad outcomes:\n" + "\n".join(tally.failures)
 
 
