@@ -60,7 +60,8 @@ public enum HDF5 {
     static func failure(_ what: String, fix: String? = nil) -> RuleLensError {
         let reason = errorStackSummary()
         // A failed system call (a full disk, a read-only folder…) is a file-system error, named as every other one.
-        if let mapped = FileSystemError.mapped(RuleLensError(reason, fix: "")) { return mapped }
+        let action = what.hasPrefix("read") || what.hasPrefix("open") ? "read" : "write"
+        if let mapped = FileSystemError.mapped(RuleLensError(reason, fix: ""), action: action) { return mapped }
         return RuleLensError("HDF5 could not \(what)" + (reason.isEmpty ? "" : " (\(reason))"),
                              fix: fix ?? "check that the file is a complete, uncorrupted HDF5 file and that the path is writable")
     }

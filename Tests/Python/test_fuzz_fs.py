@@ -76,7 +76,8 @@ class Cases:
         self.n = 0
         inp = root / "in"
         inp.mkdir(parents=True)
-        lines = [json.dumps({"prompt": f"{a}+{b}=", "target": str(a + b), "a": a, "b": b, "rule": f"r{(a + b) % 3}"})
+        lines = [json.dumps({"prompt": f"{a}+{b}=", "target": str(a + b), "a": a, "b": b, "rule": f"r{(a + b) % 3}",
+                             "sources": [[0]] * len(str(a + b))})
                  for a in range(0, 40, 2) for b in (1, 8)]
         (inp / "data.jsonl").write_text("\n".join(lines) + "\n")
         self.data = inp / "data.jsonl"
@@ -127,6 +128,8 @@ class Cases:
             "eval": lambda o: ["eval", "--checkpoint", c, "--data", d, "--out", o, "--quiet", "--threads", "1"],
             "logits": lambda o: ["logits", "--checkpoint", c, "--data", d, "--out", o, "--quiet", "--threads", "1"],
             "grad": lambda o: ["grad", "--checkpoint", c, "--data", d, "--out", o, "--quiet", "--threads", "1"],
+            "retrieve": lambda o: ["retrieve", "--checkpoint", c, "--data", d, "--limit", "8", "--bootstrap", "10",
+                                   "--alpha", "1", "--out", o, "--quiet", "--threads", "1"],
             "vae encode": lambda o: ["vae", "encode", "--checkpoint", v, "--data", d, "--out", o, "--quiet"],
             "vae eval": lambda o: ["vae", "eval", "--checkpoint", v, "--data", d, "--out", o, "--quiet"],
             "vae logits": lambda o: ["vae", "logits", "--checkpoint", v, "--data", d, "--out", o, "--quiet"],
