@@ -7,17 +7,24 @@ import RuleLensNumerics
 public enum SpecParser {
     static let topKeys = ["name", "claim", "study", "description", "vars", "quick", "sweep", "steps", "expect"]
 
-    public static func load(path: String) throws -> ExperimentSpec {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuleLensError("cannot read spec \(path)", fix: "check the path (specs live in Probes/; `rulelens run --list` lists them)")
-        }
+    /// Reads and parses the spec file at `path`: a regular file within `limits.specBytes` (a folder, a device or a
+    /// FIFO is refused before it is read).
+    public static func load(path: String, limits: SpecLimits = .standard) throws -> ExperimentSpec {
+        let data = try SpecFiles.contents(path, what: "spec", limit: limits.specBytes, limitName: "spec-bytes", limits: limits,
+                                          fix: "name a spec file, e.g. Probes/demo.yaml (`rulelens run --list` lists them)")
         guard let text = String(data: data, encoding: .utf8) else {
             throw RuleLensError("\(path) is not UTF-8 text", fix: "save the spec as UTF-8 YAML")
         }
-        return try parse(text, path: path)
+        return try parse(text, path: path, limits: limits)
     }
 
-    public static func parse(_ text: String, path: String) throws -> ExperimentSpec {
+    /// Parses a spec's text. Its size, its YAML aliases, its sweep and its expressions are bounded by `limits`
+    /// before anything of that size is built.
+    public static func parse(_ text: String, path: String, limits: SpecLimits = .standard) throws -> ExperimentSpec {
+        guard text.utf8.count <= limits.specBytes else {
+            throw limits.exceeded("spec-bytes", "\(path) has \(text.utf8.count) bytes", lessFix: "check that it is the right file")
+        }
+        try SpecYAMLBounds.check(text, path: path, limits: limits)
         let root: Yams.Node?
         do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
             throw RuleLensError("\(path): not valid YAML (\(yamlProblem(e)))", fix: "fix the YAML syntax at that line (indentation, a missing ':' or quote)")
@@ -64,6 +71,9 @@ public enum SpecParser {
         var sweep: [(key: String, values: [String])] = []
         var cases: [[(key: String, value: String)]]? = nil
         if let node = value("sweep"), case .list(let items, _) = node {
+            guard items.count <= limits.variants else {
+                throw limits.exceeded("variants", "\(path) line \(node.line): the sweep lists \(items.count) cases", lessFix: "list fewer cases")
+            }
             // A list of cases: each a mapping of variables to values (the same variables in every case).
             var list: [[(key: String, value: String)]] = []
             for item in items {
@@ -93,6 +103,20 @@ public enum SpecParser {
             if vars.contains(where: { $0.key == k }) { throw err(v.line, "\(k) is both a var and a sweep variable", "keep it in one place") }
             sweep.append((k, items.map { $0.scalar! }))
           }
+        }
+
+        if let node = value("sweep"), cases == nil {
+            let sizes = sweep.map(\.values.count)
+            let total = sizes.reduce(1) { total, n in
+                let (product, overflow) = total.multipliedReportingOverflow(by: n)
+                return overflow ? Int.max : product
+            }
+            guard total <= limits.variants else {
+                let count = total == Int.max ? "more than \(Int.max)" : String(total)
+                throw limits.exceeded("variants", "\(path) line \(node.line): the sweep makes \(count) variants"
+                                      + (sizes.count > 1 ? " (\(sizes.map(String.init).joined(separator: " × ")))" : ""),
+                                      lessFix: "sweep fewer values, or list just the cases you want (sweep: [{a: 1, b: 2}, …])")
+            }
         }
 
         guard let stepsNode = value("steps") else { throw err(1, "missing field steps", "add `steps:` with a list of steps such as `- data: {task: addition}`") }
@@ -179,8 +203,16 @@ public enum SpecParser {
                 default:
                     throw err(item.line, "an expect entry is an expression", "write e.g. `- eval.test.accuracy > 0.9`")
                 }
+                guard text.count <= limits.expressionLength else {
+                    throw limits.exceeded("expression-length", "\(path) line \(item.line): an expect: expression has \(text.count) characters",
+                                          lessFix: "split it into several expect: entries")
+                }
                 let expression: Expression
-                do { expression = try Expression.parse(text) } catch let e as ExpressionError {
+                do { expression = try Expression.parse(text, maxDepth: limits.expressionDepth) } catch let e as ExpressionError {
+                    if let limit = e.limit {
+                        throw limits.exceeded(limit, "\(path) line \(item.line): expression `\(text)` is \(e.problem) at column \(e.column)",
+                                              lessFix: "split it into several expect: entries")
+                    }
                     throw err(item.line, "malformed expression `\(text)`: \(e.problem) (column \(e.column))",
                               "expressions compare result paths and numbers, e.g. `eval.test.centre < eval.test.rim - 0.2`; see Probes/README.md")
                 }

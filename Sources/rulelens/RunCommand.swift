@@ -33,6 +33,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: """
         Run up to N of the sweep's variants at once, each in its own process (default 1: in turn). Faster for sweeps         of small models, which barely use a second thread; results can differ in the last bits from a run with other         thread counts.
         """) var jobs: Int = 1
+    @Option(help: ArgumentHelp(SpecLimits.help, valueName: "name=n")) var limit: [String] = []
     @Option(help: .hidden) var variant: Int?
     @Flag(help: "No progress lines.") var quiet = false
 
@@ -53,6 +54,7 @@ struct RunCommand: ParsableCommand {
         guard jobs >= 1 else { throw RuleLensError("--jobs \(jobs) is not a number of processes", fix: "give --jobs 1 or more (e.g. the number of cores)") }
         var o = RunOptions(specPath: spec)
         o.outDir = out; o.only = only; o.force = force; o.quick = quick; o.threads = threads; o.progress = !quiet
+        o.limits = try SpecLimits(settings: limit)
         o.jobs = jobs; o.executable = FileManager.default.fileExists(atPath: "/proc/self/exe")
             ? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path : CommandLine.arguments[0]
         let runner = ExperimentRunner(options: o)
