@@ -77,7 +77,7 @@ public enum RunFolders {
     static func checkConfined(_ path: String, under root: String, what: String) throws {
         let resolvedRoot = resolved(root), resolvedPath = resolved(path)
         guard resolvedPath == resolvedRoot || resolvedPath.hasPrefix(resolvedRoot == "/" ? "/" : resolvedRoot + "/") else {
-            throw RuleLensError("\(what) \(path) resolves to \(resolvedPath), outside the run folder \(resolvedRoot)",
+            throw RuleLensError("\(what) \(path), outside the run folder \(root)" + (resolvedPath == path ? "" : " (it resolves to \(resolvedPath))"),
                                 fix: "a step writes only inside --out: write paths under ${out}, and do not link folders inside the run folder to elsewhere")
         }
     }

@@ -62,7 +62,7 @@ public struct RunPlan {
                 var options = StepOptions(kind: s.kind, id: s.id, specPath: spec.path, values: values, line: s.line)
                 if quick { type.quick(&options) }
                 try RunPlan.typeCheck(options, type)
-                try RunFolders.checkConfined(dir, under: outDir, what: "step \(s.id)'s folder")
+                try RunFolders.checkConfined(dir, under: outDir, what: "\(spec.path) line \(s.line): step \(s.id) would write its folder")
                 let invocation = try type.prepare(options, dir)
                 for output in invocation.outputs {
                     try RunFolders.checkConfined(output, under: outDir, what: "\(spec.path) line \(s.line): step \(s.id) writes")
@@ -97,6 +97,14 @@ public struct RunPlan {
             }
         }
         return node
+    }
+
+    /// The plan in words: each variant's folder and each step's command line.
+    public var outline: [String] {
+        ["run \(spec.name): \(variants.count) variant\(variants.count == 1 ? "" : "s") × \(spec.steps.count) steps → \(outDir)"]
+            + variants.flatMap { v in
+                ["variant \(v.variant.id): \(v.dir)"] + v.steps.map { "  \($0.spec.id): " + $0.invocation.command.replacingOccurrences(of: "\n", with: " ") }
+            }
     }
 
     /// Replaces `${name}` in scalars. A scalar that is exactly `${name}` takes the variable's whole value (a list stays a list).

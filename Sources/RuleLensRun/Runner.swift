@@ -90,8 +90,8 @@ public final class ExperimentRunner {
         "runs/" + ((spec.path as NSString).lastPathComponent as NSString).deletingPathExtension + (quick ? "-quick" : "")
     }
 
-    public func run() throws -> RunSummary {
-        let started = ProgressLine.now()
+    /// Reads the spec and plans the run, writing nothing (what `rulelens run --dry-run` prints).
+    public func plan() throws -> RunPlan {
         let spec = try SpecParser.load(path: options.specPath, limits: options.limits)
         let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
         // Threads first: each verb step's command line names the count it runs with.
@@ -100,6 +100,13 @@ public final class ExperimentRunner {
         if let only = options.only, !spec.steps.contains(where: { $0.id == only }) {
             throw RuleLensError("--only \(only): the spec has no step with that id", fix: "step ids: \(spec.steps.map(\.id).joined(separator: ", "))")
         }
+        return plan
+    }
+
+    public func run() throws -> RunSummary {
+        let started = ProgressLine.now()
+        let plan = try plan()
+        let spec = plan.spec, outDir = plan.outDir
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         // With --jobs, child processes bring every variant up to date first; the loop below then finds each step's

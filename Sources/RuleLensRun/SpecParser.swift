@@ -61,6 +61,11 @@ public enum SpecParser {
             return pairs
         }
 
+        for key in ["study", "description"] {
+            if let node = value(key), node.scalar == nil {
+                throw err(node.line, "\(key) must be text", "write `\(key): …` as text (a list or a mapping is not shown anywhere)")
+            }
+        }
         let name = try requiredText("name")
         let claim = try requiredText("claim")
         let vars = try mapPairs("vars")
