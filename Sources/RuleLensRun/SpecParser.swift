@@ -184,6 +184,10 @@ public enum SpecParser {
             if vars.contains(where: { $0.key == id }) || sweep.contains(where: { $0.key == id }) || id == "out" {
                 throw err(line, "step id \(id) is also a variable name", "rename the step (`id: …`) or the variable")
             }
+            // A step's folder is OUT/ID (without a sweep), beside the report's OUT/report: the two must not meet.
+            if id == "report" {
+                throw err(line, "step id report would share its folder with the run's report (OUT/report)", "give the step another id (`id: …`)")
+            }
             steps.append(StepSpec(kind: kind, id: id, options: kept, quickOptions: quick, line: line))
         }
 

@@ -416,6 +416,7 @@ def unknown_keys(tally, root: Path):
         "step id twice": HEAD + "steps:\n  - data: {task: syllogism}\n  - data: {task: syllogism}\n",
         "step id is a var": HEAD + "vars:\n  data: 1\n" + STEP,
         "step id out": HEAD + "steps:\n  - data: {task: syllogism, id: out}\n",
+        "step id report (the report's folder)": HEAD + "steps:\n  - data: {task: syllogism, count: 4, id: report}\n",
         "var not an identifier": HEAD + "vars:\n  a-b: 1\n" + STEP,
         "sweep var also a var": HEAD + "vars:\n  s: 1\nsweep:\n  s: [a]\n" + STEP,
         "sweep cases differ": HEAD + "sweep:\n  - {s: a}\n  - {t: b}\n" + STEP,
