@@ -56,7 +56,7 @@ public enum SpecParser {
             if case .scalar("", _) = node { return [] }
             guard case .map(let pairs, _) = node else { throw err(node.line, "\(key) must be a mapping (name: value)", "write `\(key):` followed by indented `name: value` lines") }
             for (k, _) in pairs where !isIdentifier(k) {
-                throw err(node.line, "\(key) name \(k) is not a plain identifier", "use letters, digits and _ (it is referred to as ${\(k)})")
+                throw err(node.line, "\(key) name \(k) is not a plain identifier", "use up to 64 letters, digits and _ (it is referred to as ${\(k)})")
             }
             return pairs
         }
@@ -86,7 +86,7 @@ public enum SpecParser {
                     throw err(item.line, "a sweep case is a mapping of variables to values", "write `- {task: addition, ctx: 16}`")
                 }
                 for (k, v) in pairs where vars.contains(where: { $0.key == k }) || !isIdentifier(k) {
-                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use letters, digits and _")
+                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use up to 64 letters, digits and _")
                 }
                 if let first = list.first, Set(first.map(\.key)) != Set(pairs.map(\.key)) {
                     throw err(item.line, "every sweep case must set the same variables (\(first.map(\.key).joined(separator: ", ")))", "add the missing ones")
@@ -153,7 +153,7 @@ public enum SpecParser {
                 switch key {
                 case "id":
                     guard let s = v.scalar, isIdentifier(s) else {
-                        throw err(v.line, "step id \(v.commandLineText) is not a plain identifier", "use letters, digits and _ (expectations read it as ID.key)")
+                        throw err(v.line, "step id \(v.commandLineText) is not a plain identifier", "use up to 64 letters, digits and _ (expectations read it as ID.key)")
                     }
                     id = s
                 case "quick":
@@ -247,8 +247,9 @@ public enum SpecParser {
                               path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: expects, source: text)
     }
 
+    /// Letters, digits and `_`, not starting with a digit, at most 64 characters (ids and variables name folders).
     static func isIdentifier(_ s: String) -> Bool {
-        guard let f = s.first, f.isLetter || f == "_" else { return false }
+        guard let f = s.first, f.isLetter || f == "_", s.count <= 64 else { return false }
         return s.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
     }
 

@@ -418,6 +418,8 @@ def unknown_keys(tally, root: Path):
         "step id out": HEAD + "steps:\n  - data: {task: syllogism, id: out}\n",
         "step id report (the report's folder)": HEAD + "steps:\n  - data: {task: syllogism, count: 4, id: report}\n",
         "var not an identifier": HEAD + "vars:\n  a-b: 1\n" + STEP,
+        "step id of 300 characters": HEAD + "steps:\n  - data: {task: syllogism, id: " + "x" * 300 + "}\n",
+        "sweep variable of 300 characters": HEAD + "sweep:\n  " + "x" * 300 + ": [a]\n" + STEP,
         "sweep var also a var": HEAD + "vars:\n  s: 1\nsweep:\n  s: [a]\n" + STEP,
         "sweep cases differ": HEAD + "sweep:\n  - {s: a}\n  - {t: b}\n" + STEP,
         "missing name": "claim: c\n" + STEP,
