@@ -28,9 +28,11 @@ public indirect enum Expression: Equatable, Sendable {
     /// Aggregates that compare intervals: they need at least two values.
     static let intervalFunctions: Set<String> = ["ci_low", "ci_high", "sd"]
 
-    /// Parses `text`; errors give the column and what was expected.
-    public static func parse(_ text: String) throws -> Expression {
+    /// Parses `text`; errors give the column and what was expected. Nesting deeper than `maxDepth` (parentheses,
+    /// calls, unary `-` and `not`) is refused, so that the parser's recursion cannot overflow the stack.
+    public static func parse(_ text: String, maxDepth: Int = SpecLimits.standard.expressionDepth) throws -> Expression {
         var p = ExpressionParser(text: text)
+        p.maxDepth = maxDepth
         let e = try p.parseOr()
         if let t = p.peek {
             throw p.error(t.text == "=" ? "'=' is not a comparison (use ==)" : "unexpected '\(t.text)'", at: t.offset)
@@ -105,6 +107,8 @@ public indirect enum Expression: Equatable, Sendable {
 public struct ExpressionError: Error, CustomStringConvertible, Sendable {
     public let problem: String
     public let column: Int
+    /// The `SpecLimits` name when the expression went past a limit (then raising it is a fix).
+    public var limit: String? = nil
     public var description: String { "\(problem) at column \(column)" }
 }
 
@@ -119,6 +123,9 @@ struct ExpressionParser {
     let tokens: [ExpressionToken]
     var index = 0
     var lexError: ExpressionError?
+    /// Current nesting and its bound (see `Expression.parse`).
+    var depth = 0
+    var maxDepth = SpecLimits.standard.expressionDepth
 
     init(text: String) {
         var out: [ExpressionToken] = []
@@ -190,6 +197,16 @@ struct ExpressionParser {
         }
     }
 
+    /// Enters one level of nesting at `offset`; the caller leaves it with `depth -= 1`.
+    mutating func enter(at offset: Int?) throws {
+        depth += 1
+        guard depth <= maxDepth else {
+            var e = error("nested too deeply (parentheses, function calls, - and not)", at: offset)
+            e.limit = "expression-depth"
+            throw e
+        }
+    }
+
     mutating func parseOr() throws -> Expression {
         if let lexError { throw lexError }
         var e = try parseAnd()
@@ -204,7 +221,7 @@ struct ExpressionParser {
     }
 
     mutating func parseNot() throws -> Expression {
-        if accept("not") { return .unary("not", try parseNot()) }
+        if accept("not") { try enter(at: peek?.offset); defer { depth -= 1 }; return .unary("not", try parseNot()) }
         return try parseComparison()
     }
 
@@ -238,7 +255,11 @@ struct ExpressionParser {
     }
 
     mutating func parseUnary() throws -> Expression {
-        if let t = peek, t.kind == .op, t.text == "-" { index += 1; return .unary("-", try parseUnary()) }
+        if let t = peek, t.kind == .op, t.text == "-" {
+            index += 1
+            try enter(at: t.offset); defer { depth -= 1 }
+            return .unary("-", try parseUnary())
+        }
         return try parsePrimary()
     }
 
@@ -251,6 +272,7 @@ struct ExpressionParser {
         case .string:
             return .string(t.text)
         case .punct where t.text == "(":
+            try enter(at: t.offset); defer { depth -= 1 }
             let e = try parseOr()
             try expect(")")
             return e
@@ -259,6 +281,7 @@ struct ExpressionParser {
             if t.text == "false" { return .bool(false) }
             if ["and", "or", "not"].contains(t.text) { throw error("'\(t.text)' where a value was expected", at: t.offset) }
             if accept("(") {
+                try enter(at: t.offset); defer { depth -= 1 }
                 guard Expression.functions.contains(t.text) else {
                     throw error("unknown function \(t.text) (known: \(Expression.functions.sorted().joined(separator: ", ")))", at: t.offset)
                 }

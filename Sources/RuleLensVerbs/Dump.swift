@@ -50,7 +50,7 @@ public enum DumpVerb: Verb {
         @Flag(help: "Continue an incomplete output file (same checkpoint, data, hooks and positions).")
         public var resume = false
         @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
-        public var exportNpy: String?
+        public var exportNpy: OutputPath?
         @Option(help: "Folder to write acts.h5 into (created), or the HDF5 file itself (a path ending in .h5).")
         public var out: String
         @OptionGroup(title: "Runtime") public var runtime: RuntimeOptions
@@ -133,7 +133,7 @@ public enum DumpVerb: Verb {
         options.force = a.runtime.force
         options.resume = a.resume
         options.progress = ctx.progress.isEnabled
-        options.exportNPY = a.exportNpy
+        options.exportNPY = a.exportNpy?.path
         let summary: DumpSummary
         if ctx.inSpec {
             summary = try Jobs.dump(options)

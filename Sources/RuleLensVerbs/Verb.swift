@@ -156,13 +156,27 @@ public struct InputPath: ExpressibleByArgument, Sendable, Hashable, CustomString
     public var description: String { path }
 }
 
+/// A file or folder a verb writes besides its output option (`--export-npy DIR`). Typed, so the spec runner finds
+/// every path a step writes from the parsed arguments, and keeps each inside the run folder.
+public struct OutputPath: ExpressibleByArgument, Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public init(_ path: String) { self.path = path }
+    public init?(argument: String) { path = argument }
+    public var description: String { path }
+}
+
 /// Every `InputPath` inside a parsed value (option groups included), found by reflection.
-public func inputPaths(in value: Any) -> [String] {
+public func inputPaths(in value: Any) -> [String] { reflectedPaths(in: value) { ($0 as? InputPath)?.path } }
+
+/// Every `OutputPath` inside a parsed value (option groups included), found by reflection.
+public func outputPaths(in value: Any) -> [String] { reflectedPaths(in: value) { ($0 as? OutputPath)?.path } }
+
+/// The paths `path(of:)` finds in `value` and its children (arrays and optionals included), 8 levels deep at most.
+func reflectedPaths(in value: Any, _ path: (Any) -> String?) -> [String] {
     var found: [String] = []
     func walk(_ v: Any, depth: Int) {
         guard depth < 8 else { return }
-        if let p = v as? InputPath { found.append(p.path); return }
-        if let ps = v as? [InputPath] { found += ps.map(\.path); return }
+        if let p = path(v) { found.append(p); return }
         for child in Mirror(reflecting: v).children { walk(child.value, depth: depth + 1) }
     }
     walk(value, depth: 0)
