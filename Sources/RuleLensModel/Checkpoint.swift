@@ -94,7 +94,7 @@ public enum Checkpoint {
         files.append((configFile, configData))
         if let vocab {
             files.append((vocabFile, try sortedJSON(vocab)))
-            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx, modelType: "gpt2")   // tokenizer.json for AutoTokenizer
         }
         for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
         var meta = metadata

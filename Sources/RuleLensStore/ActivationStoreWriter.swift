@@ -23,12 +23,15 @@ public final class ActivationStoreWriter {
     /// write path.
     private var directChunks: [String: (rows: Int, level: Int)] = [:]
     private var meta: [String: (spec: MetaColumnSpec, dataset: HDF5Dataset)] = [:]
+    /// The file's named dimensions (root-level HDF5 dimension scales shared by /acts and /meta).
+    private var dimensions: HDF5Dimensions
     /// Rows appended to each dataset in the current batch (all must agree at endBatch).
     private var batchRows: [String: Int] = [:]
     private var finished = false
 
-    private init(path: String, file: HDF5File, header: ActivationStoreHeader, examplesWritten: Int) {
+    private init(path: String, file: HDF5File, header: ActivationStoreHeader, examplesWritten: Int, dimensions: HDF5Dimensions) {
         self.path = path; self.file = file; self.header = header; self.examplesWritten = examplesWritten
+        self.dimensions = dimensions
     }
 
     /// Rows per chunk for a row of `rowBytes`: the batch size, capped so a chunk stays near 4 MiB.
@@ -44,7 +47,8 @@ public final class ActivationStoreWriter {
             throw RuleLensError("\(path) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
         }
         let file = try HDF5File.create(path, overwrite: overwrite)
-        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: 0)
+        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: 0,
+                                           dimensions: HDF5Dimensions(file: file))
         do {
             try file.setAttribute("format", ActivationStoreFormat.name)
             try file.setAttribute("format_version", ActivationStoreFormat.version)
@@ -75,6 +79,7 @@ public final class ActivationStoreWriter {
                                                 gzip: isString && column.width == nil ? nil : gzip,
                                                 cacheBytes: 2 * rows * rowBytes + (1 << 20),
                                                 stringWidth: isString ? column.width : nil)
+                try writer.dimensions.attach(ds, dims: column.dims, shape: [0] + inner)
                 writer.meta[column.name] = (column, ds)
             }
             for site in sites {
@@ -85,6 +90,7 @@ public final class ActivationStoreWriter {
                                                 chunk: [rows] + site.rowShape, gzip: gzip,
                                                 cacheBytes: 2 * rows * rowBytes + (1 << 20))
                 try ds.setAttribute("dims", (["example"] + site.rowDims).joined(separator: ","))
+                try writer.dimensions.attach(ds, dims: [HDF5Dimensions.example] + site.rowDims, shape: [0] + site.rowShape)
                 try ds.setAttribute("position", header.positions)
                 writer.acts[site.name] = (site, ds)
                 writer.directChunks[site.name] = (rows, gzip)
@@ -140,7 +146,8 @@ public final class ActivationStoreWriter {
             }
         }
         let written = try file.intAttribute("examples_written")
-        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: written)
+        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: written,
+                                           dimensions: try HDF5Dimensions(reopening: file))
         for column in meta {
             let name = "\(ActivationStoreFormat.metaGroup)/\(column.name)"
             let ds = try file.openDataset(name, cacheBytes: 8 << 20)
@@ -158,6 +165,7 @@ public final class ActivationStoreWriter {
         // Rows past the last flush may be partial: cut every dataset back to the flushed count.
         for (_, entry) in writer.meta { try entry.dataset.resize(rows: written) }
         for (_, entry) in writer.acts { try entry.dataset.resize(rows: written) }
+        try writer.dimensions.setExamples(written)
         try file.flush()
         return writer
     }
@@ -288,6 +296,7 @@ public final class ActivationStoreWriter {
         }
         batchRows = [:]
         examplesWritten += count
+        try dimensions.setExamples(examplesWritten)
         if flush { try checkpoint() }
     }
 
