@@ -103,3 +103,17 @@ def test_ncdump_reads_every_dataset_with_names(dumps):
 def test_dump_info_verify_follows_the_dimension_references(dumps):
     proc = run_rulelens("dump-info", "--verify", dumps["all"])
     assert "verified:" in proc.stdout
+
+
+def test_documented_hugging_face_datasets_line_loads_a_dump(dumps):
+    """docs/hooks-and-store.md's `datasets` line, run as written: one row per example, strings as str."""
+    import re
+    import datasets
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "hooks-and-store.md").read_text()
+    [line] = re.findall(r"`(datasets\.Dataset\.from_dict\(.*\))`", doc)
+    ds = eval(line, {"datasets": datasets, "h5py": h5py, "path": str(dumps["all"])})
+    assert ds.num_rows == len(ROWS) and ds[1]["prompt"] == ROWS[1]["prompt"] and ds[1]["rule"] == ROWS[1]["rule"]
+    with h5py.File(dumps["all"], "r") as f:
+        np.testing.assert_array_equal(np.asarray(ds[2]["blocks.1.hook_resid_post"], dtype=np.float32),
+                                      f["acts/blocks.1.hook_resid_post"][2])
