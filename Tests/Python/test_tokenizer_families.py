@@ -3,7 +3,8 @@
 For each family (gpt2, llama, qwen2) with the character vocabulary, and for BPE runs fine-tuned from a Hugging Face
 folder (GPT-2, Llama 3 and Qwen2 tokenizers trained here): `AutoTokenizer.from_pretrained(run)(text)` gives
 `[bos] + rulelens tokenize` (the tokenizer's own post-processor adds the bos, as RuleLens's model input has it), the
-text decodes back, and `pipeline("text-generation")` / `model.generate` answer what `rulelens eval` answers. Without
+text decodes back, `pipeline("text-generation")` / `model.generate` answer what `rulelens eval` answers, and
+TransformerLens's `to_tokens` gives the same ids. Without
 the fix a Qwen2 character run loads as `Qwen2Tokenizer`, which drops every space, and no tokenizer adds `<bos>`.
 """
 import json
@@ -80,6 +81,16 @@ def test_character_runs_load_with_rulelens_ids_and_answers(tmp_path, family):
     assert len(tok) == 99                                    # no unk or other token added after the vocabulary
     predictions = check_answers(run, test_data, tmp_path)
     assert any(p["prediction"] for p in predictions)
+    # TransformerLens boots the folder with its tokenizer: to_tokens gives RuleLens's ids, <bos> once. Its Qwen2
+    # adapter fixes default_prepend_bos = False (real Qwen2 models have no bos) and strips the tokenizer's: a RuleLens
+    # Qwen2 run, trained with <bos>, needs the one documented line.
+    from transformer_lens.model_bridge import TransformerBridge
+    bridge = TransformerBridge.boot_transformers(str(run), device="cpu")
+    if family == "qwen2":
+        assert bridge.to_tokens(TEXTS[1])[0].tolist() == rulelens_ids(run, TEXTS[1:2])[0]
+        bridge.cfg.default_prepend_bos = True
+    for text, ids in zip(TEXTS, rulelens_ids(run, TEXTS)):
+        assert bridge.to_tokens(text)[0].tolist() == [1] + ids, text
 
 
 def hf_base(kind, folder):
@@ -121,3 +132,25 @@ def test_bpe_runs_load_with_rulelens_ids_and_answers(tmp_path, family):
     assert {k: v for k, v in saved.items() if k != "post_processor"} == {k: v for k, v in original.items() if k != "post_processor"}
     check_ids(run, bos_id=eos)
     check_answers(run, test_data, tmp_path)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_a_character_vocabulary_beyond_ascii_loads_with_rulelens_ids(tmp_path, family):
+    """Characters of 2, 3 and 4 UTF-8 bytes: their bytes merge back into the character's own id (the bytes and partial
+    characters take ids after the vocabulary, which a text RuleLens can encode never yields)."""
+    base = tmp_path / "base"
+    run_rulelens("train", "--data", write_jsonl(tmp_path / "a.jsonl", addition(20, 0)), "--out", base, *ARCH[family],
+                 "--layers", 1, "--heads", 2, "--d-model", 16, "--ctx", 40, "--steps", 1, "--batch", 4, "--quiet")
+    vocab = json.loads((base / "vocab.json").read_text())
+    for old, new in [("~", "é"), ("|", "日"), ("}", "🎉"), ("{", "ß")]:
+        vocab[new] = vocab.pop(old)
+    (base / "vocab.json").write_text(json.dumps(vocab))
+    data = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "日? é🎉ß", "target": "é"}])
+    run = tmp_path / "run"
+    run_rulelens("train", "--data", data, "--init-from", base, "--out", run, "--steps", 1, "--batch", 1, "--quiet", "--no-verify")
+    tok = AutoTokenizer.from_pretrained(str(run))
+    text = "é日🎉 ß a日é 🎉🎉"
+    [ids] = rulelens_ids(run, [text])
+    assert tok(text)["input_ids"] == [1] + ids
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
+    assert max(ids) < len(vocab) < len(tok)
