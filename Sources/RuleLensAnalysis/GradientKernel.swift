@@ -77,25 +77,35 @@ public enum GradientKernel {
         }
     }
 
-    /// The blocks of a GPT-2 or a Llama/Qwen2-family model, from its tensor names: per layer, attention QKV
-    /// (`self_attn.{q,k,v}_proj`, with their biases where the model has them), attention output (`o_proj`), FFN in
-    /// (`mlp.gate_proj` + `mlp.up_proj`: both read the block's input) and FFN out (`mlp.down_proj`).
+    /// Per family (pyvene-style table, Hugging Face tensor names): the prefix of layer `l`'s tensors and the modules
+    /// that make each block kind. FFN in holds every matrix that reads the block's input (`gate_proj` + `up_proj`).
+    static let blockTables: [(family: String, layerPrefix: (Int) -> String, kinds: [(kind: String, modules: [String])])] = [
+        ("gpt2", { "transformer.h.\($0)." },
+         [("attn_qkv", ["attn.c_attn"]), ("attn_out", ["attn.c_proj"]), ("ffn_in", ["mlp.c_fc"]), ("ffn_out", ["mlp.c_proj"])]),
+        ("llama/qwen2", { "model.layers.\($0)." },
+         [("attn_qkv", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]), ("attn_out", ["self_attn.o_proj"]),
+          ("ffn_in", ["mlp.gate_proj", "mlp.up_proj"]), ("ffn_out", ["mlp.down_proj"])]),
+    ]
+
+    /// The blocks of any model whose tensors follow one of `blockTables`' families (GPT-2, Llama, Qwen2), read from its
+    /// tensor names: per layer attention QKV, attention output, FFN in and FFN out, each with the weights and the
+    /// biases the model has.
     public static func blocks(for model: any LanguageModel) throws -> [Block] {
-        if let gpt = model as? GPT { return blocks(for: gpt.config) }
         let names = Set(model.parameterTensors.map(\.name))
-        let layers = (0...).prefix { names.contains("model.layers.\($0).self_attn.q_proj.weight") }.count
-        guard layers > 0 else {
-            throw RuleLensError("probe ntk knows the parameter blocks of GPT-2 and the Llama/Qwen2 family, not of this \(model.architecture) model",
-                                fix: "run probe ntk on a gpt2, llama or qwen2 checkpoint, or `rulelens grad` for every tensor's gradient")
+        for table in blockTables {
+            let first = table.kinds[0].modules[0] + ".weight"
+            let layers = (0...).prefix { names.contains(table.layerPrefix($0) + first) }.count
+            guard layers > 0 else { continue }
+            return (0..<layers).flatMap { l -> [Block] in
+                let p = table.layerPrefix(l)
+                return table.kinds.map { kind in
+                    Block(layer: l, kind: kind.kind,
+                          tensors: kind.modules.flatMap { [p + $0 + ".weight", p + $0 + ".bias"] }.filter(names.contains))
+                }
+            }
         }
-        return (0..<layers).flatMap { l -> [Block] in
-            let p = "model.layers.\(l)."
-            func present(_ tensors: [String]) -> [String] { tensors.flatMap { [p + $0 + ".weight", p + $0 + ".bias"] }.filter(names.contains) }
-            return [Block(layer: l, kind: "attn_qkv", tensors: present(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"])),
-                    Block(layer: l, kind: "attn_out", tensors: present(["self_attn.o_proj"])),
-                    Block(layer: l, kind: "ffn_in", tensors: present(["mlp.gate_proj", "mlp.up_proj"])),
-                    Block(layer: l, kind: "ffn_out", tensors: present(["mlp.down_proj"]))]
-        }
+        throw RuleLensError("probe ntk knows the parameter blocks of \(blockTables.map(\.family).joined(separator: " and ")), not of this \(model.architecture) model",
+                            fix: "run probe ntk on a gpt2, llama or qwen2 checkpoint, or `rulelens grad` for every tensor's gradient")
     }
 
     /// Measures every block over `sequences` labelled by `rules`. `progress(done, total)` is called after each example.

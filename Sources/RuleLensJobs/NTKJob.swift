@@ -8,6 +8,8 @@ import RuleLensTasks
 
 /// Options of `rulelens probe ntk`: per-parameter-block gradient similarity within vs between rules.
 public struct NTKOptions {
+    /// Where the per-example progress goes (a disabled line prints nothing).
+    public var progress = ProgressLine()
     /// Checkpoint folder (`rulelens train --out`).
     public var checkpoint: String
     /// Labelled examples (JSON Lines).
@@ -63,7 +65,7 @@ extension ProbeJob {
         chosen.sort()
         let picked = chosen.map { examples[$0] }
         let labels = Labels(strings: picked.map { ruleOf($0)! })
-        let counter = ProgressCounter(progressLine, label: "ntk:", total: picked.count)
+        let counter = ProgressCounter(o.progress, label: "ntk:", total: picked.count)
         let onExample: (Int, Int) -> Void = { done, _ in counter.update(done) }
         let results: [GradientKernel.BlockSimilarity]
         if let vae {

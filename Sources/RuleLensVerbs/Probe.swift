@@ -180,6 +180,7 @@ public enum ProbeVerb: Verb {
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
         let target = try OutputTarget(a.out, file: "probe.h5", picture: "plot.svg")
         var o = ProbeOptions(file: a.file.path, sites: a.site, label: a.label)
+        o.progress = ctx.progress
         if let position = a.position { o.position = try PositionSelector(parsing: position); o.positionGiven = true }
         o.out = target.file; o.plot = target.picture; o.overwrite = a.runtime.force; o.seed = a.seed
         o.components = a.components; o.method = a.solver == .svd ? .svd : .covariance; o.chunkRows = a.chunkRows
@@ -306,6 +307,7 @@ public enum NTKVerb: Verb {
         }
         let target = try OutputTarget(a.out, file: "ntk.h5", picture: "ntk.svg")
         var n = NTKOptions(checkpoint: a.checkpoint.path, data: data)
+        n.progress = ctx.progress
         n.label = a.label.rawValue; n.maxPerRule = a.maxPerRule; n.lossOn = a.lossOn; n.seed = a.seed
         n.out = target.file; n.plot = target.picture; n.overwrite = a.runtime.force
         let report = try ProbeJob.ntk(n)
