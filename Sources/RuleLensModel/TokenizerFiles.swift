@@ -17,7 +17,7 @@ import RuleLensNumerics
 /// - a `TemplateProcessing` post-processor that puts `<bos>` first, as RuleLens's model input has it, so the default
 ///   `tokenizer(text)` and `pipeline` see RuleLens's ids (`add_special_tokens=False` gives the bare text's ids).
 /// A BPE tokenizer read from a `tokenizer.json` keeps its file, with the same post-processor for its bos token
-/// (`bpeFiles(_:bosTokenID:modelType:)`).
+/// (`bpeFiles(_:bosTokenID:modelType:nCtx:)`).
 /// `tokenizer_config.json` names the class (`Qwen2Tokenizer` for qwen2 runs, which transformers picks for that model
 /// type anyway; `PreTrainedTokenizerFast` otherwise), the special tokens, `add_bos_token` and `unk_token: null`.
 public enum TokenizerFiles {

@@ -76,6 +76,9 @@ def test_character_runs_load_with_rulelens_ids_and_answers(tmp_path, family):
     run = tmp_path / "run"
     run_rulelens("train", "--data", train_data, "--out", run, *ARCH[family], "--layers", 2, "--heads", 2, "--d-model", 32,
                  "--ctx", 80, "--steps", 150, "--batch", 32, "--lr", 1e-2, "--warmup", 5, "--seed", 0, "--quiet")
+    # config.json writes the norm epsilon as the decimal that was meant (not the widened Float 9.999999747e-06).
+    config = json.loads((run / "config.json").read_text())
+    assert config["layer_norm_epsilon" if family == "gpt2" else "rms_norm_eps"] == (1e-05 if family == "gpt2" else 1e-06)
     tok = check_ids(run, bos_id=1)
     assert type(tok).__name__ == ("Qwen2Tokenizer" if family == "qwen2" else "TokenizersBackend")
     assert len(tok) == 99                                    # no unk or other token added after the vocabulary
