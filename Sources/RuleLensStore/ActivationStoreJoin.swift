@@ -86,7 +86,13 @@ public enum ActivationStoreJoin {
                         sources.append(HDF5VirtualSource(file: names[i], dataset: "/" + full, rows: rows[i]))
                     }
                     let vds = try out.createVirtualDataset(full, like: first, rowShape: rowShape, sources: sources)
-                    try vds.copyAttributes(from: first, skipping: HDF5Dataset.dimensionScaleAttributes)
+                    try vds.copyAttributes(from: first, skipping: HDF5Dataset.dimensionScaleAttributes.union([HDF5Dataset.stringChecksumAttribute]))
+                    if first.type == .string {
+                        // The joined column's checksum, from each shard's strings (read checked against the shard's own).
+                        var fingerprint = Fingerprint()
+                        for f in files { HDF5Dataset.stringChecksum(try f.openDataset(full).readStrings(), into: &fingerprint) }
+                        try vds.setAttribute(HDF5Dataset.stringChecksumAttribute, "\(total):\(fingerprint.hex)")
+                    }
                     let names = try first.dimensionScaleNames().compactMap { $0 }
                     if names.count == rowShape.count + 1 {       // shards written before dimension scales have none
                         try dimensions.attach(vds, dims: names, shape: [total] + rowShape)

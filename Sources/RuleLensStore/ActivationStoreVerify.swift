@@ -71,12 +71,8 @@ extension ActivationStoreReader {
                 guard rows >= count else { throw fail("\(prefix)\(name) has \(rows) rows, fewer than the \(count) examples") }
                 let rowElements = shape.dropFirst().reduce(1, *)
                 if ds.type == .string {
-                    var start = 0
-                    while start < rows {
-                        let n = min(4096, rows - start)
-                        v.values += try ds.readStrings(start: start, count: n).count
-                        start += n
-                    }
+                    // In one read, so the column's checksum (of the strings in HDF5's global heap) is checked.
+                    v.values += try ds.readStrings(start: 0, count: count).count
                 } else {
                     let block = max(1, min(rows, (16 << 20) / max(1, 4 * rowElements)))
                     let buffer = FloatBuffer(count: block * rowElements)

@@ -25,6 +25,8 @@ public final class ActivationStoreWriter {
     private var meta: [String: (spec: MetaColumnSpec, dataset: HDF5Dataset)] = [:]
     /// The file's named dimensions (root-level HDF5 dimension scales shared by /acts and /meta).
     private var dimensions: HDF5Dimensions
+    /// Running checksum and row count of each string column (`HDF5Dataset.stringChecksumAttribute`).
+    private var stringChecksums: [String: (fingerprint: Fingerprint, rows: Int)] = [:]
     /// Rows appended to each dataset in the current batch (all must agree at endBatch).
     private var batchRows: [String: Int] = [:]
     private var finished = false
@@ -76,7 +78,10 @@ public final class ActivationStoreWriter {
                 let rows = min(4096, max(256, chunkRows(rowBytes: rowBytes, batch: batch)))
                 let ds = try file.createDataset("\(ActivationStoreFormat.metaGroup)/\(column.name)", type: column.type, shape: [0] + inner,
                                                 maxDims: [nil] + inner, chunk: [rows] + inner,
-                                                gzip: isString && column.width == nil ? nil : gzip,
+                                                // Variable-length strings too: their chunks hold the heap references,
+                                                // and a damaged compressed chunk fails zlib's Adler-32 check instead of
+                                                // sending HDF5 after a garbage length.
+                                                gzip: gzip,
                                                 cacheBytes: 2 * rows * rowBytes + (1 << 20),
                                                 stringWidth: isString ? column.width : nil)
                 try writer.dimensions.attach(ds, dims: column.dims, shape: [0] + inner)
@@ -166,6 +171,11 @@ public final class ActivationStoreWriter {
         for (_, entry) in writer.meta { try entry.dataset.resize(rows: written) }
         for (_, entry) in writer.acts { try entry.dataset.resize(rows: written) }
         try writer.dimensions.setExamples(written)
+        for (name, entry) in writer.meta where entry.spec.type == .string {
+            var fingerprint = Fingerprint()
+            HDF5Dataset.stringChecksum(try entry.dataset.readStrings(start: 0, count: written), into: &fingerprint)
+            writer.stringChecksums[name] = (fingerprint, written)
+        }
         try file.flush()
         return writer
     }
@@ -283,6 +293,10 @@ public final class ActivationStoreWriter {
         let start = examplesWritten + (batchRows["meta/" + column] ?? 0)
         try entry.dataset.resize(rows: start + strings.count)
         try entry.dataset.writeStrings(start: start, strings)
+        var checksum = stringChecksums[column] ?? (Fingerprint(), 0)
+        HDF5Dataset.stringChecksum(strings, into: &checksum.fingerprint)
+        checksum.rows += strings.count
+        stringChecksums[column] = checksum
         try noteRows("meta/" + column, strings.count)
     }
 
@@ -303,6 +317,9 @@ public final class ActivationStoreWriter {
     /// Records `examples_written` and flushes the file to disk.
     public func checkpoint() throws {
         try file.setAttribute("examples_written", examplesWritten)
+        for (column, checksum) in stringChecksums {
+            try meta[column]?.dataset.setAttribute(HDF5Dataset.stringChecksumAttribute, "\(checksum.rows):\(checksum.fingerprint.hex)")
+        }
         try file.flush()
     }
 

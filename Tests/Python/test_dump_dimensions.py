@@ -117,3 +117,22 @@ def test_documented_hugging_face_datasets_line_loads_a_dump(dumps):
     with h5py.File(dumps["all"], "r") as f:
         np.testing.assert_array_equal(np.asarray(ds[2]["blocks.1.hook_resid_post"], dtype=np.float32),
                                       f["acts/blocks.1.hook_resid_post"][2])
+
+
+def test_a_damaged_string_in_the_heap_is_an_error_not_a_different_label(dumps, tmp_path):
+    """Variable-length strings live in HDF5's global heap, outside any compressed chunk: the column checksum catches a
+    changed byte there (a probe would otherwise group by a silently different label)."""
+    data = bytearray(dumps["answer"].read_bytes())
+    at = data.find("Barbara ünï".encode())
+    assert at > 0
+    data[at] ^= 0x01                                              # "Barbara" -> "Carbara"
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(data))
+    with h5py.File(bad, "r") as f:                                # h5py reads it, silently changed
+        assert f["meta/rule"].asstr()[1] == "Carbara ünï"
+        assert f["meta/rule"].attrs["utf8_fnv1a"].startswith(f"{len(ROWS)}:")
+    proc = run_rulelens("dump-info", "--verify", bad, check=False)
+    assert proc.returncode == 1 and "do not match the checksum" in proc.stderr and "fix:" in proc.stderr
+    proc = run_rulelens("probe", "separability", "--file", bad, "--site", "blocks.1.hook_resid_post", "--label", "rule",
+                        "--json", check=False)
+    assert proc.returncode == 1 and "do not match the checksum" in proc.stderr
