@@ -46,6 +46,11 @@ public enum GradientKernel {
         public let ratio: Double?
         /// within − between.
         public let difference: Double
+        /// Centred kernel–label alignment: linear CKA between the unit per-example gradients and the one-hot rule
+        /// labels, i.e. ⟨HKH, HLH⟩ / (‖HKH‖ ‖HLH‖) with K the cosine kernel and L the same-rule kernel. Scale-free,
+        /// in [0, 1]; comparable across models and regimes where raw cosines are not. Nil when undefined (every
+        /// gradient of the block zero).
+        public let alignment: Double?
     }
 
     /// The block-diagonality ratio within / between, defined only when the mean between-rule cosine is positive.
@@ -144,6 +149,13 @@ public enum GradientKernel {
         let k = rules.classCount
         let sizes = spans.map { $0.reduce(0) { $0 + $1.1 } }
         let sums = sizes.map { FloatBuffer(count: k * $0) }
+        // Every example's unit gradient per block, for the kernel–label alignment (n × parameters floats in all).
+        let unitBytes = count.multipliedSaturating(sizes.reduce(0, +)).multipliedSaturating(4)
+        if let room = MemoryEstimate.available(), unitBytes > room {
+            throw RuleLensError("the gradient kernel of \(count) examples keeps \(MemoryEstimate.format(unitBytes)) of unit gradients; \(MemoryEstimate.format(room)) is available",
+                                fix: "measure fewer examples (--max-per-rule)")
+        }
+        let units = sizes.map { FloatMatrix(rows: count, cols: $0) }
         var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: blocks.count)
 
         for e in 0..<count {
@@ -154,17 +166,20 @@ public enum GradientKernel {
                 for (g, count) in spans[b] { for i in 0..<count { let v = Double(g[i]); sq += v * v } }
                 guard sq > 0 else { continue }
                 let scale = Float(1 / sq.squareRoot())
-                var dst = sums[b].ptr + rule * sizes[b]
+                var dst = sums[b].ptr + rule * sizes[b], unit = units[b].buffer.ptr + e * sizes[b]
                 for (g, count) in spans[b] {
                     // Sᵣ += g / ‖g‖
                     BLAS.saxpy(n: count, alpha: scale, g, dst)
-                    dst += count
+                    BLAS.saxpy(n: count, alpha: scale, g, unit)
+                    dst += count; unit += count
                 }
                 counts[b][rule] += 1
             }
             progress?(e + 1, count)
         }
 
+        let oneHot = FloatMatrix(rows: count, cols: k)
+        for e in 0..<count { oneHot.buffer.ptr[e * k + rules.ids[e]] = 1 }
         return blocks.enumerated().map { b, block in
             let p = sizes[b], s = sums[b].ptr, n = counts[b]
             func dot(_ r: Int, _ q: Int) -> Double {
@@ -181,7 +196,8 @@ public enum GradientKernel {
             let within = withinPairs > 0 ? withinSum / withinPairs : 0
             let between = betweenPairs > 0 ? betweenSum / betweenPairs : 0
             return BlockSimilarity(block: block.name, layer: block.layer, kind: block.kind, parameters: p, within: within,
-                                   between: between, ratio: GradientKernel.ratio(within: within, between: between), difference: within - between)
+                                   between: between, ratio: GradientKernel.ratio(within: within, between: between), difference: within - between,
+                                   alignment: try? Analysis.linearCKA(units[b], oneHot, nameX: block.name, nameY: "rule"))
         }
     }
 }

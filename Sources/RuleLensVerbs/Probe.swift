@@ -38,7 +38,7 @@ struct OutputTarget {
     init(_ out: String?, file name: String, picture: String?) throws {
         guard let out else { return }
         if out.hasSuffix(".h5") { file = out; return }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(out)
         folder = out
         file = (out as NSString).appendingPathComponent(name)
         self.picture = picture.map { (out as NSString).appendingPathComponent($0) }
@@ -259,7 +259,10 @@ public enum NTKVerb: Verb {
     public static let kind = "ntk"
     public static let abstract = "Gradient-kernel blocks: mean cosine of per-example gradients within vs between rules, per layer and parameter block."
     public static let discussion = """
-        Loads every family (gpt2, llama, qwen2; a language VAE measures its encoder too). With --out DIR, writes \
+        Loads every family (gpt2, llama, qwen2; a language VAE measures its encoder too). Per block: within, between, \
+        their ratio and difference (raw cosines), and alignment — the centred kernel–label alignment (linear CKA \
+        between the unit per-example gradients and the one-hot rules), a scale-free reading comparable across models \
+        and regimes. With --out DIR, writes \
         DIR/ntk.h5 (the result arrays) and DIR/ntk.svg (within − between by layer, per block); with --out FILE.h5, \
         the arrays only.
         """
@@ -316,7 +319,7 @@ public enum NTKVerb: Verb {
         var ratios: [Double] = [], diffs: [Double] = []
         for b in json["blocks"] as? [[String: Any]] ?? [] {
             guard let kind = b["kind"] as? String else { continue }
-            for key in ["within", "between", "ratio", "difference"] {
+            for key in ["within", "between", "ratio", "difference", "alignment"] {
                 if let v = ProbeVerb.number(b[key] as Any) { byKind[kind, default: [:]][key, default: []].append(v) }
             }
             if let r = ProbeVerb.number(b["ratio"] as Any), r.isFinite { ratios.append(r) }

@@ -2,13 +2,12 @@
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from conftest import rulelens_bin, run_rulelens
+from killloop import kill_and_resume, newest_save
 
 MEMORISE = [{"prompt": f"{a}*{b}=", "target": str((a * b) % 17)} for a in range(4) for b in range(4)]
 TINY = ["--layers", 1, "--heads", 2, "--d-model", 16, "--ctx", 16, "--batch", 4]
@@ -25,11 +24,6 @@ def log_rows(path, columns=2):
     return [tuple(line.split(",")[:columns]) for line in lines]
 
 
-def newest_save(run):
-    units = sorted(p.name for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").exists() else []
-    return int(units[-1][5:]) if units else 0
-
-
 def outcome(run):
     """What a finished run leaves that must be bitwise reproducible."""
     unit = run / "checkpoints" / f"step-{newest_save(run):08d}"
@@ -39,62 +33,27 @@ def outcome(run):
         "state": (unit / "train_state.safetensors").read_bytes(),
         "train_log": log_rows(run / "train_log.csv"),
         "eval_log": (run / "eval_log.csv").read_text(),
+        "best": (run / "best" / "model.safetensors").read_bytes(),   # --keep-best
     }
 
 
 def test_kill_at_random_instants_and_resume_is_bitwise_equal(tmp_path):
     """SIGKILL a `--save-every 1` run at random instants 100 times, resuming (with nothing but --out --resume)
-    each time; every run that reaches its end equals the uninterrupted one bit for bit."""
+    each time; every run that reaches its end equals the uninterrupted one bit for bit, its best checkpoint
+    (--keep-best) included."""
     data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", MEMORISE[::3])
     steps = 12
     fresh = ["train", "--data", data, *TINY, "--steps", steps, "--seed", 3, "--threads", 1, "--save-every", 1,
-             "--eval-every", 5, "--quiet"]
+             "--eval-every", 3, "--eval-data", held_out, "--keep-best", "--quiet"]
     began = time.time()
     run_rulelens(*fresh, "--out", tmp_path / "whole")
     # Kill delays scale with how long a whole run takes on this machine now (start-up and saves grow under load).
     longest_delay = max(0.2, 0.35 * (time.time() - began))
-    reference = outcome(tmp_path / "whole")
-
-    rng = random.Random(2024)
-    kills, resumed_ok, failures, cycles, bitwise = 0, 0, [], 0, 0
-    run = tmp_path / "run0"
-    started = time.time()
-    while kills < 100:
-        if (run / "train_config.json").exists():
-            args = ["train", "--out", run, "--resume", "--quiet"]
-        else:
-            args = [*fresh, "--out", run]
-        proc = subprocess.Popen([rulelens_bin(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=rng.uniform(0.0, longest_delay))   # start-up, steps, saves, publication, clean-up
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        if proc.returncode == -signal.SIGKILL:
-            kills += 1
-        elif proc.returncode != 0:
-            failures.append((kills, args[1:3], err))
-            break
-        if kills > 0 and proc.returncode in (0, -signal.SIGKILL) and args[-2:] == ["--resume", "--quiet"]:
-            resumed_ok += 1
-        if newest_save(run) == steps and proc.returncode == 0:
-            cycles += 1
-            assert outcome(run) == reference, f"cycle {cycles}: the killed and resumed run differs from the uninterrupted one"
-            bitwise += 1
-            leftovers = [p.name for p in list(run.iterdir()) + list((run / "checkpoints").iterdir()) if p.name.startswith(".")]
-            assert leftovers == [], leftovers
-            run = tmp_path / f"run{cycles}"
-    # Finish the last one.
-    if (run / "train_config.json").exists():
-        run_rulelens("train", "--out", run, "--resume", "--quiet")
-        assert outcome(run) == reference
-        bitwise += 1
-    assert not failures, failures
-    print(f"\nkill loop: {kills} kills (delays up to {longest_delay:.2f} s), {resumed_ok} resumes, {bitwise} runs completed "
-          f"bitwise equal, {len(failures)} failed, {time.time() - started:.1f} s")
-    assert bitwise >= 3, "too few runs reached their end; lower `steps`"
+    counts = kill_and_resume(tmp_path, fresh, ["train"], outcome, steps, kills=100, seed=2024, longest_delay=longest_delay)
+    print(f"\nkill loop: {counts['kills']} kills (delays up to {longest_delay:.2f} s), {counts['resumes']} resumes, "
+          f"{counts['bitwise']} runs completed bitwise equal, {counts['seconds']:.1f} s")
+    assert counts["bitwise"] >= 3, "too few runs reached their end; lower `steps`"
 
 
 def test_resume_keeps_every_option_and_works_from_anywhere(tmp_path):
@@ -214,7 +173,7 @@ def test_stale_temporaries_are_cleaned_and_a_second_writer_is_refused(tmp_path):
         while time.time() < deadline and (run / "train_log.csv").read_text().count("\n") < 10:
             time.sleep(0.01)
         second = run_rulelens("train", "--out", run, "--resume", "--steps", 100000, "--save-every", 100000, check=False)
-        assert second.returncode == 1 and "another `rulelens train` is writing into" in second.stderr, second.stderr
+        assert second.returncode == 1 and f"another `rulelens train` (process {proc.pid}) is writing" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -245,3 +204,21 @@ def test_kernel_and_threads_are_recorded_everywhere(tmp_path):
     with h5py.File(tmp_path / "d.h5", "r") as f:
         assert f.attrs["blas_core"] == core and int(f.attrs["threads"]) >= 1
         assert str(f.attrs["blas_config"]).startswith("OpenBLAS")
+
+
+def test_keep_best_holds_the_weights_of_the_lowest_held_out_loss(tmp_path):
+    """--keep-best: OUT/best is the checkpoint of the step with the lowest held-out loss in eval_log.csv (its loss,
+    measured again by `rulelens eval`, is that row's), and the train result names that step; without held-out data
+    the flag is refused."""
+    data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", MEMORISE[::2])
+    out = json.loads(run_rulelens("train", "--data", data, *TINY, "--steps", 40, "--lr", 3e-2, "--threads", 1, "--eval-every", 4,
+                                  "--eval-data", held_out, "--keep-best", "--quiet", "--json", "--out", tmp_path / "run").stdout)
+    rows = [line.split(",") for line in (tmp_path / "run" / "eval_log.csv").read_text().splitlines()[1:]]
+    step, loss = min(((int(r[0]), float(r[2])) for r in rows), key=lambda r: r[1])
+    assert (out["best_step"], out["best_eval_loss"]) == (step, loss)
+    evaluated = json.loads(run_rulelens("eval", "--checkpoint", tmp_path / "run" / "best", "--data", held_out, "--json").stdout)
+    assert abs(evaluated["test"]["loss"] - loss) < 1e-6
+    proc = run_rulelens("train", "--data", data, *TINY, "--steps", 4, "--keep-best", "--out", tmp_path / "no", check=False)
+    assert proc.returncode != 0 and "--keep-best" in proc.stderr and "--eval-every" in proc.stderr
+    assert not (tmp_path / "no").exists()
