@@ -54,21 +54,11 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
     }
 
     public func validate() throws {
-        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
-            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
-        }
-        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
-        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
-        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
-        if !gradClip.isFinite || gradClip < 0 {
-            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
-        }
-        if !minLRFraction.isFinite || minLRFraction < 0 {
-            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
-        }
-        for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
-            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive", fix: "pass --\(name) 0 or a positive number")
+        try validateSchedule()
+        // A β cycle shorter than one step has no shape: the schedule would only alternate β between steps.
+        if betaCycles > scheduleSteps {
+            throw RuleLensError("--beta-cycles is \(betaCycles), more cycles than the \(scheduleSteps) steps of the schedule",
+                                fix: "pass --beta-cycles of at most \(scheduleSteps) (e.g. 1, or 4 for cyclical annealing)")
         }
         for (name, value) in [("layers", layers), ("enc-layers", encLayers), ("heads", heads), ("d-model", dModel),
                               ("d-mlp", dMLP ?? 4 * dModel), ("ctx", ctx), ("latent", latent), ("batch", batch)] {
