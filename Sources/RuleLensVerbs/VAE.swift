@@ -126,7 +126,7 @@ public enum VAETrainVerb: Verb {
         @Option(parsing: .unconditional, help: "Share of each cycle at β = 0 (default 0.5).") public var ratioZero: Float?
         @Option(parsing: .unconditional, help: "Share of each cycle over which β rises linearly (default 0.25).") public var ratioIncrease: Float?
         @Option(help: "JSONL column a softmax classifier on z must predict (explicit supervision, e.g. rule).") public var supervise: String?
-        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default 1).") public var superviseWeight: Float?
+        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default: the mean number of positions the reconstruction sums over per example, so the classifier weighs like the reconstruction).") public var superviseWeight: Float?
         @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") public var steps: Int?
         @Option(parsing: .unconditional, help: "Examples per step (default 32).") public var batch: Int?
         @Option(parsing: .unconditional, help: "Peak learning rate, cosine to 10% (default 1e-3).") public var lr: Float?

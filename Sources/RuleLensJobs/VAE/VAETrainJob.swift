@@ -19,7 +19,9 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
     public var ratioZero: Float = 0.5
     public var ratioIncrease: Float = 0.25
     public var supervise: String? = nil
-    public var superviseWeight: Float = 1.0
+    /// γ; nil (the default) scales it to the reconstruction: the mean number of positions the reconstruction sums
+    /// over per example (`VAEItems.meanReconstructed`), so the classifier is not drowned by a sum over ~80 tokens.
+    public var superviseWeight: Float? = nil
     public var steps = 1000, batch = 32
     public var lr: Float = 1e-3
     public var minLRFraction: Float = 0.1
@@ -48,7 +50,7 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
                           vocabSize: vocabSize, latentSize: latent)
         c.pooling = pooling; c.inject = inject; c.decode = decode; c.freeBits = freeBits; c.beta = beta
         c.betaCycles = betaCycles; c.ratioZero = ratioZero; c.ratioIncrease = ratioIncrease
-        c.supervise = supervise; c.superviseWeight = superviseWeight
+        c.supervise = supervise; c.superviseWeight = superviseWeight ?? 1
         c.nClasses = classNames.count; c.classNames = classNames
         return c
     }
@@ -152,7 +154,14 @@ public final class VAETrainJob {
         }
         try options.checkMemory(vocabSize: tokenizer.count, classes: items.classNames.count)
         TrainLoop<VAETrainOptions>.configureThreads(&options)
-        let vae = try savedVAE ?? VAE(config: options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames), seed: options.seed)
+        var config = options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames)
+        if options.supervise != nil && options.superviseWeight == nil {
+            config.superviseWeight = Float(items.meanReconstructed(decode: options.decode))
+            if savedVAE == nil {
+                progress.message(String(format: "--supervise-weight not given: γ = %.2f, the mean number of positions the reconstruction sums over per example", config.superviseWeight))
+            }
+        }
+        let vae = try savedVAE ?? VAE(config: config, seed: options.seed)
         let trainable = VAETrainable(vae: vae, items: items, options: options)
         let adams = try loop.optimizers(trainable, resumed: resumed, weightDecay: options.weightDecay)
         self.options = options
