@@ -46,6 +46,11 @@ public enum GradientKernel {
         public let ratio: Double?
         /// within − between.
         public let difference: Double
+        /// Centred kernel–label alignment: linear CKA between the unit per-example gradients and the one-hot rule
+        /// labels, i.e. ⟨HKH, HLH⟩ / (‖HKH‖ ‖HLH‖) with K the cosine kernel and L the same-rule kernel. Scale-free,
+        /// in [0, 1]; comparable across models and regimes where raw cosines are not. Nil when undefined (every
+        /// gradient of the block zero).
+        public let alignment: Double?
     }
 
     /// The block-diagonality ratio within / between, defined only when the mean between-rule cosine is positive.
@@ -77,25 +82,35 @@ public enum GradientKernel {
         }
     }
 
-    /// The blocks of a GPT-2 or a Llama/Qwen2-family model, from its tensor names: per layer, attention QKV
-    /// (`self_attn.{q,k,v}_proj`, with their biases where the model has them), attention output (`o_proj`), FFN in
-    /// (`mlp.gate_proj` + `mlp.up_proj`: both read the block's input) and FFN out (`mlp.down_proj`).
+    /// Per family (pyvene-style table, Hugging Face tensor names): the prefix of layer `l`'s tensors and the modules
+    /// that make each block kind. FFN in holds every matrix that reads the block's input (`gate_proj` + `up_proj`).
+    static let blockTables: [(family: String, layerPrefix: (Int) -> String, kinds: [(kind: String, modules: [String])])] = [
+        ("gpt2", { "transformer.h.\($0)." },
+         [("attn_qkv", ["attn.c_attn"]), ("attn_out", ["attn.c_proj"]), ("ffn_in", ["mlp.c_fc"]), ("ffn_out", ["mlp.c_proj"])]),
+        ("llama/qwen2", { "model.layers.\($0)." },
+         [("attn_qkv", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]), ("attn_out", ["self_attn.o_proj"]),
+          ("ffn_in", ["mlp.gate_proj", "mlp.up_proj"]), ("ffn_out", ["mlp.down_proj"])]),
+    ]
+
+    /// The blocks of any model whose tensors follow one of `blockTables`' families (GPT-2, Llama, Qwen2), read from its
+    /// tensor names: per layer attention QKV, attention output, FFN in and FFN out, each with the weights and the
+    /// biases the model has.
     public static func blocks(for model: any LanguageModel) throws -> [Block] {
-        if let gpt = model as? GPT { return blocks(for: gpt.config) }
         let names = Set(model.parameterTensors.map(\.name))
-        let layers = (0...).prefix { names.contains("model.layers.\($0).self_attn.q_proj.weight") }.count
-        guard layers > 0 else {
-            throw RuleLensError("probe ntk knows the parameter blocks of GPT-2 and the Llama/Qwen2 family, not of this \(model.architecture) model",
-                                fix: "run probe ntk on a gpt2, llama or qwen2 checkpoint, or `rulelens grad` for every tensor's gradient")
+        for table in blockTables {
+            let first = table.kinds[0].modules[0] + ".weight"
+            let layers = (0...).prefix { names.contains(table.layerPrefix($0) + first) }.count
+            guard layers > 0 else { continue }
+            return (0..<layers).flatMap { l -> [Block] in
+                let p = table.layerPrefix(l)
+                return table.kinds.map { kind in
+                    Block(layer: l, kind: kind.kind,
+                          tensors: kind.modules.flatMap { [p + $0 + ".weight", p + $0 + ".bias"] }.filter(names.contains))
+                }
+            }
         }
-        return (0..<layers).flatMap { l -> [Block] in
-            let p = "model.layers.\(l)."
-            func present(_ tensors: [String]) -> [String] { tensors.flatMap { [p + $0 + ".weight", p + $0 + ".bias"] }.filter(names.contains) }
-            return [Block(layer: l, kind: "attn_qkv", tensors: present(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"])),
-                    Block(layer: l, kind: "attn_out", tensors: present(["self_attn.o_proj"])),
-                    Block(layer: l, kind: "ffn_in", tensors: present(["mlp.gate_proj", "mlp.up_proj"])),
-                    Block(layer: l, kind: "ffn_out", tensors: present(["mlp.down_proj"]))]
-        }
+        throw RuleLensError("probe ntk knows the parameter blocks of \(blockTables.map(\.family).joined(separator: " and ")), not of this \(model.architecture) model",
+                            fix: "run probe ntk on a gpt2, llama or qwen2 checkpoint, or `rulelens grad` for every tensor's gradient")
     }
 
     /// Measures every block over `sequences` labelled by `rules`. `progress(done, total)` is called after each example.
@@ -134,6 +149,13 @@ public enum GradientKernel {
         let k = rules.classCount
         let sizes = spans.map { $0.reduce(0) { $0 + $1.1 } }
         let sums = sizes.map { FloatBuffer(count: k * $0) }
+        // Every example's unit gradient per block, for the kernel–label alignment (n × parameters floats in all).
+        let unitBytes = count.multipliedSaturating(sizes.reduce(0, +)).multipliedSaturating(4)
+        if let room = MemoryEstimate.available(), unitBytes > room {
+            throw RuleLensError("the gradient kernel of \(count) examples keeps \(MemoryEstimate.format(unitBytes)) of unit gradients; \(MemoryEstimate.format(room)) is available",
+                                fix: "measure fewer examples (--max-per-rule)")
+        }
+        let units = sizes.map { FloatMatrix(rows: count, cols: $0) }
         var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: blocks.count)
 
         for e in 0..<count {
@@ -144,17 +166,20 @@ public enum GradientKernel {
                 for (g, count) in spans[b] { for i in 0..<count { let v = Double(g[i]); sq += v * v } }
                 guard sq > 0 else { continue }
                 let scale = Float(1 / sq.squareRoot())
-                var dst = sums[b].ptr + rule * sizes[b]
+                var dst = sums[b].ptr + rule * sizes[b], unit = units[b].buffer.ptr + e * sizes[b]
                 for (g, count) in spans[b] {
                     // Sᵣ += g / ‖g‖
                     BLAS.saxpy(n: count, alpha: scale, g, dst)
-                    dst += count
+                    BLAS.saxpy(n: count, alpha: scale, g, unit)
+                    dst += count; unit += count
                 }
                 counts[b][rule] += 1
             }
             progress?(e + 1, count)
         }
 
+        let oneHot = FloatMatrix(rows: count, cols: k)
+        for e in 0..<count { oneHot.buffer.ptr[e * k + rules.ids[e]] = 1 }
         return blocks.enumerated().map { b, block in
             let p = sizes[b], s = sums[b].ptr, n = counts[b]
             func dot(_ r: Int, _ q: Int) -> Double {
@@ -171,7 +196,8 @@ public enum GradientKernel {
             let within = withinPairs > 0 ? withinSum / withinPairs : 0
             let between = betweenPairs > 0 ? betweenSum / betweenPairs : 0
             return BlockSimilarity(block: block.name, layer: block.layer, kind: block.kind, parameters: p, within: within,
-                                   between: between, ratio: GradientKernel.ratio(within: within, between: between), difference: within - between)
+                                   between: between, ratio: GradientKernel.ratio(within: within, between: between), difference: within - between,
+                                   alignment: try? Analysis.linearCKA(units[b], oneHot, nameX: block.name, nameY: "rule"))
         }
     }
 }

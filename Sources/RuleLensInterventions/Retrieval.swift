@@ -21,14 +21,17 @@ public struct RetrievalCondition: Sendable, Hashable, Codable {
     public var alpha: Float
     /// A label of its own (the trained-prior conditions: `prior (query)`, `prior moved to key`, …); nil: from the fields.
     public var name: String? = nil
+    /// The site a trained prior was moved to (the `moved` conditions of a rule-prior model); nil otherwise.
+    public var movedTo: String? = nil
     public var label: String { name ?? (kind == "none" ? "none" : "\(kind) \(site.rawValue)@\(layer) α=\(alpha)") }
 
-    public init(kind: String, site: PriorSite, layer: Int, alpha: Float, name: String? = nil) {
+    public init(kind: String, site: PriorSite, layer: Int, alpha: Float, name: String? = nil, movedTo: String? = nil) {
         self.kind = kind
         self.site = site
         self.layer = layer
         self.alpha = alpha
         self.name = name
+        self.movedTo = movedTo
     }
 }
 
@@ -74,9 +77,11 @@ public enum Retrieval {
         }
     }
 
-    /// Δᵣ for every class of `labels` at `site` of `layer`: [classes][d_model]. Means run over every real input position.
-    public static func priors(model: GPT, items: [Item], labels: Labels, site: PriorSite, layer: Int, batchSize: Int = 32) -> [[Float]] {
-        let d = model.config.dModel, R = labels.classCount
+    /// Δᵣ for every class of `labels` at `site` of `layer`: [classes][width], the width of one position of the site
+    /// (d_model for queries; n_kv_heads × d_head for keys and values of a grouped-query model). Means run over every
+    /// real input position. Any family that fires TransformerLens's `attn.hook_q/k/v` sites.
+    public static func priors(model: any LanguageModel, items: [Item], labels: Labels, site: PriorSite, layer: Int, batchSize: Int = 32) -> [[Float]] {
+        let d = width(model, site, layer), R = labels.classCount
         var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: R), counts = [Int](repeating: 0, count: R)
         var rows: [Int] = []
         let hooks = HookSet()
@@ -112,17 +117,43 @@ public enum Retrieval {
         }
     }
 
-    /// Runs the examples with `vectors[i]` (d_model values, or nil for none) scaled by `alpha` added to every position of
-    /// `site` at `layer`, and measures every example. `vectors` nil = no edit at all (the `none` condition).
-    /// A model wired with an injection (`GPTWiring`) gets its vectors from `conditioning(example indices)`, flattened in
-    /// the `Conditioning` layout of its injection ([layer, batch, d_model], or [batch, d_model] for the embedding).
-    /// With a memory slot, attention rows have one more key (the slot, first): it counts in the rank and entropy.
-    public static func measure(model: GPT, items: [Item], vectors: [[Float]]?, alpha: Float, site: PriorSite, layer: Int,
-                               batchSize: Int = 32, conditioning: (([Int]) -> [Float])? = nil) -> [RetrievalExample] {
-        var rows: [Int] = []
+    /// Runs the examples with `vectors[i]` (one position's width of `site`, or nil for none) scaled by `alpha` added to
+    /// every position of `site` at `layer`, and measures every example. `vectors` nil = no edit at all (the `none`
+    /// condition). Any family whose forward pass fires `attn.hook_q/k/v` and `attn.hook_pattern`.
+    public static func measure(model: any LanguageModel, items: [Item], vectors: [[Float]]?, alpha: Float, site: PriorSite, layer: Int,
+                               batchSize: Int = 32) -> [RetrievalExample] {
+        let (hooks, willRun) = addition(model: model, vectors: vectors, alpha: alpha, site: site, layer: layer)
+        return measure(model, items: items, batchSize: batchSize, hooks: hooks, willRun: willRun) { tokens, B, T, hooks, _ in
+            model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks)
+        }
+    }
+
+    /// The measurement on a GPT wired with an injection (`GPTWiring`): its vectors come from `conditioning(example
+    /// indices)`, flattened in the `Conditioning` layout of its injection ([layer, batch, d_model], or [batch, d_model]
+    /// for the embedding). With a memory slot, attention rows have one more key (the slot, first): it counts in the
+    /// rank and entropy.
+    public static func measure(model: GPT, items: [Item], batchSize: Int = 32, conditioning: @escaping ([Int]) -> [Float]) -> [RetrievalExample] {
+        measure(model, items: items, batchSize: batchSize, hooks: HookSet(), willRun: { _ in }) { tokens, B, T, hooks, indices in
+            guard let injection = model.wiring.injections.first else { return model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks) }
+            precondition(model.wiring.injections.count == 1, "retrieval: one injection")
+            let vectors = conditioning(indices)
+            return vectors.withUnsafeBufferPointer { v in
+                model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: Conditioning(injection, v.baseAddress!))
+            }
+        }
+    }
+
+    /// Width of one position of `site` at `layer` (the product of the site's dimensions after batch and position).
+    static func width(_ model: any LanguageModel, _ site: PriorSite, _ layer: Int) -> Int {
+        model.hookShape(site.hook(layer: layer), batch: 1, seqLen: 1).dropFirst(2).reduce(1, *)
+    }
+
+    /// An editor adding `alpha · vectors[example]` at every position of the site; `willRun` tells it the batch's rows.
+    static func addition(model: any LanguageModel, vectors: [[Float]]?, alpha: Float, site: PriorSite, layer: Int) -> (HookSet, ([Int]) -> Void) {
         let hooks = HookSet()
+        var rows: [Int] = []
         if let vectors {
-            let d = model.config.dModel
+            let d = width(model, site, layer)
             hooks.edit([site.hook(layer: layer)]) { _, values, shape in
                 let T = shape[1]
                 for (row, i) in rows.enumerated() {
@@ -134,18 +165,21 @@ public enum Retrieval {
                 }
             }
         }
+        return (hooks, { rows = $0 })
+    }
+
+    /// `measure(layers:heads:vocab:…)` with the layers, heads and vocabulary read from the model's hook sites, run
+    /// without keeping activations for backward.
+    static func measure(_ model: any LanguageModel, items: [Item], batchSize: Int, hooks: HookSet, willRun: @escaping ([Int]) -> Void,
+                        forward: ([Int32], Int, Int, HookSet, [Int]) -> UnsafeMutablePointer<Float>) -> [RetrievalExample] {
+        let sites = Set(model.hookSites)
+        let layers = (0...).prefix { sites.contains("blocks.\($0).attn.hook_pattern") }.count
+        let heads = layers > 0 ? model.hookShape("blocks.0.attn.hook_pattern", batch: 1, seqLen: 1)[1] : 0
         let retained = model.retainsActivationsForBackward
         model.retainsActivationsForBackward = false
         defer { model.retainsActivationsForBackward = retained }
-        return measure(layers: model.config.nLayer, heads: model.config.nHead, vocab: model.config.vocabSize, items: items,
-                       batchSize: batchSize, hooks: hooks, willRun: { rows = $0 }) { tokens, B, T, hooks, indices in
-            guard let injection = model.wiring.injections.first else { return model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks) }
-            precondition(model.wiring.injections.count == 1 && conditioning != nil, "retrieval: one injection, with its vectors")
-            let vectors = conditioning!(indices)
-            return vectors.withUnsafeBufferPointer { v in
-                model.forward(tokens: tokens, batch: B, seqLen: T, hooks: hooks, conditioning: Conditioning(injection, v.baseAddress!))
-            }
-        }
+        return measure(layers: layers, heads: heads, vocab: model.vocabSize, items: items, batchSize: batchSize, hooks: hooks,
+                       willRun: willRun, forward: forward)
     }
 
     /// The measurement on any model: `forward(tokens [B·T], B, T, hooks, example indices)` runs one right-padded

@@ -25,6 +25,9 @@ public struct DataSource: Sendable {
         self.file = file; self.spec = spec
     }
 
+    /// Whether the source has separate train and test parts (a `data generate` directory or a task spec), not one file.
+    public var hasParts: Bool { file.map(DataSets.isDirectory) ?? (spec != nil) }
+
     /// The train or test examples (or both). A JSONL file is the same for every part; a `data generate`
     /// directory gives its train.jsonl / test.jsonl; a spec is generated.
     public func load(_ part: DataPart) throws -> LoadedData {

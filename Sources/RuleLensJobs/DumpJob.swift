@@ -207,8 +207,8 @@ extension Jobs {
 
     /// The model shape as JSON with Hugging Face GPT2Config keys, sorted (stored in `model_config`; compared on --resume).
     static func modelConfigJSON(_ model: any LanguageModel) throws -> String {
-        guard let gpt = model as? GPT else { return try ModelFolder.configJSON(model) }
-        return try modelConfigJSON(gpt.config)
+        guard case .gpt2(let config) = ModelFolder.config(of: model) else { return try ModelFolder.configJSON(model) }
+        return try modelConfigJSON(config)
     }
 
     static func modelConfigJSON(_ config: GPTConfig) throws -> String {

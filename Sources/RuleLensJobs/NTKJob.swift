@@ -8,6 +8,8 @@ import RuleLensTasks
 
 /// Options of `rulelens probe ntk`: per-parameter-block gradient similarity within vs between rules.
 public struct NTKOptions {
+    /// Where the per-example progress goes (a disabled line prints nothing).
+    public var progress = ProgressLine()
     /// Checkpoint folder (`rulelens train --out`).
     public var checkpoint: String
     /// Labelled examples (JSON Lines).
@@ -63,7 +65,7 @@ extension ProbeJob {
         chosen.sort()
         let picked = chosen.map { examples[$0] }
         let labels = Labels(strings: picked.map { ruleOf($0)! })
-        let counter = ProgressCounter(progressLine, label: "ntk:", total: picked.count)
+        let counter = ProgressCounter(o.progress, label: "ntk:", total: picked.count)
         let onExample: (Int, Int) -> Void = { done, _ in counter.update(done) }
         let results: [GradientKernel.BlockSimilarity]
         if let vae {
@@ -81,7 +83,8 @@ extension ProbeJob {
 
         let rows: [[String: Any]] = results.map {
             ["block": $0.block, "layer": $0.layer, "kind": $0.kind, "parameters": $0.parameters, "within": $0.within,
-             "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference]
+             "between": $0.between, "ratio": $0.ratio ?? NSNull(), "difference": $0.difference,
+             "alignment": $0.alignment ?? NSNull()]
         }
         var report = ProbeReport(table: ntkTable(results), json: [
             "analysis": "ntk", "ratio_definition": "within / between when between > 0, else null (read difference)", "checkpoint": o.checkpoint,
@@ -92,6 +95,7 @@ extension ProbeJob {
                 try h5.writeStrings("ntk/blocks", results.map(\.block))
                 try h5.writeDoubles("ntk/within", results.map(\.within), shape: [results.count])
                 try h5.writeDoubles("ntk/between", results.map(\.between), shape: [results.count])
+                try h5.writeDoubles("ntk/alignment", results.map { $0.alignment ?? .nan }, shape: [results.count])
                 try h5.writeInts("ntk/example_indices", chosen)
                 try h5.writeStrings("ntk/rules", labels.names)
             }
@@ -115,12 +119,12 @@ extension ProbeJob {
 
     /// The NTK table; a block whose between-rule cosine is ≤ 0 shows "n/a" as its ratio, with a footnote saying why.
     static func ntkTable(_ results: [GradientKernel.BlockSimilarity]) -> String {
-        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between"])
+        var table = TextTable(["layer", "block", "params", "within", "between", "ratio", "within-between", "alignment"])
         for r in results {
             // A VAE's blocks: encoder layers as "enc L", the latent heads as "latent", decoder layers as numbers.
             let layer = r.block.hasPrefix("latent.") ? "latent" : (r.block.hasPrefix("encoder.") ? "enc \(r.layer)" : String(r.layer))
             table.add([layer, r.kind, String(r.parameters), fmt(r.within), fmt(r.between),
-                       r.ratio.map { fmt($0, 3) } ?? "n/a", fmt(r.difference)])
+                       r.ratio.map { fmt($0, 3) } ?? "n/a", fmt(r.difference), r.alignment.map { fmt($0) } ?? "n/a"])
         }
         var text = table.render()
         if results.contains(where: { $0.ratio == nil }) {

@@ -7,6 +7,8 @@ import RuleLensStore
 
 /// Options shared by the `rulelens probe` analyses of an activation file.
 public struct ProbeOptions {
+    /// Where the per-site progress goes (a disabled line prints nothing).
+    public var progress = ProgressLine()
     /// The HDF5 file (a `rulelens dump`, or any file with float datasets).
     public var file: String
     /// Site names or `*` patterns (a pattern runs a sweep).
@@ -72,9 +74,6 @@ public enum ProbeJob {
 
     /// The probes' progress line: rewritten in place on a terminal, otherwise throttled like every progress line
     /// (a plain line at most every 2 s).
-    nonisolated(unsafe) static var progressLine = ProgressLine()
-    static func progress(_ message: String) { progressLine.update(message) }
-    static func progressDone() { progressLine.clear() }
 
     /// With an explicit `--position`, every site must have a position axis to choose from.
     static func checkPosition(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions) throws {
@@ -98,7 +97,7 @@ public enum ProbeJob {
         let started = Date()
         for (i, site) in sites.enumerated() {
             let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
-            progress("\(what) \(i + 1)/\(sites.count) \(site)\(eta)")
+            o.progress.update("\(what) \(i + 1)/\(sites.count) \(site)\(eta)")
             let x = try file.matrix(site, position: o.position)
             guard x.rows == labelCount else {
                 throw RuleLensError("\(site) has \(x.rows) examples but label \(labelName) has \(labelCount)", fix: "use a label column from the same dump")
@@ -141,7 +140,7 @@ public enum ProbeJob {
         var results: [[String: Any]] = []
         var fits: [(String, PCA, FloatMatrix)] = []
         for (i, site) in sites.enumerated() {
-            progress("pca \(i + 1)/\(sites.count) \(site)")
+            o.progress.update("pca \(i + 1)/\(sites.count) \(site)")
             let pca: PCA
             let source = try file.rowSource(site, position: o.position)
             if o.method == .svd {
@@ -158,7 +157,7 @@ public enum ProbeJob {
                             "components": (0..<pca.componentCount).map { c in (0..<source.cols).map { Double(pca.components[c, $0]) } }])
             fits.append((site, pca, projections))
         }
-        progressDone()
+        o.progress.clear()
         var report = ProbeReport(table: table.render(), json: ["analysis": "pca", "file": o.file, "position": positionText(o.position),
                                                                 "method": o.method.rawValue, "sites": results])
         if let out = o.out {
@@ -252,7 +251,7 @@ public enum ProbeJob {
                             "silhouette_sample": o.silhouetteSample ?? NSNull()])
             assignments.append((site, km.assignments))
         }
-        progressDone()
+        o.progress.clear()
         var tableText = table.render()
         if !illConditioned.isEmpty {
             tableText += "\nfisher !: S_w's condition number exceeds \(String(format: "%.0e", Analysis.FisherRatio.illConditioned)) at \(illConditioned.count) site\(illConditioned.count == 1 ? "" : "s")"
@@ -361,7 +360,7 @@ public enum ProbeJob {
             if path { entry["path"] = rs.map(fields) }
             results.append(entry)
         }
-        progressDone()
+        o.progress.clear()
         var report = ProbeReport(table: table.render(), json: ["analysis": "linear", "file": o.file, "label": labelName, "C": path ? Cs : o.C,
                                                                 "folds": o.folds, "fold_mode": o.contiguousFolds ? "contiguous" : "shuffled",
                                                                 "seed": Int(o.seed), "control_type": controlColumn ?? NSNull(),
@@ -404,12 +403,12 @@ public enum ProbeJob {
         try requireMemory(estimate, what: "CKA of \(sites.count) sites")
         var matrices: [FloatMatrix] = []
         for (i, site) in sites.enumerated() {
-            progress("cka: reading \(i + 1)/\(sites.count) \(site)")
+            o.progress.update("cka: reading \(i + 1)/\(sites.count) \(site)")
             matrices.append(try file.matrix(site, position: o.position))
         }
-        progress("cka: \(sites.count * (sites.count - 1) / 2) pairs")
+        o.progress.update("cka: \(sites.count * (sites.count - 1) / 2) pairs")
         let matrix = try Analysis.ckaMatrix(matrices, names: sites)
-        progressDone()
+        o.progress.clear()
         var table = TextTable(["site"] + sites.indices.map { "[\($0)]" })
         for (i, site) in sites.enumerated() { table.add(["[\(i)] " + site] + matrix[i].map { fmt($0, 3) }) }
         var report = ProbeReport(table: table.render(), json: ["analysis": "cka", "file": o.file, "position": positionText(o.position),

@@ -76,9 +76,13 @@ public struct RetrievalReport: Sendable {
 /// The retrieval test as a job: priors, conditions, bootstrap summaries, and the outputs (table, JSON, HDF5, SVG).
 public enum RetrievalJob {
     /// Runs every condition on `examples` (which must carry `sources` and a rule label).
-    public static func run(model: GPT, tokenizer: CharTokenizer, examples: [Example], labels: Labels, source: String,
+    /// Any family whose forward pass fires TransformerLens's `attn.hook_q/k/v` and `attn.hook_pattern` sites.
+    public static func run(model: any LanguageModel, tokenizer: CharTokenizer, examples: [Example], labels: Labels, source: String,
                            options: RetrievalOptions, progress: ProgressLine? = nil) throws -> RetrievalReport {
-        let c = model.config
+        let geometry = try InterventionGeometry(model)
+        for site in options.sites { try geometry.require(site.hook(layer: 0), for: "a rule prior at \(site.rawValue)") }
+        try geometry.require("blocks.0.attn.hook_pattern", for: "the retrieval test (attention mass on source keys)")
+        let c = (nLayer: geometry.nLayer, nHead: geometry.nHead, nCtx: geometry.contextLength)
         guard labels.classCount >= 2 else {
             throw RuleLensError("the rule label has \(labels.classCount) value(s) in \(source); a rule prior needs at least two rules",
                                 fix: "use data with several rules (e.g. --task syllogism) or choose another --label")
@@ -185,10 +189,12 @@ public enum RetrievalJob {
                     "entropy": i(s.entropy), "mass_change": i(s.massChange), "exact_change": i(s.exactChange)]
         }
         let conditions: [[String: Any]] = r.conditions.enumerated().map { ci, c in
-            ["kind": c.kind, "site": c.site.rawValue, "layer": c.layer, "alpha": Double(c.alpha), "label": c.label,
+            var fields: [String: Any] = ["kind": c.kind, "site": c.site.rawValue, "layer": c.layer, "alpha": Double(c.alpha), "label": c.label,
              "overall": obj(r.overall[ci]),
              "per_rule": Dictionary(uniqueKeysWithValues: r.perRule.map { ($0.rule, obj($0.summaries[ci])) }),
              "mean_mass_by_layer_head": r.meanMass[ci].map { $0.isFinite ? $0 as Any : NSNull() }]
+            if let movedTo = c.movedTo { fields["moved_to"] = movedTo }
+            return fields
         }
         let root: [String: Any] = ["examples": r.examples, "layers": r.layers, "heads": r.heads,
                                    "reference_head": ["layer": r.referenceHead.layer, "head": r.referenceHead.head],

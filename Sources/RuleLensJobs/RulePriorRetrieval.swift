@@ -51,8 +51,8 @@ public enum RulePriorRetrieval {
         let plain = try model.twin(injection: nil)
         var conditions = [RetrievalCondition(kind: "none", site: .q, layer: 0, alpha: 0, name: "none")]
         var runs: [(GPT, (Int) -> [Float])] = [(plain, { _ in [] })]
-        func add(_ kind: String, _ name: String, _ gpt: GPT, _ vector: @escaping (Int) -> [Float]) {
-            conditions.append(RetrievalCondition(kind: kind, site: .q, layer: 0, alpha: 1, name: name))
+        func add(_ kind: String, _ name: String, _ gpt: GPT, movedTo: String? = nil, _ vector: @escaping (Int) -> [Float]) {
+            conditions.append(RetrievalCondition(kind: kind, site: .q, layer: 0, alpha: 1, name: name, movedTo: movedTo))
             runs.append((gpt, vector))
         }
         let site = spec.inject.rawValue
@@ -60,13 +60,13 @@ public enum RulePriorRetrieval {
         add("wrong-prior", "wrong-prior (\(site))", model.gpt) { own[(rows[$0] + 1) % R] }
         add("random", "random (\(site))", model.gpt) { random[rows[$0]] }
         for other in movable(from: spec.inject) {
-            add("moved", "prior moved to \(other.rawValue)", try model.twin(injection: other)) { own[rows[$0]] }
+            add("moved", "prior moved to \(other.rawValue)", try model.twin(injection: other), movedTo: other.rawValue) { own[rows[$0]] }
         }
         var results: [[RetrievalExample]] = []
         let t0 = ProgressLine.now()
         for (ci, (gpt, vector)) in runs.enumerated() {
             let perLayer = gpt.wiring.injections.first.map { $0 != .embedding } ?? false
-            results.append(Retrieval.measure(model: gpt, items: items, vectors: nil, alpha: 0, site: .q, layer: 0, batchSize: options.batchSize,
+            results.append(Retrieval.measure(model: gpt, items: items, batchSize: options.batchSize,
                                              conditioning: { indices in
                 let rows = indices.flatMap { vector($0) }, width = rows.count / max(1, indices.count)
                 var out = [Float](repeating: 0, count: rows.count)     // [L, B, d] (or [B, d]) from rows [L·d] (or [d])

@@ -230,15 +230,15 @@ public final class TrainJob {
             tokenizer = try Jobs.tokenizer(checkpoint: initFrom, vocabSize: model.vocabSize)
             if !resume {
                 // The shape is the pretrained model's; recorded so train_config.json says what was trained.
-                if let gpt = model as? GPT {
-                    let c = gpt.config
+                switch ModelFolder.config(of: model) {
+                case .gpt2(let c), .gpt2RulePrior(let c):
                     options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
                     options.arch = nil
-                } else if let llama = model as? LlamaModel {
-                    let c = llama.config
+                case .llama(let c):
                     options.layers = c.nLayer; options.heads = c.nHead; options.dModel = c.dModel; options.dMLP = c.dMLP; options.ctx = c.nCtx
                     options.arch = c.family.rawValue; options.kvHeads = c.nKVHead; options.ropeTheta = c.ropeTheta
                     options.positions = c.positions.rawValue; options.tiedHead = c.tiedEmbeddings
+                case .vae, .other: break
                 }
                 try options.validate()
             }

@@ -72,13 +72,17 @@ public enum EvalVerb: Verb {
         public var rings: [Double?]?
         public var squares: [SquareResult]?
         public var carry: CarryResult?
+        /// Spearman's ρ of cell accuracy against distance from the square's centre, with its 95% cell-bootstrap interval.
+        public var distance: DistanceTrend?
+        /// Accuracy on test cases whose every digit step occurs in the data's training part, against the others.
+        public var steps: StepCoverageReport?
         public var digits: [String: Double]?
         public var digitCounts: [Int]?
         public var digitAccuracy: [Double]?
 
         enum CodingKeys: String, CodingKey {
             case n, accuracy, answerAccuracy = "answer_accuracy", loss, overall, outside, inside, centre, rim, rings, squares, carry,
-                 digits, digitCounts = "digit_counts", digitAccuracy = "digit_accuracy"
+                 distance, steps, digits, digitCounts = "digit_counts", digitAccuracy = "digit_accuracy"
         }
 
         /// A number that could not be computed is `null`, not left out: `loss` always; the plane's fields when the
@@ -91,6 +95,7 @@ public enum EvalVerb: Verb {
             if squares != nil { try c.encode(inside, forKey: .inside); try c.encode(centre, forKey: .centre); try c.encode(rim, forKey: .rim) }
             try c.encodeIfPresent(rings, forKey: .rings); try c.encodeIfPresent(squares, forKey: .squares)
             try c.encodeIfPresent(carry, forKey: .carry); try c.encodeIfPresent(digits, forKey: .digits)
+            try c.encodeIfPresent(distance, forKey: .distance); try c.encodeIfPresent(steps, forKey: .steps)
             try c.encodeIfPresent(digitCounts, forKey: .digitCounts); try c.encodeIfPresent(digitAccuracy, forKey: .digitAccuracy)
         }
     }
@@ -174,6 +179,8 @@ public enum EvalVerb: Verb {
                 try RulePriorData.select(prior, examples: loaded.examples, tokenizer: tokenizer, path: loaded.origin, source: loaded.origin)
             }
             ctx.log("  evaluating \(loaded.examples.count) examples (\(name))")
+            // The training part of the same data (a data folder or a generated task), for the step coverage.
+            let training = part == .test && source.hasParts ? try source.load(.train).examples : nil
             let accuracy: Double, loss: Double, n: Int
             let predictions: [EvalPrediction]
             let breakdown: EvalBreakdown
@@ -186,13 +193,14 @@ public enum EvalVerb: Verb {
                 predictions = zip(loaded.examples, exact).enumerated().map { i, p in
                     EvalPrediction(id: p.0.id, prompt: p.0.prompt, target: p.0.target, prediction: "", correct: p.1, loss: losses.perExample[i])
                 }
-                breakdown = try EvalBreakdown.compute(examples: loaded.examples, correct: exact, meta: loaded.meta, carryBase: a.carryBase)
+                breakdown = try EvalBreakdown.compute(examples: loaded.examples, correct: exact, meta: loaded.meta, carryBase: a.carryBase,
+                                                      training: training)
             case .greedy:
                 let result = try EvalJob.run(model, tokenizer: tokenizer, examples: loaded.examples, source: loaded.origin,
                                              batchSize: a.batch, progress: ctx.progress)
                 accuracy = result.accuracy; loss = result.loss; n = result.n; predictions = result.predictions
                 breakdown = try EvalBreakdown.compute(examples: loaded.examples, predictions: result.predictions.map(\.prediction),
-                                                      meta: loaded.meta, carryBase: a.carryBase)
+                                                      meta: loaded.meta, carryBase: a.carryBase, training: training)
             }
             if let predictionsPath {
                 try EvalJob.writePredictions(predictions, to: predictionsPath)
@@ -209,6 +217,8 @@ public enum EvalVerb: Verb {
                     }
                     if plane.squares.count == 1 { r.rings = plane.squares[0].rings }
                 }
+                r.distance = breakdown.distance
+                r.steps = breakdown.steps
                 if let c = breakdown.carry {
                     r.carry = CarryResult(base: c.base, insideCarry: c.insideCarry, insideNoCarry: c.insideNoCarry,
                                           outsideCarry: c.outsideCarry, outsideNoCarry: c.outsideNoCarry, counts: c.counts)
@@ -254,9 +264,13 @@ public enum EvalVerb: Verb {
             func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
             if r.squares != nil { lines.append("  plane: inside \(f(r.inside)), centre \(f(r.centre)), rim \(f(r.rim)), outside \(f(r.outside))") }
             else if r.overall != nil { lines.append("  plane: overall \(f(r.overall))") }
+            if let d = r.distance {
+                lines.append("  accuracy against distance from the centre: Spearman ρ \(f(d.spearman)) [\(f(d.lo)), \(f(d.hi))] over \(d.cells) cells")
+            }
             if let c = r.carry {
                 lines.append("  carry (base \(c.base)): inside carry \(f(c.insideCarry)), inside no carry \(f(c.insideNoCarry)), outside carry \(f(c.outsideCarry)), outside no carry \(f(c.outsideNoCarry))")
             }
+            if let steps = r.steps { lines.append("  " + StepCoverage.summaryLine(steps)) }
             if let counts = r.digitCounts, let acc = r.digitAccuracy {
                 lines.append("  by digit count: " + zip(counts, acc).map { "\($0.0): \(String(format: "%.3f", $0.1))" }.joined(separator: ", "))
             }

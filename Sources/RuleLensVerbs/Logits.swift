@@ -20,19 +20,24 @@ public enum LogitsVerb: Verb {
         @Option(help: "Checkpoint folder (a `rulelens train` run, or a Hugging Face gpt2/llama/qwen2 folder).")
         public var checkpoint: InputPath
         @Option(help: "Examples (JSON Lines).") public var data: InputPath
-        @Option(name: .customLong("add"), help: ArgumentHelp("SITE=FILE.json: add a vector (a JSON array, one value per element of a position, e.g. d_model values for blocks.1.attn.hook_q) at every position of SITE (repeatable).", valueName: "site=file"))
-        public var add: [String] = []
+        @Option(name: .customLong("add"), help: ArgumentHelp("SITE=FILE.json: add a vector (a JSON array, one value per element of a position, e.g. d_model values for blocks.1.attn.hook_q) at every position of SITE (repeatable).", valueName: "site=file"),
+                transform: SiteFile.init(parsing:))
+        public var add: [SiteFile] = []
         @Option(help: "Folder for logits.safetensors (created; an existing file is kept unless --force).") public var out: String
         @OptionGroup(title: "Runtime") public var runtime: RuntimeOptions
 
         public init() {}
+    }
 
-        public func validate() throws {
-            for addition in add {
-                guard let eq = addition.firstIndex(of: "="), eq != addition.startIndex, addition.index(after: eq) != addition.endIndex else {
-                    throw ValidationError("--add \(addition) is not SITE=FILE.json; pass e.g. --add blocks.1.attn.hook_q=shift.json")
-                }
+    /// `SITE=FILE`: a hook site and the file it reads (an input of the step, found by the spec runner's cache).
+    public struct SiteFile: Sendable, Hashable {
+        public var site: String
+        public var file: InputPath
+        init(parsing argument: String) throws {
+            guard let eq = argument.firstIndex(of: "="), eq != argument.startIndex, argument.index(after: eq) != argument.endIndex else {
+                throw ValidationError("--add \(argument) is not SITE=FILE.json; pass e.g. --add blocks.1.attn.hook_q=shift.json")
             }
+            site = String(argument[..<eq]); file = InputPath(String(argument[argument.index(after: eq)...]))
         }
     }
 
@@ -55,8 +60,7 @@ public enum LogitsVerb: Verb {
     static func run(_ a: Arguments, _ ctx: VerbContext, inFolder: Void) throws -> VerbOutcome<Result> {
         let path = try outputFile(a.out, file, force: a.runtime.force)
         let additions: [(site: String, vector: [Float])] = try a.add.map { addition in
-            let eq = addition.firstIndex(of: "=")!
-            let site = String(addition[..<eq]), file = String(addition[addition.index(after: eq)...])
+            let site = addition.site, file = addition.file.path
             guard let data = FileManager.default.contents(atPath: file),
                   let vector = (try? JSONSerialization.jsonObject(with: data)) as? [Double], !vector.isEmpty else {
                 throw RuleLensError("--add: \(file) is not a JSON array of finite numbers", fix: "write the vector as [0.1, -0.2, …]")

@@ -180,6 +180,7 @@ public enum ProbeVerb: Verb {
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
         let target = try OutputTarget(a.out, file: "probe.h5", picture: "plot.svg")
         var o = ProbeOptions(file: a.file.path, sites: a.site, label: a.label)
+        o.progress = ctx.progress
         if let position = a.position { o.position = try PositionSelector(parsing: position); o.positionGiven = true }
         o.out = target.file; o.plot = target.picture; o.overwrite = a.runtime.force; o.seed = a.seed
         o.components = a.components; o.method = a.solver == .svd ? .svd : .covariance; o.chunkRows = a.chunkRows
@@ -258,7 +259,10 @@ public enum NTKVerb: Verb {
     public static let kind = "ntk"
     public static let abstract = "Gradient-kernel blocks: mean cosine of per-example gradients within vs between rules, per layer and parameter block."
     public static let discussion = """
-        Loads every family (gpt2, llama, qwen2; a language VAE measures its encoder too). With --out DIR, writes \
+        Loads every family (gpt2, llama, qwen2; a language VAE measures its encoder too). Per block: within, between, \
+        their ratio and difference (raw cosines), and alignment — the centred kernel–label alignment (linear CKA \
+        between the unit per-example gradients and the one-hot rules), a scale-free reading comparable across models \
+        and regimes. With --out DIR, writes \
         DIR/ntk.h5 (the result arrays) and DIR/ntk.svg (within − between by layer, per block); with --out FILE.h5, \
         the arrays only.
         """
@@ -306,6 +310,7 @@ public enum NTKVerb: Verb {
         }
         let target = try OutputTarget(a.out, file: "ntk.h5", picture: "ntk.svg")
         var n = NTKOptions(checkpoint: a.checkpoint.path, data: data)
+        n.progress = ctx.progress
         n.label = a.label.rawValue; n.maxPerRule = a.maxPerRule; n.lossOn = a.lossOn; n.seed = a.seed
         n.out = target.file; n.plot = target.picture; n.overwrite = a.runtime.force
         let report = try ProbeJob.ntk(n)
@@ -314,7 +319,7 @@ public enum NTKVerb: Verb {
         var ratios: [Double] = [], diffs: [Double] = []
         for b in json["blocks"] as? [[String: Any]] ?? [] {
             guard let kind = b["kind"] as? String else { continue }
-            for key in ["within", "between", "ratio", "difference"] {
+            for key in ["within", "between", "ratio", "difference", "alignment"] {
                 if let v = ProbeVerb.number(b[key] as Any) { byKind[kind, default: [:]][key, default: []].append(v) }
             }
             if let r = ProbeVerb.number(b["ratio"] as Any), r.isFinite { ratios.append(r) }

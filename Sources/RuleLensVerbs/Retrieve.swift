@@ -33,7 +33,7 @@ public enum RetrieveVerb: Verb {
         a random vector of the prior's norm per layer, and the prior moved to the other per-layer sites. \
         A language VAE (`rulelens vae train`) is measured with its latent injected as it was trained: z = 0, z from the \
         encoder, the rule's mean z (the prior), a wrong rule's mean z, and a random z of the rule mean's norm. \
-        The measurement reads GPT-2 blocks' attention: llama/qwen2 folders are refused. Results add each condition by a \
+        Any family whose blocks fire attn.hook_q/k/v and attn.hook_pattern is measured (gpt2, llama, qwen2; with grouped-query attention a key or value prior is n_kv_heads × d_head wide). Results add each condition by a \
         path-friendly name (by_condition.prior_q_1_a1.mass.mean, none) and the largest change of mass per kind and site \
         (max_mass_change.prior.q). With --out DIR, writes DIR/retrieve.h5 (mean mass [condition, layer, head], \
         summaries with intervals) and DIR/retrieve.svg (mass on source keys per condition).
@@ -137,13 +137,10 @@ public enum RetrieveVerb: Verb {
             // A language VAE: z = 0, z from the encoder, the rule's mean z, a wrong rule's, random of equal norm.
             report = try VAEPriorRetrieval.run(vae: vae.vae, examples: examples, values: try labelValues(), source: loaded.origin,
                                                options: options, progress: ctx.progress)
-        } else if let gpt = model as? GPT {
-            report = try RetrievalJob.run(model: gpt, tokenizer: try charTokenizer(), examples: examples,
+        } else {
+            report = try RetrievalJob.run(model: model, tokenizer: try charTokenizer(), examples: examples,
                                           labels: Labels(strings: try labelValues()), source: loaded.origin, options: options,
                                           progress: ctx.progress)
-        } else {
-            throw RuleLensError("\(dir) holds a \(try ModelFolder.modelType(dir)) model; the retrieval test measures GPT-2 blocks' attention",
-                                fix: "use a gpt2 checkpoint (`rulelens train`, with or without --rule-prior) or a `rulelens vae train` run")
         }
         if let h5 { try RetrievalJob.writeHDF5(report, to: h5) }
         if let svg { try AtomicFile.write(Data(RetrievalJob.plot(report).utf8), to: svg) }
@@ -156,8 +153,7 @@ public enum RetrieveVerb: Verb {
             let alpha = RetrieveVerb.format(c["alpha"]?.number ?? 0).replacingOccurrences(of: ".", with: "_")
             // A trained prior moved to another site is named by that site (moved_to_key): every moved condition
             // shares site q, layer 0 and α 1, so the generic name would collide.
-            let movedTo = (c["label"]?.string ?? "").components(separatedBy: "moved to ").dropFirst().first
-            let name = kind == "none" ? "none" : kind == "moved" && movedTo != nil ? "moved_to_\(movedTo!)" : "\(kind)_\(site)_\(layer)_a\(alpha)"
+            let name = kind == "none" ? "none" : c["moved_to"]?.string.map { "moved_to_\($0)" } ?? "\(kind)_\(site)_\(layer)_a\(alpha)"
             byCondition[name] = c["overall"] ?? .null
             if kind != "none", let mean = c["overall"]?["mass_change"]?["mean"]?.number {
                 maxChange[kind, default: [:]][site] = max(maxChange[kind]?[site] ?? -.infinity, mean)

@@ -1,5 +1,6 @@
 import XCTest
 import RuleLensModel
+import RuleLensNumerics
 @testable import RuleLensInterventions
 
 /// A hand-built 2-layer GPT-2 in which one known head (layer 1, head 1) carries the answer: from the query token it

@@ -58,7 +58,7 @@ final class RetrievalTests: XCTestCase {
         let wired = try GPT(config: plain.config, seed: 0, wiring: GPTWiring(injections: [.memory]))
         wired.params.storage.ptr.update(from: plain.params.storage.ptr, count: plain.params.storage.count)
         let d = plain.config.dModel, L = plain.config.nLayer
-        let measured = Retrieval.measure(model: wired, items: items, vectors: nil, alpha: 0, site: .q, layer: 0, batchSize: 5,
+        let measured = Retrieval.measure(model: wired, items: items, batchSize: 5,
                                          conditioning: { [Float](repeating: 0, count: L * $0.count * d) })
         for (item, m) in zip(items, measured) {
             var mass = 0.0, entropy = 0.0, n = 0.0

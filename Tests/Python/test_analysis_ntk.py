@@ -1,5 +1,5 @@
 """rulelens probe ntk against PyTorch: per-example loss gradients of the same checkpoint, loaded with
-transformers.GPT2LMHeadModel, give the same within/between-rule cosine similarity per parameter block."""
+transformers.GPT2LMHeadModel, give the same within/between-rule cosine similarity and centred kernel–label alignment per parameter block."""
 import json
 
 import numpy as np
@@ -57,6 +57,12 @@ def test_ntk_blocks_match_pytorch(tmp_path):
         off = ~np.eye(len(rules), dtype=bool)
         assert abs(block["within"] - cos[same & off].mean()) < 2e-4, block
         assert abs(block["between"] - cos[~same].mean()) < 2e-4, block
+        # Centred kernel–label alignment: ⟨HKH, HLH⟩ / (‖HKH‖ ‖HLH‖), K the cosine kernel, L the same-rule kernel.
+        n = len(rules)
+        h = np.eye(n) - np.ones((n, n)) / n
+        kc, lc = h @ cos @ h, h @ same.astype(float) @ h
+        alignment = (kc * lc).sum() / (np.linalg.norm(kc) * np.linalg.norm(lc))
+        assert abs(block["alignment"] - alignment) < 2e-4, (block, alignment)
     assert (tmp_path / "ntk" / "ntk.svg").read_text().startswith("<svg")
 
 

@@ -101,6 +101,8 @@ def test_progress_off_a_terminal_is_throttled(tmp_path):
     lines = progress_lines(proc.stderr, "ntk:")
     assert lines and lines[-1].startswith("ntk: 400/400 examples"), proc.stderr
     assert len(lines) <= 2 + int(elapsed / 2), (len(lines), elapsed, lines)
+    quiet = run_rulelens("probe", "ntk", "--checkpoint", tmp_path / "run", "--data", data, "--max-per-rule", 20, "--quiet")
+    assert progress_lines(quiet.stderr, "ntk:") == [], quiet.stderr
     started = time.time()
     proc = run_rulelens("eval", "--checkpoint", tmp_path / "run", "--data", data)
     elapsed = time.time() - started

@@ -1,9 +1,10 @@
 """One declaration per verb: a spec step accepts exactly the options of its command, and every verb run as a spec
 step gives, from the command line the report records, the same results bit for bit (same kernel and threads)."""
 import json
+import re
 import shlex
 
-from conftest import run_rulelens
+from conftest import ROOT, run_rulelens
 
 # Wall-clock measurements: the one part of a result that differs between two runs of the same command.
 TIMINGS = {"seconds", "tokens_per_s", "allreduce_ms_per_step"}
@@ -26,6 +27,8 @@ steps:
   - train: {data: "${data}", layers: 1, heads: 2, d-model: 16, ctx: 16, steps: 6, batch: 8, warmup: 2, seed: 0}
   - eval: {checkpoint: "${train}", data: "${data}", part: [test, train], limit: 30, mode: teacher-forced}
   - eval: {id: eval_greedy, checkpoint: "${train}", data: "${data}", limit: 12, batch: 5}
+  - eval: {id: eval_digits, checkpoint: "${train}", task: multi-digit-addition, split: length, train-digits: "1", test-digits: "2-3",
+           count: 20, test-per-digit: 3, mode: teacher-forced}
   - ablate: {checkpoint: "${train}", data: "${data}", components: [attn, mlp], method: mean, positions: answer, bootstrap: 10}
   - pairs: {data: "${data}", one-length: true, limit: 8}
   - patch: {checkpoint: "${train}", data: "${data}", limit: 8, sites: [resid_pre, mlp_out, z], batch: 4}
@@ -90,11 +93,13 @@ def test_every_verb_step_reproduces_from_its_recorded_command_line(tmp_path):
     run_rulelens("run", tmp_path / "spec.yaml", "--out", tmp_path / "run", "--threads", "1", "--quiet")
     verb_kinds = {s["kind"]: s for s in steps() if s["command"] is not None}
     seen = set()
+    results = {}
     for stamp_file in sorted((tmp_path / "run").glob("*/.rulelens-step.json")):
         stamp = json.loads(stamp_file.read_text())
         if stamp["kind"] not in verb_kinds:
             continue
         seen.add(stamp["kind"])
+        results.setdefault(stamp["kind"], []).append(json.loads(stamp["results"]))
         argv = shlex.split(stamp["command"])
         assert argv[0] == "rulelens" and argv[1:1 + len(verb_kinds[stamp["kind"]]["command"])] == verb_kinds[stamp["kind"]]["command"]
         assert "--threads" in argv, "the recorded command names its thread count"
@@ -105,6 +110,37 @@ def test_every_verb_step_reproduces_from_its_recorded_command_line(tmp_path):
         proc = run_rulelens(*argv[1:], "--json", "--quiet")
         assert without_timings(json.loads(proc.stdout)) == without_timings(json.loads(stamp["results"])), stamp["id"]
     assert seen == set(verb_kinds), f"verbs missing from SPEC: {set(verb_kinds) - seen}"
+    readme_result_keys_exist(results)
+
+
+def key_paths(tree, prefix=()):
+    """Every path of keys (list indices as strings) in a results tree."""
+    yield prefix
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for k, v in items:
+        yield from key_paths(v, prefix + (str(k),))
+
+
+def readme_result_keys_exist(results):
+    """Probes/README.md's table of steps names the keys a spec reads; each named key must be a path (a suffix of one)
+    in that kind's results. Upper-case parts (PART, K, SITE, …) stand for any key; names cut with … are skipped."""
+    rows = [l for l in (ROOT / "Probes" / "README.md").read_text().splitlines() if re.match(r"\| `[a-z-]+`", l)]
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        kinds = re.findall(r"`([a-z-]+)`", cells[0])
+        if not set(kinds) & set(results) or len(cells) < 3:
+            continue
+        paths = [p for k in kinds for r in results.get(k, []) for p in key_paths(r)]
+        for key in re.findall(r"`([^`]+)`", cells[-1]):
+            parts = key.split(".")
+            if "…" in key or not all(re.fullmatch(r"[A-Za-z0-9_]+", p) for p in parts):
+                continue
+            def matches(path):
+                return len(path) >= len(parts) and all(q.isupper() or q == p for q, p in zip(parts, path[len(path) - len(parts):]))
+            assert any(matches(p) for p in paths), f"Probes/README.md names `{key}` for {kinds}, which no such step's results have"
+            checked += 1
+    assert checked > 50, checked
 
 
 def test_spec_errors_name_the_line_and_option(tmp_path):

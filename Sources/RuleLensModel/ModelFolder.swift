@@ -62,14 +62,36 @@ public enum ModelFolder {
         }
     }
 
+    /// A loaded model's configuration by family: the one place that tells the families apart, so callers switch over
+    /// a closed set instead of casting to model classes.
+    public enum Config {
+        case gpt2(GPTConfig)
+        /// A GPT-2 trained with a rule prior (its configuration without the prior table).
+        case gpt2RulePrior(GPTConfig)
+        case llama(LlamaConfig)
+        case vae(VAEConfig)
+        /// A model of another kind (its `architecture`).
+        case other(String)
+    }
+
+    /// The configuration of `model` (see `Config`).
+    public static func config(of model: any LanguageModel) -> Config {
+        if let gpt = model as? GPT { return .gpt2(gpt.config) }
+        if let prior = model as? RulePriorGPT { return .gpt2RulePrior(prior.config) }
+        if let llama = model as? LlamaModel { return .llama(llama.config) }
+        if let vae = model as? VAELanguageModel { return .vae(vae.config) }
+        return .other(model.architecture)
+    }
+
     /// The model's shape as sorted JSON with its Hugging Face config keys (recorded with activation dumps).
     public static func configJSON(_ model: any LanguageModel) throws -> String {
         let data: Data
-        if let gpt = model as? GPT { data = try Checkpoint.configJSON(gpt.config) }
-        else if let prior = model as? RulePriorGPT { data = try Checkpoint.configJSON(prior.config) }
-        else if let llama = model as? LlamaModel { data = try LlamaCheckpoint.configJSON(llama.config) }
-        else if let vae = model as? VAELanguageModel { data = try JSONEncoder().encode(vae.config) }
-        else { return "{\"model_type\":\"\(model.architecture)\"}" }
+        switch config(of: model) {
+        case .gpt2(let c), .gpt2RulePrior(let c): data = try Checkpoint.configJSON(c)
+        case .llama(let c): data = try LlamaCheckpoint.configJSON(c)
+        case .vae(let c): data = try JSONEncoder().encode(c)
+        case .other(let architecture): return "{\"model_type\":\"\(architecture)\"}"
+        }
         let object = try JSONSerialization.jsonObject(with: data)
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
@@ -85,10 +107,11 @@ extension MemoryEstimate {
 
     /// A GPT-2 configuration whose memory figures stand for `model`'s.
     public static func comparableConfig(_ model: any LanguageModel) -> GPTConfig {
-        if let gpt = model as? GPT { return gpt.config }
-        if let prior = model as? RulePriorGPT { return prior.config }
-        if let llama = model as? LlamaModel { return comparableConfig(llama.config) }
-        return GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: model.contextLength, vocabSize: model.vocabSize)
+        switch ModelFolder.config(of: model) {
+        case .gpt2(let c), .gpt2RulePrior(let c): return c
+        case .llama(let c): return comparableConfig(c)
+        case .vae, .other: return GPTConfig(nLayer: 1, nHead: 1, dModel: 1, nCtx: model.contextLength, vocabSize: model.vocabSize)
+        }
     }
 
     /// See `comparableConfig(_: any LanguageModel)`.

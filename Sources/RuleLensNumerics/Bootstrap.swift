@@ -1,5 +1,3 @@
-import RuleLensNumerics
-
 /// A mean with its 95% percentile-bootstrap interval (nil bounds when no resampling was asked for).
 public struct Estimate: Sendable, Equatable {
     public var value: Double
@@ -47,6 +45,18 @@ public struct BootstrapPlan: Sendable {
         }
         means.sort()
         return Estimate(value: mean, lower: Self.quantile(means, 0.025), upper: Self.quantile(means, 0.975))
+    }
+
+    /// Any statistic of the examples with its 95% interval: `statistic(indices)` computes it on a list of example
+    /// indices (0..<n for the value itself, each resample's draws for the interval). Non-finite resampled values
+    /// (a resample too degenerate for the statistic) are dropped; none left gives no interval.
+    public func estimate(_ statistic: ([Int32]) -> Double) -> Estimate {
+        let value = statistic((0..<Int32(n)).map { $0 })
+        guard resamples > 0, n > 0 else { return Estimate(value: value) }
+        var values = (0..<resamples).map { b in statistic(Array(draws[(b * n)..<((b + 1) * n)])) }.filter(\.isFinite)
+        guard !values.isEmpty else { return Estimate(value: value) }
+        values.sort()
+        return Estimate(value: value, lower: Self.quantile(values, 0.025), upper: Self.quantile(values, 0.975))
     }
 
     /// Quantile q of sorted values, linear interpolation (numpy `percentile` default).
