@@ -33,6 +33,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var evalEvery = 0
     /// Save every this many steps (and always after the last). Changes no result, so a resume may change it.
     public var saveEvery = 100
+    /// Early stopping by checkpoint selection: at each held-out evaluation that lowers the best held-out loss so far,
+    /// the weights are written to DIR/best (needs `evalEvery` and held-out data).
+    public var keepBest = false
     /// Start from the weights (and tokenizer) of this model folder instead of a random initialisation; the model's
     /// shape (layers, heads, widths, context, vocabulary) then comes from its config.json.
     public var initFrom: String? = nil
@@ -165,6 +168,8 @@ public final class TrainJob {
     public static let configFile = "train_config.json"
     public static let logFile = "train_log.csv"
     public static let evalLogFile = "eval_log.csv"
+    /// The checkpoint at the lowest held-out loss (`keepBest`).
+    public static let bestFolder = "best"
     static let logHeader = "step,loss,lr,tokens_per_s"
     static let evalLogHeader = "step,split,loss,accuracy"
 
@@ -307,6 +312,10 @@ public final class TrainJob {
             priorRows = values.map { index[$0]! }
         }
         if model == nil { model = try options.buildModel(vocabSize: tokenizer.count) }
+        if options.keepBest && (options.evalEvery == 0 || evalItems == nil) {
+            throw RuleLensError("--keep-best keeps the checkpoint with the lowest held-out loss, but this run has no held-out evaluation",
+                                fix: "add --eval-every N and held-out data (--eval-data FILE, or --data DIR / --task, whose test part is used)")
+        }
         let trainable = LanguageModelTrainable(job: self, model: model, options: options, items: items, evalItems: evalItems, priorRows: priorRows)
         let adams = try loop.optimizers(trainable, resumed: resumed, weightDecay: options.weightDecay)
         // Every rank has passed every check: agree on what makes the result, then rank 0 alone writes.
@@ -392,10 +401,14 @@ public final class TrainJob {
 
     // MARK: - Evaluation during training
 
-    func evaluate(_ model: any LanguageModel, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws {
+    /// Appends one row to eval_log.csv; returns the held-out loss (nil when it scored a training subset instead).
+    @discardableResult
+    func evaluate(_ model: any LanguageModel, step: Int, trainItems: [TokenizedExample], evalItems: [TokenizedExample]?) throws -> Double? {
         let line: String
+        var heldOut: Double? = nil
         if let evalItems {
             let loss = EvalJob.targetLoss(model, items: evalItems, batchSize: 64, pad: tokenizer.pad).mean
+            heldOut = loss
             line = "\(step),heldout,\(loss),"
             progress.message(String(format: "eval step %d: held-out loss %.4f (%d examples)", step, loss, evalItems.count))
         } else {
@@ -415,6 +428,45 @@ public final class TrainJob {
         handle.seekToEndOfFile()
         handle.write(Data((line + "\n").utf8))
         handle.closeFile()
+        return heldOut
+    }
+
+    /// The lowest held-out loss in eval_log.csv and its step (nil without held-out rows). After a resume the log is
+    /// cut back to the save, so this is the best the resumed run has seen.
+    public static func bestHeldOut(logAt dir: String) -> (step: Int, loss: Double)? {
+        guard let text = try? String(contentsOfFile: (dir as NSString).appendingPathComponent(evalLogFile), encoding: .utf8) else { return nil }
+        var best: (step: Int, loss: Double)? = nil
+        for row in text.split(separator: "\n").dropFirst() {
+            let f = row.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count >= 3, f[1] == "heldout", let step = Int(f[0]), let loss = Double(f[2]), loss.isFinite else { continue }
+            if best == nil || loss < best!.loss { best = (step, loss) }
+        }
+        return best
+    }
+
+    /// Writes the model as DIR/best, replacing the previous best only once the new one is complete (written beside it,
+    /// then swapped by renames; a kill between the renames leaves `.best-old`, which `restoreBest` puts back).
+    func saveBest(_ write: (String) throws -> Void) throws {
+        let best = path(Self.bestFolder), fresh = path(".best-new-\(getpid())"), old = path(".best-old")
+        try? FileManager.default.removeItem(atPath: fresh)
+        try write(fresh)
+        try? FileManager.default.removeItem(atPath: old)
+        if FileManager.default.fileExists(atPath: best) { try FileManager.default.moveItem(atPath: best, toPath: old) }
+        try FileManager.default.moveItem(atPath: fresh, toPath: best)
+        try? FileManager.default.removeItem(atPath: old)
+    }
+
+    /// Repairs what a kill inside `saveBest` left: a `.best-old` is put back when `best` is missing (killed between
+    /// the renames) and removed otherwise; half-written `.best-new-PID` folders are removed.
+    func restoreBest() {
+        let fm = FileManager.default
+        let best = path(Self.bestFolder), old = path(".best-old")
+        if fm.fileExists(atPath: old) {
+            if fm.fileExists(atPath: best) { try? fm.removeItem(atPath: old) } else { try? fm.moveItem(atPath: old, toPath: best) }
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: outDir)) ?? [] where name.hasPrefix(".best-new-") {
+            try? fm.removeItem(atPath: path(name))
+        }
     }
 }
 
@@ -443,11 +495,15 @@ final class LanguageModelTrainable: Trainable {
     let items: [TokenizedExample]
     let evalItems: [TokenizedExample]?
     let priorRows: [Int]?
+    /// The lowest held-out loss so far (`keepBest`): read from eval_log.csv before the first evaluation of this
+    /// process, once the loop has cut the log back to the save it resumes from (rows of killed steps would count).
+    var bestLoss: Double? = nil
     var tokenizer: any TextTokenizer { job.tokenizer }
     private var lastBatch: (local: Batch, global: Batch)? = nil
 
     init(job: TrainJob, model: any LanguageModel, options: TrainOptions, items: [TokenizedExample], evalItems: [TokenizedExample]?, priorRows: [Int]?) {
         self.job = job; self.model = model; self.options = options; self.items = items; self.evalItems = evalItems; self.priorRows = priorRows
+        job.restoreBest()
     }
 
     var parameterStores: [ParameterStore] {
@@ -490,7 +546,12 @@ final class LanguageModelTrainable: Trainable {
 
     func afterStep(_ step: Int) throws {
         if job.writes && options.evalEvery > 0 && step % options.evalEvery == 0 {
-            try job.evaluate(model, step: step, trainItems: items, evalItems: evalItems)
+            if options.keepBest && bestLoss == nil { bestLoss = TrainJob.bestHeldOut(logAt: job.outDir)?.loss ?? .infinity }
+            let loss = try job.evaluate(model, step: step, trainItems: items, evalItems: evalItems)
+            if options.keepBest, let loss, loss < bestLoss! {
+                bestLoss = loss
+                try job.saveBest { try writeCheckpoint(to: $0, step: step, extra: [:]) }
+            }
         }
     }
 

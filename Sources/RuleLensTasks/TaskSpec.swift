@@ -185,6 +185,7 @@ public struct GeneratedData: Sendable {
     public var train: [Example]
     public var test: [Example]
     public var meta: DataMeta
+    public init(train: [Example], test: [Example], meta: DataMeta) { self.train = train; self.test = test; self.meta = meta }
 }
 
 /// The content of meta.json: what was generated and how.

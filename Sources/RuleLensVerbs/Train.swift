@@ -137,6 +137,8 @@ public enum TrainVerb: Verb {
         public var evalEvery: Int?
         @Option(parsing: .unconditional, help: "Save a resumable checkpoint every N steps (0: no periodic saves; default \(defaults.saveEvery)); the last step is always saved. --resume keeps the saved value unless given.")
         public var saveEvery: Int?
+        @Flag(help: "Early stopping by checkpoint selection: write the weights to OUT/best at each evaluation that lowers the best held-out loss so far (needs --eval-every and held-out data; evaluate OUT/best).")
+        public var keepBest = false
         @Option(help: "Train a learned rule prior: the data column (e.g. rule) whose value selects one learned vector per example; needs --inject (gpt2, from scratch).")
         public var rulePrior: String?
         @Option(help: "Where the rule prior enters: query, key, value (added to Q/K/V of every position, one vector per layer), embedding (added to every token embedding) or memory (one extra key = value slot per layer).")
@@ -152,6 +154,9 @@ public enum TrainVerb: Verb {
         public func validate() throws {
             if runtime.force {
                 throw ValidationError("--force: train never replaces a run; pass --resume to continue the run in --out, or choose another --out")
+            }
+            if keepBest && !resume && (evalEvery ?? 0) == 0 {
+                throw ValidationError("--keep-best keeps the checkpoint of the lowest held-out loss, which needs --eval-every N (and held-out data: --eval-data, or the test part of --data DIR / --task)")
             }
             if let initFrom {
                 if let flag = shape.givenFlags.first {
@@ -193,6 +198,7 @@ public enum TrainVerb: Verb {
             if let threads = runtime.threads { o.threads = threads }
             if let evalEvery { o.evalEvery = evalEvery }
             if let saveEvery { o.saveEvery = saveEvery }
+            if keepBest { o.keepBest = true }
             if let rulePrior { o.rulePrior = rulePrior }
             if let inject { o.inject = inject.rawValue }
             return o
@@ -214,6 +220,10 @@ public enum TrainVerb: Verb {
         public var resumed: Bool
         /// The last held-out loss (eval_log.csv); null when the run had no evaluation.
         public var evalLoss: Double?
+        /// The lowest held-out loss and its step (eval_log.csv; with --keep-best the weights of that step are in
+        /// OUT/best); null without held-out evaluation.
+        public var bestEvalLoss: Double?
+        public var bestStep: Int?
         /// Ranks under mpirun (1 otherwise), and the mean allreduce time per step (null for one rank).
         public var ranks: Int
         public var allreduceMsPerStep: Double?
@@ -221,7 +231,7 @@ public enum TrainVerb: Verb {
 
         enum CodingKeys: String, CodingKey {
             case steps, stepsRun = "steps_run", finalLoss = "final_loss", seconds, tokensPerS = "tokens_per_s", family, layers,
-                 dModel = "d_model", resumed, evalLoss = "eval_loss", ranks, allreduceMsPerStep = "allreduce_ms_per_step", provenance
+                 dModel = "d_model", resumed, evalLoss = "eval_loss", bestEvalLoss = "best_eval_loss", bestStep = "best_step", ranks, allreduceMsPerStep = "allreduce_ms_per_step", provenance
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -230,6 +240,7 @@ public enum TrainVerb: Verb {
             try c.encode(seconds, forKey: .seconds); try c.encode(tokensPerS, forKey: .tokensPerS); try c.encode(family, forKey: .family)
             try c.encode(layers, forKey: .layers); try c.encode(dModel, forKey: .dModel); try c.encode(resumed, forKey: .resumed)
             try c.encode(evalLoss, forKey: .evalLoss); try c.encode(ranks, forKey: .ranks)
+            try c.encode(bestEvalLoss, forKey: .bestEvalLoss); try c.encode(bestStep, forKey: .bestStep)
             try c.encode(allreduceMsPerStep, forKey: .allreduceMsPerStep); try c.encode(provenance, forKey: .provenance)
         }
     }
@@ -313,6 +324,7 @@ public enum TrainVerb: Verb {
            let last = text.split(separator: "\n").last?.split(separator: ",", omittingEmptySubsequences: false), last.count >= 4, let v = Double(last[2]), v.isFinite {
             evalLoss = v
         }
+        let best = TrainJob.bestHeldOut(logAt: out)
         var figures: [VerbFigure] = []
         if world.isRoot, try TrainLossChart.write(logFile: (out as NSString).appendingPathComponent(TrainJob.logFile),
                                                   to: (out as NSString).appendingPathComponent("loss.svg")) {
@@ -323,6 +335,7 @@ public enum TrainVerb: Verb {
                             finalLoss: summary.stepsRun > 0 && loss.isFinite ? loss : nil,
                             seconds: summary.seconds, tokensPerS: summary.tokensPerSecond.isFinite ? summary.tokensPerSecond : 0,
                             family: o.family, layers: layers, dModel: dModel, resumed: a.resume, evalLoss: evalLoss,
+                            bestEvalLoss: best?.loss, bestStep: best?.step,
                             ranks: parallel?.ranks ?? 1, allreduceMsPerStep: parallel.map(\.allreduceMillisecondsPerStep),
                             provenance: summary.blas)
         return VerbOutcome(result, figures: figures, files: ["model.safetensors", "config.json", TrainJob.logFile])

@@ -7,6 +7,7 @@ public enum Verbs {
         AnyVerb(EvalVerb.self),
         AnyVerb(AblateVerb.self),
         AnyVerb(PairsVerb.self),
+        AnyVerb(DataSubsetVerb.self),
         AnyVerb(PatchVerb.self),
         AnyVerb(LensVerb.self),
         AnyVerb(RetrieveVerb.self),

@@ -11,7 +11,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Generate and inspect reasoning-task data (train.jsonl, test.jsonl, meta.json).",
-        subcommands: [VerbCommand<DataGenerateVerb>.self, Show.self, Plane.self, VerbCommand<PairsVerb>.self])
+        subcommands: [VerbCommand<DataGenerateVerb>.self, Show.self, Plane.self, VerbCommand<PairsVerb>.self, VerbCommand<DataSubsetVerb>.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(

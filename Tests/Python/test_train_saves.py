@@ -39,16 +39,19 @@ def outcome(run):
         "state": (unit / "train_state.safetensors").read_bytes(),
         "train_log": log_rows(run / "train_log.csv"),
         "eval_log": (run / "eval_log.csv").read_text(),
+        "best": (run / "best" / "model.safetensors").read_bytes(),   # --keep-best
     }
 
 
 def test_kill_at_random_instants_and_resume_is_bitwise_equal(tmp_path):
     """SIGKILL a `--save-every 1` run at random instants 100 times, resuming (with nothing but --out --resume)
-    each time; every run that reaches its end equals the uninterrupted one bit for bit."""
+    each time; every run that reaches its end equals the uninterrupted one bit for bit, its best checkpoint
+    (--keep-best) included."""
     data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", MEMORISE[::3])
     steps = 12
     fresh = ["train", "--data", data, *TINY, "--steps", steps, "--seed", 3, "--threads", 1, "--save-every", 1,
-             "--eval-every", 5, "--quiet"]
+             "--eval-every", 3, "--eval-data", held_out, "--keep-best", "--quiet"]
     began = time.time()
     run_rulelens(*fresh, "--out", tmp_path / "whole")
     # Kill delays scale with how long a whole run takes on this machine now (start-up and saves grow under load).
@@ -81,7 +84,7 @@ def test_kill_at_random_instants_and_resume_is_bitwise_equal(tmp_path):
             resumed_ok += 1
         if newest_save(run) == steps and proc.returncode == 0:
             cycles += 1
-            assert outcome(run) == reference, f"cycle {cycles}: the killed and resumed run differs from the uninterrupted one"
+            assert outcome(run) == reference, f"cycle {cycles}: differs from the uninterrupted run in {[k for k in reference if outcome(run)[k] != reference[k]]}"
             bitwise += 1
             leftovers = [p.name for p in list(run.iterdir()) + list((run / "checkpoints").iterdir()) if p.name.startswith(".")]
             assert leftovers == [], leftovers
@@ -245,3 +248,21 @@ def test_kernel_and_threads_are_recorded_everywhere(tmp_path):
     with h5py.File(tmp_path / "d.h5", "r") as f:
         assert f.attrs["blas_core"] == core and int(f.attrs["threads"]) >= 1
         assert str(f.attrs["blas_config"]).startswith("OpenBLAS")
+
+
+def test_keep_best_holds_the_weights_of_the_lowest_held_out_loss(tmp_path):
+    """--keep-best: OUT/best is the checkpoint of the step with the lowest held-out loss in eval_log.csv (its loss,
+    measured again by `rulelens eval`, is that row's), and the train result names that step; without held-out data
+    the flag is refused."""
+    data = write_jsonl(tmp_path / "train.jsonl", MEMORISE)
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", MEMORISE[::2])
+    out = json.loads(run_rulelens("train", "--data", data, *TINY, "--steps", 40, "--lr", 3e-2, "--threads", 1, "--eval-every", 4,
+                                  "--eval-data", held_out, "--keep-best", "--quiet", "--json", "--out", tmp_path / "run").stdout)
+    rows = [line.split(",") for line in (tmp_path / "run" / "eval_log.csv").read_text().splitlines()[1:]]
+    step, loss = min(((int(r[0]), float(r[2])) for r in rows), key=lambda r: r[1])
+    assert (out["best_step"], out["best_eval_loss"]) == (step, loss)
+    evaluated = json.loads(run_rulelens("eval", "--checkpoint", tmp_path / "run" / "best", "--data", held_out, "--json").stdout)
+    assert abs(evaluated["test"]["loss"] - loss) < 1e-6
+    proc = run_rulelens("train", "--data", data, *TINY, "--steps", 4, "--keep-best", "--out", tmp_path / "no", check=False)
+    assert proc.returncode != 0 and "--keep-best" in proc.stderr and "--eval-every" in proc.stderr
+    assert not (tmp_path / "no").exists()

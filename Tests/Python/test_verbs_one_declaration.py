@@ -43,6 +43,7 @@ steps:
   - ntk: {checkpoint: "${train}", data: "${data}", label: a, max-per-rule: 2}
   - grad: {checkpoint: "${train}", data: "${data}/test.jsonl"}
   - data: {id: syl, task: syllogism, count: 96, seed: 2}
+  - subset: {data: "${syl}", train: 20, validation: 5, seed: 1}
   - vae-train: {data: "${syl}", layers: 1, enc-layers: 1, heads: 2, d-model: 16, latent: 4, ctx: 96, steps: 4, batch: 4,
                 warmup: 1, inject: [memory, query], supervise: rule}
   - vae-eval: {checkpoint: "${vae_train}", data: "${syl}", batch: 5}
