@@ -29,9 +29,7 @@ from conftest import rulelens_bin
 
 EDGE_REFUSED = ["nan", "inf", "-inf", "1e39", "", "abc"]
 EDGE_EITHER = ["0", "-1", "1000000000000", "9223372036854775807"]
-# Options of the shared groups: tried once, in `data generate` (TaskOptions) or not at all (paths, flags).
-TASK_GROUP = {"task", "format", "split", "train-fraction", "center", "half", "holes", "hole-half", "digits", "train-digits",
-              "test-digits", "count", "test-per-digit", "seed"}
+# Options of the shared groups: the generated-data group is tried once, in `data generate`; paths and flags not at all.
 RUNTIME = {"quiet", "json", "force", "no-verify"}
 PATHS = {"out", "checkpoint", "data", "file", "like", "latents", "mean-from", "eval-data", "init-from", "clean", "corrupt"}
 TIMEOUT = 15
@@ -72,6 +70,7 @@ def bases(fx):
         "eval": {"checkpoint": ck, "data": syl, "limit": "8"},
         "ablate": {"checkpoint": ck, "data": syl, "bootstrap": "10"},
         "pairs": {"data": syl, "out": "OUT"},
+        "subset": {"data": syl, "train": "20", "validation": "5", "out": "OUT"},
         "patch": {"checkpoint": ck, "data": syl, "limit": "4"},
         "lens": {"checkpoint": ck, "data": syl},
         "retrieve": {"checkpoint": ck, "data": syl, "bootstrap": "10", "limit": "8"},
@@ -187,8 +186,8 @@ def generated_cases(fx, work):
             opt = (a.get("preferredName") or {}).get("name")
             if a["kind"] != "option" or not opt or opt in PATHS or opt in RUNTIME or a.get("allValues"):
                 continue
-            if opt in TASK_GROUP and kind != "data":
-                continue
+            if (a.get("sectionTitle") or "").startswith("Generated data"):
+                continue   # the shared generated-data group: tried once, where it stands alone (data generate)
             numeric = is_number((a.get("defaultValue") or "").split(",")[0]) or a.get("parsingStrategy", "").startswith("unconditional")
             if not numeric:
                 # A declared type that refuses a word at parse time is numeric too (e.g. an Int without .unconditional).
