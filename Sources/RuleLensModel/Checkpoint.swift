@@ -67,12 +67,12 @@ public enum Checkpoint {
         }
         let temp = parent + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
         do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
-            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
-            guard rename(temp, url.path) == 0 else {
-                throw RuleLensError("cannot move the checkpoint into \(dir) (\(String(cString: strerror(errno))))",
-                                    fix: "check permissions of \(parent), or choose another folder")
+            do { try fm.createDirectory(atPath: temp, withIntermediateDirectories: false) } catch {
+                throw FileSystemError.mapped(error, path: dir, action: "create the checkpoint folder") ?? error
             }
+            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
+            // Renamed into place now, or with the command's other outputs (an open OutputCommit).
+            try AtomicFile.publish(temp, at: url.path)
         } catch {
             try? fm.removeItem(atPath: temp)
             throw error

@@ -1,12 +1,29 @@
+import ArgumentParser
 import Foundation
 import RuleLensVerbs
+
+/// A command of the command line that is not a verb (info, hooks, dump-info, data show, run, …), documented from its
+/// own declaration beside the verbs.
+public struct CommandReference {
+    public let commandPath: [String]
+    public let abstract: String
+    public let discussion: String
+    public let options: [VerbOption]
+
+    public init<C: ParsableCommand>(_ command: C.Type, path: [String]) {
+        commandPath = path
+        abstract = C.configuration.abstract
+        discussion = C.configuration.discussion
+        options = VerbOption.declared(by: C.self)
+    }
+}
 
 /// The reference pages in docs/reference/, generated from each verb's declaration (so they cannot drift from what the
 /// command and the spec step accept). `rulelens reference --out docs/reference` writes them; a test checks that the
 /// committed pages are this output.
 public enum ReferencePages {
-    /// File name → Markdown.
-    public static func all() -> [String: String] {
+    /// File name → Markdown; `commands` adds the commands that are not verbs.
+    public static func all(commands: [CommandReference] = []) -> [String: String] {
         var pages: [String: String] = [:]
         let verbs = StepRegistry.all.compactMap(\.verb)
         for verb in verbs { pages[fileName(verb)] = page(verb) }
@@ -24,6 +41,11 @@ public enum ReferencePages {
             """
         for verb in verbs {
             index += "| [`rulelens \(verb.commandPath.joined(separator: " "))`](\(fileName(verb))) | `\(verb.kind)` | \(cell(verb.abstract)) |\n"
+        }
+        for command in commands {
+            let file = command.commandPath.joined(separator: "-") + ".md"
+            pages[file] = commandPage(command)
+            index += "| [`rulelens \(command.commandPath.joined(separator: " "))`](\(file)) | — | \(cell(command.abstract)) |\n"
         }
         let others = StepRegistry.all.filter { $0.verb == nil }
         if !others.isEmpty {
@@ -49,7 +71,20 @@ public enum ReferencePages {
                 + (verb.stepOutput.isEmpty ? "that folder" : "`\(verb.stepOutput)` in it")
         }
         out += ". With `--json` the command prints the result a spec's `expect:` reads as `ID.key`.\n"
-        let sections = verb.options.filter { !$0.isHidden }.reduce(into: [(String, [VerbOption])]()) { acc, o in
+        return out + optionTables(verb.options, spec: true)
+    }
+
+    static func commandPage(_ command: CommandReference) -> String {
+        var out = "# `rulelens \(command.commandPath.joined(separator: " "))`\n\n\(command.abstract)\n\n"
+        if !command.discussion.isEmpty { out += command.discussion + "\n\n" }
+        out += "Not a spec step.\n"
+        return out + optionTables(command.options, spec: false)
+    }
+
+    /// The option tables of a page, one per option group (`spec`: name each positional's spec key too).
+    static func optionTables(_ all: [VerbOption], spec: Bool) -> String {
+        var out = ""
+        let sections = all.filter { !$0.isHidden }.reduce(into: [(String, [VerbOption])]()) { acc, o in
             let title = o.section ?? "Options"
             if let i = acc.firstIndex(where: { $0.0 == title }) { acc[i].1.append(o) } else { acc.append((title, [o])) }
         }
@@ -58,7 +93,7 @@ public enum ReferencePages {
             for o in options {
                 let name: String
                 switch o.kind {
-                case .positional: name = "`<\(o.name)>` (spec: `\(o.name)`)"
+                case .positional: name = "`<\(o.name)>`" + (spec ? " (spec: `\(o.name)`)" : "")
                 case .flag: name = o.longNames.map { "`--\($0)`" }.joined(separator: " / ")
                 case .option: name = "`--\(o.name)`" + (o.isRepeating ? " (repeatable; spec: a list)" : "")
                 }
@@ -72,8 +107,8 @@ public enum ReferencePages {
     }
 
     /// Writes every page into `dir` (created), replacing pages of the same name.
-    public static func write(to dir: String) throws {
+    public static func write(to dir: String, commands: [CommandReference] = []) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for (name, text) in all() { try Data(text.utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(name)), options: .atomic) }
+        for (name, text) in all(commands: commands) { try Data(text.utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent(name)), options: .atomic) }
     }
 }

@@ -74,7 +74,7 @@ public struct AnyVerb {
             }
             return PreparedVerb(arguments: argv, inputs: inputPaths(in: arguments)) { context in
                 arguments.runtime.apply()
-                let outcome = try V.run(arguments, context)
+                let outcome = try V.execute(arguments, context)
                 return VerbRecord(json: try VerbJSON.data(outcome.result), figures: outcome.figures, files: outcome.files,
                                   lines: V.lines(outcome.result, arguments))
             }

@@ -38,7 +38,7 @@ struct OutputTarget {
     init(_ out: String?, file name: String, picture: String?) throws {
         guard let out else { return }
         if out.hasSuffix(".h5") { file = out; return }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(out)
         folder = out
         file = (out as NSString).appendingPathComponent(name)
         self.picture = picture.map { (out as NSString).appendingPathComponent($0) }

@@ -46,11 +46,11 @@ enum VAEVerbs {
             throw RuleLensError("--out \(out) is a file; --out names a folder (the verb writes \(name) into it)",
                                 fix: "pass a folder, e.g. --out \((out as NSString).deletingPathExtension)")
         }
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(out)
         let path = (out as NSString).appendingPathComponent(name)
-        if fm.fileExists(atPath: path) {
-            guard force else { throw RuleLensError("\(path) already exists", fix: "choose another --out folder, or pass --force to replace it") }
-            try fm.removeItem(atPath: path)
+        // With --force the old file stays until the new one is complete (the verb's outputs are published together).
+        if fm.fileExists(atPath: path) && !force {
+            throw RuleLensError("\(path) already exists", fix: "choose another --out folder, or pass --force to replace it")
         }
         return path
     }
@@ -90,6 +90,8 @@ public struct VAEInputOptions: ParsableArguments {
 /// the data's test part.
 public enum VAETrainVerb: Verb {
     public static let commandPath = ["vae", "train"]
+    /// Its saves are published as it goes, each a kill-proof unit (`TrainSaves`).
+    public static let publishesAsItGoes = true
     public static let abstract = "Train a language VAE (reconstruction + β·KL with free bits, optional rule classifier on z); then `vae eval` on the test part."
     public static let discussion = """
         Writes into --out: the checkpoint of the newest save (model.safetensors: decoder in Hugging Face GPT-2 names, \
@@ -212,7 +214,9 @@ public enum VAETrainVerb: Verb {
     public static func canContinue(dir: String) -> Bool { (try? VAETrainJob.savedOptions(in: dir)) != nil }
 
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
-        var o = a.resume ? try VAETrainJob.savedOptions(in: a.out) : VAETrainOptions(data: "")
+        // A folder holding only leftovers of a run killed before it saved its options is started afresh, --resume or not.
+        let fresh = !a.resume || TrainLoop<VAETrainOptions>.holdsOnlyLeftovers(a.out)
+        var o = fresh ? VAETrainOptions(data: "") : try VAETrainJob.savedOptions(in: a.out)
         if let v = a.layers { o.layers = v }
         if let v = a.encLayers { o.encLayers = v }
         if let v = a.heads { o.heads = v }
@@ -241,7 +245,7 @@ public enum VAETrainVerb: Verb {
         if let v = a.source.generated.seed { o.seed = v }
         if let v = a.runtime.threads { o.threads = v }
         // A fresh run refuses a folder that holds one before anything (generated data included) is written.
-        if !a.resume { try VAETrainJob.checkFresh(options: o, outDir: a.out) }
+        if fresh { try VAETrainJob.checkFresh(options: o, outDir: a.out) }
         var evalData = a.evalData?.path
         if a.source.given {
             let files = try a.source.source().materialize(into: (a.out as NSString).appendingPathComponent("data"))
@@ -267,7 +271,7 @@ public enum VAETrainVerb: Verb {
         var figures: [VerbFigure] = []
         if try TrainLossChart.write(logFile: (a.out as NSString).appendingPathComponent(TrainJob.logFile),
                                     to: (a.out as NSString).appendingPathComponent("loss.svg")) { figures.append(VerbFigure(title: "Training loss (log10)", file: "loss.svg")) }
-        let result = Result(steps: summary.steps, finalLoss: summary.finalLoss.isFinite ? Double(summary.finalLoss) : nil, resumed: a.resume,
+        let result = Result(steps: summary.steps, finalLoss: summary.finalLoss.isFinite ? Double(summary.finalLoss) : nil, resumed: !fresh,
                             supervised: job.options.supervise != nil, checkpoint: a.out, evaluation: evaluation, provenance: summary.blas,
                             seconds: summary.seconds, tokensPerSecond: summary.tokensPerSecond)
         return VerbOutcome(result, figures: figures, files: ["model.safetensors", "config.json", TrainJob.logFile, VAETrainJob.klLogFile])

@@ -30,13 +30,33 @@ public protocol Verb {
     static var continueFlag: String? { get }
     static func canContinue(dir: String) -> Bool
 
-    /// Runs the verb. Throws `RuleLensError` on bad input.
+    /// Whether the verb publishes its outputs as it goes, each one a kill-proof unit (a training run's saves), rather
+    /// than all together when it succeeds (see `execute`).
+    static var publishesAsItGoes: Bool { get }
+
+    /// Runs the verb. Throws `RuleLensError` on bad input. Callers go through `execute`.
     static func run(_ arguments: Arguments, _ context: VerbContext) throws -> VerbOutcome<Result>
     /// The human-readable lines the command prints without `--json`.
     static func lines(_ result: Result, _ arguments: Arguments) -> [String]
 }
 
 extension Verb {
+    public static var publishesAsItGoes: Bool { false }
+
+    /// The one way a verb runs, from the command line and from a spec step: its output files are published together
+    /// when it succeeds (an `OutputCommit`: a failure part-way leaves none of them, and no folder it created), unless
+    /// it publishes as it goes; and a file-system error that escapes it becomes a `RuleLensError` with the path and
+    /// the fix (`FileSystemError`).
+    public static func execute(_ arguments: Arguments, _ context: VerbContext) throws -> VerbOutcome<Result> {
+        do {
+            return publishesAsItGoes ? try run(arguments, context) : try OutputCommit.run { try run(arguments, context) }
+        } catch let error as RuleLensError {
+            throw FileSystemError.mapped(error) ?? error
+        } catch {
+            throw FileSystemError.mapped(error) ?? error
+        }
+    }
+
     public static var discussion: String { "" }
     public static var stepOutput: String { "" }
     public static func quick(_ options: inout QuickOptions) {}

@@ -23,8 +23,20 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Examples to print from each of train and test.")
         var examples: Int = 3
 
+        @Flag(help: "Print one JSON object: meta.json and the first --examples lines of train and test.")
+        var json = false
+
         func run() throws {
-            print(try DataSets.describe(dir: dir, examples: examples), terminator: "")
+            guard json else { return print(try DataSets.describe(dir: dir, examples: examples), terminator: "") }
+            guard let meta = try DataSets.readMeta(dir: dir) else {
+                throw RuleLensError("\(dir) has no meta.json", fix: "point at a directory written by `rulelens data generate`")
+            }
+            var object = try JSONSerialization.jsonObject(with: try meta.encoded()) as? [String: Any] ?? [:]
+            for part in [DataPart.train, .test] {
+                let rows = try DataSource(file: dir).load(part).examples.prefix(max(0, examples))
+                object["examples_\(part.rawValue)"] = try rows.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) }
+            }
+            print(try JSONText.string(object, pretty: true))
         }
     }
 
@@ -53,6 +65,9 @@ struct DataCommand: ParsableCommand {
         @Flag(help: "Replace existing PREFIX.npy / .svg / .json files.")
         var force = false
 
+        @Flag(help: "Print the summary (PREFIX.json's content: inside, centre, rim, outside, overall, per square) as JSON.")
+        var json = false
+
         func run() throws {
             // Refusals change nothing: an existing output is refused before anything is read or computed.
             if !force { try PlaneAccuracy.refuseExistingOutputs(prefix: out) }
@@ -70,6 +85,7 @@ struct DataCommand: ParsableCommand {
             let results = try PlaneAccuracy.readResults(path: predictions, examples: examples)
             let report = PlaneAccuracy.compute(results: results, plane: plane, squares: meta.squares)
             let files = try PlaneAccuracy.write(report, prefix: out, title: "\(meta.task) (\(meta.split), \(part)): accuracy")
+            if json { return print(try String(contentsOfFile: out + ".json", encoding: .utf8)) }
             PlaneAccuracy.summaryLines(report).forEach { print($0) }
             print("wrote " + files.joined(separator: ", "))
         }

@@ -16,7 +16,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         if VAEConfig.isVAE(URL(fileURLWithPath: checkpoint)) {
-            guard !json else { throw RuleLensError("--json is not available for VAE checkpoints yet", fix: "drop --json, or read config.json") }
+            if json { return print(try JSONText.string(try VAEInfo.json(dir: checkpoint), pretty: true)) }
             try VAEInfo.lines(dir: checkpoint).forEach { print($0) }
             return
         }
@@ -34,12 +34,23 @@ struct HooksCommand: ParsableCommand {
 
     @Argument(help: "Checkpoint folder.") var checkpoint: String
     @Argument(help: "Names or `*` patterns (default: every site).") var pattern: String?
+    @Flag(help: "Print a JSON list of {name, shape, dims} instead of the table (shape: per example, `pos` for the position axis).")
+    var json = false
 
     func run() throws {
         let patterns = (pattern ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let rows = VAEConfig.isVAE(URL(fileURLWithPath: checkpoint))
             ? try VAEInfo.hooks(dir: checkpoint, patterns: patterns)
             : try CheckpointInfo.hooks(checkpoint: checkpoint, patterns: patterns)
+        if json {
+            let list: [[String: Any]] = rows.map { r in
+                let shape = r.shape.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
+                    .map { $0.trimmingCharacters(in: .whitespaces) }.map { Int($0).map { $0 as Any } ?? $0 as Any }
+                return ["name": r.name, "shape": shape, "dims": r.dims.split(separator: ",").map(String.init)]
+            }
+            print(try JSONText.string(list, pretty: true))
+            return
+        }
         let w0 = rows.map(\.name.count).max() ?? 0, w1 = rows.map(\.shape.count).max() ?? 0
         for r in rows {
             print(r.name.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.shape.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.dims)

@@ -31,7 +31,9 @@ struct RunCommand: ParsableCommand {
     var schema = false
     @Option(help: "Threads (default: all cores; with --jobs, shared among the jobs).") var threads: Int?
     @Option(help: """
-        Run up to N of the sweep's variants at once, each in its own process (default 1: in turn). Faster for sweeps         of small models, which barely use a second thread; results can differ in the last bits from a run with other         thread counts.
+        Run up to N of the sweep's variants at once, each in its own process (default 1: in turn). Faster for sweeps \
+        of small models, which barely use a second thread; results can differ in the last bits from a run with other \
+        thread counts.
         """) var jobs: Int = 1
     @Option(help: .hidden) var variant: Int?
     @Flag(help: "No progress lines.") var quiet = false

@@ -18,7 +18,7 @@ struct VerbCommand<V: Verb>: ParsableCommand {
 
     static func run(_ arguments: V.Arguments) throws {
         arguments.runtime.apply()
-        let outcome = try V.run(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
+        let outcome = try V.execute(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
         // Under mpirun, rank 0 speaks for the run.
         if let world = Communicator.existing, !world.isRoot { return }
         if arguments.runtime.json { print(try VerbJSON.text(outcome.result)) }

@@ -12,33 +12,15 @@ import json
 import os
 import random
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import rulelens_bin
+from fuzzlib import clear_error, run
 
 SEED = 8
-TIMEOUT = 20
 TINY = ["--layers", "1", "--heads", "2", "--d-model", "16", "--ctx", "12", "--batch", "4", "--warmup", "1",
         "--lr", "0.01", "--threads", "1", "--quiet"]
-
-
-def run(args, cwd=None):
-    try:
-        p = subprocess.run([rulelens_bin(), *map(str, args)], capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired:
-        return "hang", "", ""
-
-
-def clear_error(code, err):
-    """Exit 1 and the error paragraph last on stderr (progress lines may come before it)."""
-    if code != 1 or "error: " not in err:
-        return False
-    paragraph = err[err.rfind("error: ", 0, err.find("\nfix: ") if "\nfix: " in err else len(err)):]
-    return (err.startswith("error: ") or "\nerror: " in err) and "\nfix: " in paragraph
 
 
 class Tally:

@@ -2,13 +2,12 @@
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from conftest import rulelens_bin, run_rulelens
+from killloop import kill_and_resume, newest_save
 
 MEMORISE = [{"prompt": f"{a}*{b}=", "target": str((a * b) % 17)} for a in range(4) for b in range(4)]
 TINY = ["--layers", 1, "--heads", 2, "--d-model", 16, "--ctx", 16, "--batch", 4]
@@ -23,11 +22,6 @@ def log_rows(path, columns=2):
     """step and loss (tokens/s differs between runs)."""
     lines = path.read_text().splitlines()
     return [tuple(line.split(",")[:columns]) for line in lines]
-
-
-def newest_save(run):
-    units = sorted(p.name for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").exists() else []
-    return int(units[-1][5:]) if units else 0
 
 
 def outcome(run):
@@ -56,48 +50,10 @@ def test_kill_at_random_instants_and_resume_is_bitwise_equal(tmp_path):
     run_rulelens(*fresh, "--out", tmp_path / "whole")
     # Kill delays scale with how long a whole run takes on this machine now (start-up and saves grow under load).
     longest_delay = max(0.2, 0.35 * (time.time() - began))
-    reference = outcome(tmp_path / "whole")
-
-    rng = random.Random(2024)
-    kills, resumed_ok, failures, cycles, bitwise = 0, 0, [], 0, 0
-    run = tmp_path / "run0"
-    started = time.time()
-    while kills < 100:
-        if (run / "train_config.json").exists():
-            args = ["train", "--out", run, "--resume", "--quiet"]
-        else:
-            args = [*fresh, "--out", run]
-        proc = subprocess.Popen([rulelens_bin(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=rng.uniform(0.0, longest_delay))   # start-up, steps, saves, publication, clean-up
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        if proc.returncode == -signal.SIGKILL:
-            kills += 1
-        elif proc.returncode != 0:
-            failures.append((kills, args[1:3], err))
-            break
-        if kills > 0 and proc.returncode in (0, -signal.SIGKILL) and args[-2:] == ["--resume", "--quiet"]:
-            resumed_ok += 1
-        if newest_save(run) == steps and proc.returncode == 0:
-            cycles += 1
-            assert outcome(run) == reference, f"cycle {cycles}: differs from the uninterrupted run in {[k for k in reference if outcome(run)[k] != reference[k]]}"
-            bitwise += 1
-            leftovers = [p.name for p in list(run.iterdir()) + list((run / "checkpoints").iterdir()) if p.name.startswith(".")]
-            assert leftovers == [], leftovers
-            run = tmp_path / f"run{cycles}"
-    # Finish the last one.
-    if (run / "train_config.json").exists():
-        run_rulelens("train", "--out", run, "--resume", "--quiet")
-        assert outcome(run) == reference
-        bitwise += 1
-    assert not failures, failures
-    print(f"\nkill loop: {kills} kills (delays up to {longest_delay:.2f} s), {resumed_ok} resumes, {bitwise} runs completed "
-          f"bitwise equal, {len(failures)} failed, {time.time() - started:.1f} s")
-    assert bitwise >= 3, "too few runs reached their end; lower `steps`"
+    counts = kill_and_resume(tmp_path, fresh, ["train"], outcome, steps, kills=100, seed=2024, longest_delay=longest_delay)
+    print(f"\nkill loop: {counts['kills']} kills (delays up to {longest_delay:.2f} s), {counts['resumes']} resumes, "
+          f"{counts['bitwise']} runs completed bitwise equal, {counts['seconds']:.1f} s")
+    assert counts["bitwise"] >= 3, "too few runs reached their end; lower `steps`"
 
 
 def test_resume_keeps_every_option_and_works_from_anywhere(tmp_path):
@@ -217,7 +173,7 @@ def test_stale_temporaries_are_cleaned_and_a_second_writer_is_refused(tmp_path):
         while time.time() < deadline and (run / "train_log.csv").read_text().count("\n") < 10:
             time.sleep(0.01)
         second = run_rulelens("train", "--out", run, "--resume", "--steps", 100000, "--save-every", 100000, check=False)
-        assert second.returncode == 1 and "another `rulelens train` is writing into" in second.stderr, second.stderr
+        assert second.returncode == 1 and f"another `rulelens train` (process {proc.pid}) is writing" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

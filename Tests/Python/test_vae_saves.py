@@ -1,7 +1,6 @@
 """`vae train` runs the same training driver as `train` (TrainLoop): kill-proof saves, resume with nothing but --out
 (every option kept, threads and save interval included), one writer at a time."""
 import json
-import random
 import signal
 import subprocess
 import time
@@ -9,6 +8,7 @@ import time
 import pytest
 
 from conftest import rulelens_bin, run_rulelens
+from killloop import kill_and_resume, newest_save
 
 TINY = ["--layers", 1, "--enc-layers", 1, "--heads", 2, "--d-model", 16, "--latent", 4, "--ctx", 96, "--batch", 4]
 
@@ -18,11 +18,6 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("vae_saves")
     run_rulelens("data", "generate", "--task", "syllogism", "--count", "24", "--seed", "5", "--out", d / "syl")
     return d / "syl" / "train.jsonl"
-
-
-def newest_save(run):
-    units = sorted(p.name for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").exists() else []
-    return int(units[-1][5:]) if units else 0
 
 
 def outcome(run):
@@ -46,47 +41,15 @@ def test_kill_at_random_instants_and_resume_is_bitwise_equal(data, tmp_path):
     began = time.time()
     run_rulelens(*fresh, "--out", tmp_path / "whole")
     longest_delay = max(0.2, 0.6 * (time.time() - began))   # kills land in start-up, steps and saves
-    reference = outcome(tmp_path / "whole")
+    def saved_options(run):
+        config = json.loads((run / "train_config.json").read_text())
+        assert config["threads"] == 1 and config["saveEvery"] == 1, config
 
-    rng = random.Random(2025)
-    kills, failures, cycles, bitwise = 0, [], 0, 0
-    run = tmp_path / "run0"
-    started = time.time()
-    while kills < 50:
-        if (run / "train_config.json").exists():
-            args = ["vae", "train", "--out", run, "--resume", "--quiet"]
-        else:
-            args = [*fresh, "--out", run]
-        proc = subprocess.Popen([rulelens_bin(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            proc.wait(timeout=rng.uniform(0.0, longest_delay))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        if proc.returncode == -signal.SIGKILL:
-            kills += 1
-        elif proc.returncode != 0:
-            failures.append((kills, args[2:4], err))
-            break
-        if newest_save(run) == steps and proc.returncode == 0:
-            cycles += 1
-            assert outcome(run) == reference, f"cycle {cycles}: the killed and resumed run differs from the uninterrupted one"
-            bitwise += 1
-            config = json.loads((run / "train_config.json").read_text())
-            assert config["threads"] == 1 and config["saveEvery"] == 1, config
-            leftovers = [p.name for p in list(run.iterdir()) + list((run / "checkpoints").iterdir()) if p.name.startswith(".")]
-            assert leftovers == [], leftovers
-            run = tmp_path / f"run{cycles}"
-    if (run / "train_config.json").exists():
-        run_rulelens("vae", "train", "--out", run, "--resume", "--quiet")
-        assert outcome(run) == reference
-        bitwise += 1
-    assert not failures, failures
-    print(f"\nvae kill loop: {kills} kills (delays up to {longest_delay:.2f} s), {bitwise} runs completed bitwise equal, "
-          f"{time.time() - started:.1f} s")
-    assert bitwise >= 2, "too few runs reached their end; lower `steps`"
+    counts = kill_and_resume(tmp_path, fresh, ["vae", "train"], outcome, steps, kills=50, seed=2025,
+                             longest_delay=longest_delay, check_finished=saved_options)
+    print(f"\nvae kill loop: {counts['kills']} kills (delays up to {longest_delay:.2f} s), {counts['bitwise']} runs completed "
+          f"bitwise equal, {counts['seconds']:.1f} s")
+    assert counts["bitwise"] >= 2, "too few runs reached their end; lower `steps`"
 
 
 def test_a_second_writer_is_refused_and_resume_extends(data, tmp_path):
@@ -108,7 +71,7 @@ def test_a_second_writer_is_refused_and_resume_extends(data, tmp_path):
         while time.time() < deadline and (run / "train_log.csv").read_text().count("\n") < 10:
             time.sleep(0.01)
         second = run_rulelens("vae", "train", "--out", run, "--resume", "--steps", 100000, "--save-every", 100000, check=False)
-        assert second.returncode == 1 and "another `rulelens vae train` is writing into" in second.stderr, second.stderr
+        assert second.returncode == 1 and f"another `rulelens vae train` (process {proc.pid}) is writing" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

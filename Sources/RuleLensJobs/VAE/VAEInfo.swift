@@ -22,6 +22,24 @@ public enum VAEInfo {
         return out
     }
 
+    /// The same as one JSON object: config.json's fields, parameters per stack, the training notes, latent tensors.
+    public static func json(dir: String) throws -> [String: Any] {
+        let c = try VAEConfig.load(URL(fileURLWithPath: dir + "/" + Checkpoint.configFile))
+        let vae = try VAE(config: c, seed: 0)
+        var object: [String: Any] = [
+            "checkpoint": dir, "model_type": "rulelens-vae",
+            "config": try JSONSerialization.jsonObject(with: JSONEncoder().encode(c)),
+            "parameters": ["encoder": vae.encoder.params.storage.count, "latent": vae.latent.storage.count,
+                           "decoder": vae.decoder.params.storage.count, "total": vae.parameterCount],
+            "latent_tensors": vae.latent.tensors.map { ["name": $0.name, "shape": $0.shape] as [String: Any] },
+        ]
+        if let data = FileManager.default.contents(atPath: dir + "/" + Checkpoint.infoFile),
+           let notes = try? JSONSerialization.jsonObject(with: data) {
+            object["training"] = notes
+        }
+        return object
+    }
+
     /// Every hook site of the VAE with its per-example shape (positions as `pos`; the decoder's key axis as `pos+1`
     /// with memory injection, whose slot is one more key), filtered by `patterns`.
     public static func hooks(dir: String, patterns: [String]) throws -> [(name: String, shape: String, dims: String)] {
