@@ -6,8 +6,9 @@ import Foundation
 /// `+ -`, `* /`, unary `-`, and primaries: numbers, `'strings'`, `true`/`false`, result paths
 /// (`step.key.key`, array indices as keys: `eval.test.rings.0`), a path with a variant selector
 /// (`eval.test.inside[task=addition,split=random]`), function calls, parentheses.
-/// Functions: `min max mean sum count` over their arguments, over arrays, and — given a path with no selector — over
-/// every variant of a sweep; `all any` likewise over booleans; `abs(x)`.
+/// Functions: `min max mean sum count` over their arguments, over arrays, and — given one argument — over every variant
+/// that argument leaves free (the sweep variables and `seed` its paths do not name); `all any` likewise over booleans;
+/// `ci_low ci_high sd` (statistics over seeds, Statistics.swift); `spearman(x, y)`, `spearman(x)`; `abs(x)`.
 public indirect enum Expression: Equatable, Sendable {
     case number(Double)
     case string(String)
@@ -19,8 +20,12 @@ public indirect enum Expression: Equatable, Sendable {
     case compare([Expression], [String])
     case call(String, [Expression])
 
-    public static let functions: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "abs"]
-    static let aggregates: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any"]
+    public static let functions: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "abs",
+                                                "ci_low", "ci_high", "sd", "spearman"]
+    /// Functions that, given one argument, range over the variants it leaves free.
+    static let aggregates: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "ci_low", "ci_high", "sd"]
+    /// Aggregates that compare intervals: they need at least two values.
+    static let intervalFunctions: Set<String> = ["ci_low", "ci_high", "sd"]
 
     /// Parses `text`; errors give the column and what was expected.
     public static func parse(_ text: String) throws -> Expression {
@@ -53,6 +58,44 @@ public indirect enum Expression: Equatable, Sendable {
         case .binary(_, let a, let b): return a.readsCurrentVariant || b.readsCurrentVariant
         case .compare(let es, _): return es.contains { $0.readsCurrentVariant }
         case .call(let f, let args): return Expression.aggregates.contains(f) && args.count == 1 ? false : args.contains { $0.readsCurrentVariant }
+        }
+    }
+
+    /// Whether the expression calls one of `names` anywhere.
+    public func calls(_ names: Set<String>) -> Bool {
+        switch self {
+        case .number, .string, .bool, .path: return false
+        case .unary(_, let e): return e.calls(names)
+        case .binary(_, let a, let b): return a.calls(names) || b.calls(names)
+        case .compare(let es, _): return es.contains { $0.calls(names) }
+        case .call(let f, let args): return names.contains(f) || args.contains { $0.calls(names) }
+        }
+    }
+
+    /// The expression as text (normalised spacing, parentheses where precedence needs them): names a statistic in the report.
+    public var text: String { render(0) }
+
+    /// Precedence levels: or 1, and 2, not 3, comparison 4, + - 5, * / 6, unary minus 7, primary 8.
+    private func render(_ outer: Int) -> String {
+        func wrap(_ level: Int, _ s: String) -> String { level < outer ? "(\(s))" : s }
+        switch self {
+        case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        case .string(let s): return "'\(s)'"
+        case .bool(let b): return b ? "true" : "false"
+        case .path(let p, let sel):
+            return p.joined(separator: ".") + (sel.map { "[" + $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "]" } ?? "")
+        case .unary(let op, let e):
+            return op == "not" ? wrap(3, "not " + e.render(3)) : wrap(7, "-" + e.render(7))
+        case .binary(let op, let a, let b):
+            let level = op == "or" ? 1 : op == "and" ? 2 : op == "+" || op == "-" ? 5 : 6
+            // Left-associative: the right operand of - and / needs parentheses at the same level.
+            return wrap(level, a.render(level) + " \(op) " + b.render(level + 1))
+        case .compare(let es, let ops):
+            var s = es[0].render(5)
+            for (i, op) in ops.enumerated() { s += " \(op) " + es[i + 1].render(5) }
+            return wrap(4, s)
+        case .call(let f, let args):
+            return f + "(" + args.map { $0.render(0) }.joined(separator: ", ") + ")"
         }
     }
 }

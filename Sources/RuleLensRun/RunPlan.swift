@@ -30,7 +30,7 @@ public struct RunPlan {
     public init(spec: ExperimentSpec, outDir: String, quick: Bool) throws {
         self.spec = spec; self.outDir = outDir; self.quick = quick
         variants = []
-        for variant in spec.variants {
+        for variant in spec.variants where !quick || spec.quickSeeds.contains(variant.vars["seed"] ?? "") || spec.seeds == nil {
             let vdir = variant.folder.isEmpty ? outDir : (outDir as NSString).appendingPathComponent(variant.folder)
             var scope: [String: SpecNode] = ["out": .scalar(vdir, line: 0), "run": .scalar(outDir, line: 0),
                                              "quick": .scalar(quick ? "true" : "false", line: 0)]

@@ -27,21 +27,19 @@ public enum RunReport {
                                                  "files": .array(r.files.map { .string($0) })]))
                      }, uniquingKeysWith: { a, _ in a }))])
         }
-        let expectations: [RunValue] = s.expectations.map { e in
-            .object(["expression": .string(e.text), "why": e.why.map { .string($0) } ?? .null, "variant": e.variant.map { .string($0) } ?? .null,
-                     "status": .string(e.status), "passed": .bool(e.passed), "error": e.error.map { .string($0) } ?? .null,
-                     "readings": .object(Dictionary(e.readings.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }))])
-        }
-        return .object([
-            "format": .string("rulelens-run"), "format_version": .number(1),
+        let expectations = s.expectations.map(VerdictReport.checkJSON)
+        var keys: [String: RunValue] = [
+            "format": .string("rulelens-run"), "format_version": .number(2),
             "spec": .object(["name": .string(s.spec.name), "claim": .string(s.spec.claim), "path": .string(s.spec.path),
                              "study": s.spec.study.map { .string($0) } ?? .null, "fingerprint": .string(f.hex)]),
             "rulelens_version": .string(RuleLensVersion.string), "openblas_coretype": .string(kernel),
             "quick": .bool(s.quick), "out": .string(s.outDir), "seconds": .number(s.seconds),
             "finished_utc": .string(ISO8601DateFormatter().string(from: Date())),
             "variants": .array(variants), "expectations": .array(expectations),
-            "passed": .number(Double(s.expectations.filter(\.passed).count)), "failed": .number(Double(s.failed)),
-        ])
+            "passed": .number(Double(s.passed)), "failed": .number(Double(s.failed)),
+        ]
+        keys.merge(VerdictReport.resultsKeys(s)) { _, new in new }
+        return .object(keys)
     }
 
     static func esc(_ s: String) -> String {
@@ -63,7 +61,7 @@ public enum RunReport {
     figure{margin:12px 0;display:inline-block;vertical-align:top;max-width:100%}figure svg{max-width:100%;height:auto}
     figcaption{font-size:13px;color:#444}.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#eee}
     .verdict{font-size:18px;font-weight:bold;margin:8px 0}.verdict.pass{color:#135c1e}.verdict.fail{color:#8a1010}
-    """
+    """ + VerdictReport.css
 
     static func html(_ s: RunSummary, reportDir: String) -> String {
         var h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>RuleLens · \(esc(s.spec.name))</title>"
@@ -72,6 +70,7 @@ public enum RunReport {
         if let study = s.spec.study { h += "<div class=\"meta\">\(esc(study))</div>" }
         h += "<p class=\"claim\" id=\"claim\">\(esc(s.spec.claim))</p>"
         if let d = s.spec.description { h += "<p>\(esc(d))</p>" }
+        h += VerdictReport.header(s)
         h += "<p class=\"meta\">spec \(esc(s.spec.path)) · RuleLens \(RuleLensVersion.string) · OPENBLAS_CORETYPE \(esc(kernel)) · "
         h += "\(s.variants.count) variant\(s.variants.count == 1 ? "" : "s") · wall time \(ProgressLine.duration(s.seconds))"
         h += " · finished \(ISO8601DateFormatter().string(from: Date()))"
@@ -81,17 +80,13 @@ public enum RunReport {
         // Expectations.
         h += "<h2 id=\"expectations\">Expectations</h2>"
         if s.expectations.isEmpty { h += "<p>This spec states no expectations.</p>" } else {
-            let failed = s.failed
-            h += "<p class=\"verdict \(failed == 0 ? "pass" : "fail")\">\(s.expectations.count - failed) of \(s.expectations.count) passed"
-                + (s.quick && failed > 0 ? " (a --quick run: failures do not set the exit code)" : "") + "</p>"
-            h += "<table class=\"expectations\"><tr><th>status</th><th>expectation</th><th>variant</th><th>numbers read</th><th>why</th></tr>"
-            for e in s.expectations {
-                let nums = e.readings.map { "\(esc($0.0)) = <b>\(esc($0.1.display))</b>" }.joined(separator: "<br>")
-                h += "<tr class=\"expect \(e.status.lowercased())\" data-status=\"\(e.status)\"><td class=\"status\">\(e.status)</td>"
-                h += "<td><code>\(esc(e.text))</code>" + (e.error.map { "<br><small>\(esc($0))</small>" } ?? "") + "</td>"
-                h += "<td>\(esc(e.variant ?? (s.variants.count > 1 ? "all variants" : "")))</td><td>\(nums)</td><td>\(esc(e.why ?? ""))</td></tr>"
-            }
-            h += "</table>"
+            h += VerdictReport.verdictLine(s)
+            h += VerdictReport.table(s.expectations, sweep: s.variants.count > 1, preconditions: false)
+        }
+        if !s.preconditions.isEmpty {
+            h += "<h2 id=\"preconditions\">Preconditions</h2><p>Checks that must hold for the expectations to test anything: "
+                + "an expectation that needs one that did not hold (in a variant it reads) is INCONCLUSIVE.</p>"
+            h += VerdictReport.table(s.preconditions, sweep: s.variants.count > 1, preconditions: true)
         }
 
         // Sweep tables: per step, one row per variant, its headline numbers.

@@ -36,18 +36,36 @@ public struct StepRecord {
     public var files: [String]
 }
 
-/// One expectation's outcome in one variant (or across them).
+/// One check's outcome (an expectation or a precondition) in one variant, one seed, or across them.
 public struct ExpectationResult {
     public var text: String
     public var why: String?
     /// The variant it was read in (nil: once, over the whole sweep).
     public var variant: String?
     public var passed: Bool
-    /// Set when the expression could not be evaluated (a missing result): counts as a failure.
+    /// Set when the expression could not be evaluated (a missing result): the spec is broken.
     public var error: String?
     /// Every number read: `path = value`.
     public var readings: [(String, RunValue)]
-    public var status: String { error != nil ? "ERROR" : passed ? "PASS" : "FAIL" }
+    /// Why it is INCONCLUSIVE: the preconditions that failed, or an undefined statistic (nil: it is not).
+    public var inconclusive: String? = nil
+    /// Statistics over seeds it computed (each value and the bootstrap interval).
+    public var statistics: [StatisticRecord] = []
+    /// Indices of the variants it read.
+    public var variantsRead: Set<Int> = []
+    /// Whether it was read in one variant (or seed) rather than once over the sweep.
+    public var perVariant = false
+    /// A precondition's id.
+    public var id: String? = nil
+    /// An expectation's `needs:` (nil: every precondition).
+    public var needs: [String]? = nil
+
+    public init(text: String, why: String?, variant: String?, passed: Bool, error: String?, readings: [(String, RunValue)]) {
+        self.text = text; self.why = why; self.variant = variant; self.passed = passed; self.error = error; self.readings = readings
+    }
+
+    public var verdict: Verdict { error != nil ? .error : inconclusive != nil ? .inconclusive : passed ? .pass : .fail }
+    public var status: String { verdict.rawValue }
 }
 
 /// What `rulelens run` did.
@@ -57,23 +75,40 @@ public struct RunSummary {
     public var quick: Bool
     public var variants: [(variant: Variant, steps: [StepRecord])]
     public var expectations: [ExpectationResult]
+    /// The spec's preconditions, evaluated like expectations.
+    public var preconditions: [ExpectationResult] = []
+    /// This run's number for the study's headline measure.
+    public var study: StudyComparison? = nil
     public var seconds: Double
     public var reportPath: String
     public var resultsPath: String
-    public var failed: Int { expectations.filter { !$0.passed }.count }
-    /// Exit status: 1 when an expectation failed (a full run); a --quick smoke run fails only on errors.
-    public var exitCode: Int32 {
-        if expectations.contains(where: { $0.error != nil }) { return 1 }
-        return !quick && failed > 0 ? 1 : 0
-    }
+    public var failed: Int { expectations.filter { $0.verdict == .fail }.count }
+    public var passed: Int { expectations.filter { $0.verdict == .pass }.count }
+    public var inconclusive: Int { expectations.filter { $0.verdict == .inconclusive }.count }
+    public var verdict: Verdict { Verdict.of(expectations: expectations, preconditions: preconditions) }
+    /// Exit status (Verdict.exitCode): 0 PASS, 1 FAIL, 2 ERROR, 3 INCONCLUSIVE; a --quick smoke run fails only on errors.
+    public var exitCode: Int32 { verdict.exitCode(quick: quick) }
 
-    /// The PASS/FAIL lines the CLI prints.
+    /// The PASS/FAIL/INCONCLUSIVE lines the CLI prints: preconditions first, then expectations with their intervals.
     public var expectationLines: [String] {
-        expectations.map { e in
-            let nums = e.readings.map { "\($0.0) = \($0.1.display)" }.joined(separator: ", ")
-            return "\(e.status)  \(e.text)" + (e.variant.map { "  [\($0)]" } ?? "") + (nums.isEmpty ? "" : "  (\(nums))")
-                + (e.error.map { " — \($0)" } ?? "")
+        func statistic(_ st: StatisticRecord) -> String {
+            let values = st.values.map { RunValue.format($0.value) }.joined(separator: " ")
+            guard let i = st.interval else { return "\(st.call) = \(RunValue.format(st.result)), values: \(values)" }
+            let bounds = "[\(RunValue.format(i.low)), \(RunValue.format(i.high))]"
+            return "\(st.call) = \(RunValue.format(st.result)) (mean \(RunValue.format(i.mean)), 95% \(bounds), \(st.values.count) values: \(values))"
         }
+        func line(_ e: ExpectationResult, prefix: String) -> String {
+            let nums = e.readings.count > 6 ? "\(e.readings.count) numbers read" : e.readings.map { "\($0.0) = \($0.1.display)" }.joined(separator: ", ")
+            let stats = e.statistics.map(statistic).joined(separator: "; ")
+            var out = "\(e.status)  \(prefix)\(e.text)"
+            if let v = e.variant { out += "  [\(v)]" }
+            if !nums.isEmpty { out += "  (\(nums))" }
+            if !stats.isEmpty { out += "  {\(stats)}" }
+            if let error = e.error { out += " — \(error)" }
+            if let reason = e.inconclusive { out += " — inconclusive: \(reason)" }
+            return out
+        }
+        return preconditions.map { line($0, prefix: "precondition \($0.id ?? ""): ") } + expectations.map { line($0, prefix: "") }
     }
 }
 
@@ -141,8 +176,11 @@ public final class ExperimentRunner {
         let variantsResults = records.map { v, steps in
             VariantResults(id: v.id, vars: v.vars, results: .object(Dictionary(steps.map { ($0.id, $0.results) }, uniquingKeysWith: { a, _ in a })))
         }
-        let expectations = Self.evaluate(spec.expects, variants: variantsResults)
-        var summary = RunSummary(spec: spec, outDir: outDir, quick: options.quick, variants: records, expectations: expectations,
+        let axes = spec.sweep.map(\.key)
+        let checks = VerdictEvaluator.evaluate(expects: spec.expects, preconditions: spec.preconditions, variants: variantsResults, axes: axes)
+        var summary = RunSummary(spec: spec, outDir: outDir, quick: options.quick, variants: records, expectations: checks.expectations,
+                                 preconditions: checks.preconditions,
+                                 study: VerdictEvaluator.studyComparison(spec.studyDetails, variants: variantsResults, axes: axes),
                                  seconds: ProgressLine.now() - started,
                                  reportPath: (outDir as NSString).appendingPathComponent("report/index.html"),
                                  resultsPath: (outDir as NSString).appendingPathComponent("results.json"))
@@ -214,31 +252,9 @@ public final class ExperimentRunner {
                           results: outcome.results, figures: outcome.figures, files: outcome.files)
     }
 
-    /// Each expectation once per variant when it reads the current variant's results, else once over the sweep.
-    public static func evaluate(_ expects: [ExpectSpec], variants: [VariantResults]) -> [ExpectationResult] {
-        var out: [ExpectationResult] = []
-        for e in expects {
-            let perVariant = e.expression.readsCurrentVariant && variants.count > 1
-            let targets: [Int?] = perVariant ? variants.indices.map { $0 } : [nil]
-            for t in targets {
-                var ev = ExpressionEvaluator(variants: variants, current: t)
-                do {
-                    let v = try ev.evaluate(e.expression)
-                    guard case .bool(let b) = v else {
-                        out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
-                                                     error: "the expression gives \(v.display), not true/false", readings: ev.readings))
-                        continue
-                    }
-                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: b, error: nil, readings: ev.readings))
-                } catch let f as ExpressionEvaluator.Failure {
-                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
-                                                 error: "\(f.problem) (\(f.fix))", readings: ev.readings))
-                } catch {
-                    out.append(ExpectationResult(text: e.text, why: e.why, variant: t.map { variants[$0].id }, passed: false,
-                                                 error: "\(error)", readings: ev.readings))
-                }
-            }
-        }
-        return out
+    /// Each expectation once per variant when it reads the current variant's results, else once over the sweep
+    /// (no preconditions; VerdictEvaluator has the whole story).
+    public static func evaluate(_ expects: [ExpectSpec], variants: [VariantResults], axes: [String]? = nil) -> [ExpectationResult] {
+        VerdictEvaluator.evaluate(expects, variants: variants, axes: axes ?? Array(Set(variants.flatMap(\.vars.keys))).sorted())
     }
 }

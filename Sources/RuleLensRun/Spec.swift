@@ -49,6 +49,10 @@ public struct ExpectSpec: Sendable {
     public var expression: Expression
     public var why: String?
     public var line: Int
+    /// A precondition's id (`p1`, `p2`, … unless given), which expectations name in `needs:`.
+    public var id: String? = nil
+    /// The preconditions an expectation depends on (nil: every one; empty: none).
+    public var needs: [String]? = nil
 }
 
 /// A declarative experiment (Probes/NAME.yaml): the claim, variables, a sweep, steps and expectations.
@@ -70,6 +74,14 @@ public struct ExperimentSpec: Sendable {
     public var expects: [ExpectSpec]
     /// The YAML text the spec was read from (its fingerprint goes into results.json).
     public var source: String
+    /// `preconditions:`: checks that must hold for the expectations to mean anything (Verdict.swift).
+    public var preconditions: [ExpectSpec] = []
+    /// `deviations:`: how this experiment departs from the study.
+    public var deviations: [Deviation] = []
+    /// `study:` as a mapping: the study's setting and headline number.
+    public var studyDetails: StudySpec? = nil
+    /// `seeds:`: the seed values; the sweep has them as its last variable, `seed` (nil without the key).
+    public var seeds: [String]? = nil
 }
 
 /// One point of the sweep: its id (`task=addition,split=random`, or `default`) and variable values.
@@ -81,6 +93,9 @@ public struct Variant: Sendable, Equatable {
 }
 
 extension ExperimentSpec {
+    /// The seeds a `--quick` run keeps: the first two (an interval needs two values).
+    public var quickSeeds: [String] { Array((seeds ?? []).prefix(2)) }
+
     /// Every combination of the sweep's values (one variant when there is no sweep).
     public var variants: [Variant] {
         var combos: [[(String, String)]] = [[]]

@@ -18,7 +18,10 @@ public enum SpecCatalog {
     public static func describe(_ specs: [(file: String, spec: ExperimentSpec)]) -> String {
         specs.map { file, s in
             let variants = s.variants.count
-            return "\(file)\n  \(s.claim)\n  \(s.steps.count) steps" + (variants > 1 ? " × \(variants) variants" : "") + ", \(s.expects.count) expectations"
+            return "\(file)\n  \(s.claim)\n  \(s.steps.count) steps" + (variants > 1 ? " × \(variants) variants" : "")
+                + (s.seeds.map { " (\($0.count) seeds)" } ?? "")
+                + (s.preconditions.isEmpty ? "" : ", \(s.preconditions.count) precondition\(s.preconditions.count == 1 ? "" : "s")")
+                + ", \(s.expects.count) expectations"
         }.joined(separator: "\n")
     }
 }

@@ -5,7 +5,8 @@ import RuleLensNumerics
 
 /// Reads Probes/NAME.yaml into an `ExperimentSpec`. Every error names the file, the line and the key.
 public enum SpecParser {
-    static let topKeys = ["name", "claim", "study", "description", "vars", "quick", "sweep", "steps", "expect"]
+    static let topKeys = ["name", "claim", "study", "description", "deviations", "vars", "quick", "sweep", "seeds", "steps",
+                          "preconditions", "expect"]
 
     public static func load(path: String) throws -> ExperimentSpec {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -95,6 +96,16 @@ public enum SpecParser {
           }
         }
 
+        // `seeds:` is the sweep's last (fastest-varying) variable, `seed`: the steps run once per seed, as ${seed}.
+        let seeds = try VerdictSpecParser.seeds(value("seeds"), err)
+        if let seeds {
+            if let clash = vars.first(where: { $0.key == "seed" })?.value ?? (sweep.contains { $0.key == "seed" } ? value("sweep") : nil) {
+                throw err(clash.line, "the spec has seeds: and also a variable named seed", "drop the variable: seeds: sets ${seed} in each run")
+            }
+            sweep.append(("seed", seeds))
+            cases = cases?.flatMap { c in seeds.map { c + [("seed", $0)] } }
+        }
+
         guard let stepsNode = value("steps") else { throw err(1, "missing field steps", "add `steps:` with a list of steps such as `- data: {task: addition}`") }
         guard case .list(let stepItems, _) = stepsNode, !stepItems.isEmpty else {
             throw err(stepsNode.line, "steps must be a non-empty list", "write each step as `- KIND: {option: value}` (kinds: \(StepRegistry.kinds.joined(separator: ", ")))")
@@ -158,52 +169,22 @@ public enum SpecParser {
             steps.append(StepSpec(kind: kind, id: id, options: kept, quickOptions: quick, line: line))
         }
 
-        var expects: [ExpectSpec] = []
-        if let expectNode = value("expect") {
-            guard case .list(let items, _) = expectNode else {
-                throw err(expectNode.line, "expect must be a list", "write each check as `- eval.test.centre < eval.test.rim - 0.2`")
-            }
-            for item in items {
-                var text: String, why: String? = nil
-                switch item {
-                case .scalar(let s, _): text = s
-                case .map(let pairs, _):
-                    guard let that = pairs.first(where: { $0.key == "that" })?.value.scalar else {
-                        throw err(item.line, "an expect entry is an expression, or {that: EXPRESSION, why: TEXT}", "write `- that: x > 0.5` with an optional `why:`")
-                    }
-                    for (k, v) in pairs where k != "that" && k != "why" {
-                        throw err(v.line, "unknown key \(k) in an expect entry", "an expect entry has that: and why:")
-                    }
-                    text = that
-                    why = pairs.first { $0.key == "why" }?.value.scalar
-                default:
-                    throw err(item.line, "an expect entry is an expression", "write e.g. `- eval.test.accuracy > 0.9`")
-                }
-                let expression: Expression
-                do { expression = try Expression.parse(text) } catch let e as ExpressionError {
-                    throw err(item.line, "malformed expression `\(text)`: \(e.problem) (column \(e.column))",
-                              "expressions compare result paths and numbers, e.g. `eval.test.centre < eval.test.rim - 0.2`; see Probes/README.md")
-                }
-                for (p, _) in expression.paths where !steps.contains(where: { $0.id == p[0] }) {
-                    throw err(item.line, "expression `\(text)` reads \(p.joined(separator: ".")), but no step has the id \(p[0])",
-                              "step ids here: \(steps.map(\.id).joined(separator: ", "))")
-                }
-                for (_, sel) in expression.paths {
-                    for (k, v) in sel ?? [:] {
-                        guard let values = sweep.first(where: { $0.key == k })?.values else {
-                            throw err(item.line, "expression `\(text)` selects [\(k)=…], but \(k) is not a sweep variable",
-                                      sweep.isEmpty ? "the spec has no sweep: drop the [ ]" : "sweep variables: \(sweep.map(\.key).joined(separator: ", "))")
-                        }
-                        guard values.contains(v) else {
-                            throw err(item.line, "expression `\(text)` selects \(k)=\(v), which the sweep does not have", "values of \(k): \(values.joined(separator: ", "))")
-                        }
-                    }
-                }
-                expects.append(ExpectSpec(text: text, expression: expression, why: why, line: item.line))
-            }
+        var spec = ExperimentSpec(name: name, claim: claim, study: nil, description: value("description")?.scalar,
+                                  path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: [],
+                                  source: text, deviations: try VerdictSpecParser.deviations(value("deviations"), err), seeds: seeds)
+        // Checks are read against the variants: which sweep variables (and seeds) each path leaves open.
+        let space = spec.axisSpace
+        spec.preconditions = try VerdictSpecParser.checks(value("preconditions"), what: "preconditions", allowedKeys: ["why", "id"],
+                                                          steps: steps, sweep: sweep, space: space, err)
+        for i in spec.preconditions.indices where spec.preconditions[i].id == nil { spec.preconditions[i].id = "p\(i + 1)" }
+        if let twice = Dictionary(grouping: spec.preconditions, by: { $0.id! }).first(where: { $0.value.count > 1 }) {
+            throw err(twice.value[1].line, "two preconditions have the id \(twice.key)", "give each its own `id:`")
         }
-        return ExperimentSpec(name: name, claim: claim, study: value("study")?.scalar, description: value("description")?.scalar,
-                              path: path, vars: vars, quickVars: quickVars, sweep: sweep, cases: cases, steps: steps, expects: expects, source: text)
+        spec.expects = try VerdictSpecParser.checks(value("expect"), what: "expect", allowedKeys: ["why", "needs"],
+                                                    steps: steps, sweep: sweep, space: space, err)
+        try VerdictSpecParser.checkNeeds(spec.expects, preconditions: spec.preconditions, err)
+        (spec.study, spec.studyDetails) = try VerdictSpecParser.study(value("study"), steps: steps, sweep: sweep, space: space, err)
+        return spec
     }
 
     static func isIdentifier(_ s: String) -> Bool {

@@ -59,8 +59,116 @@ public enum SpecSchema {
    "description": "The finding, stated so it can fail."
   },
   "study": {
-   "type": "string",
-   "description": "Which study the claim comes from."
+   "description": "The study the claim comes from: its citation, or a mapping with the study's setting and headline number and the expression that gives this run's number.",
+   "oneOf": [
+    {
+     "type": "string"
+    },
+    {
+     "type": "object",
+     "required": [
+      "citation"
+     ],
+     "additionalProperties": false,
+     "properties": {
+      "citation": {
+       "type": "string",
+       "description": "Who and where."
+      },
+      "setting": {
+       "type": "string",
+       "description": "The study's setting for this claim (model, data, split)."
+      },
+      "measure": {
+       "type": "string",
+       "description": "What the headline number measures."
+      },
+      "number": {
+       "type": [
+        "string",
+        "number"
+       ],
+       "description": "The study's headline number, as it reports it."
+      },
+      "here": {
+       "type": "string",
+       "description": "Expression giving this run's number for the same measure, e.g. mean(eval.test.inside) (over seeds, with its interval)."
+      }
+     }
+    }
+   ]
+  },
+  "deviations": {
+   "type": "array",
+   "description": "How this experiment departs from the study: model, pretrained or from scratch, tokenizer, positions, data size, …",
+   "items": {
+    "type": "object",
+    "required": [
+     "aspect",
+     "study",
+     "here"
+    ],
+    "additionalProperties": false,
+    "properties": {
+     "aspect": {
+      "type": "string"
+     },
+     "study": {
+      "type": "string"
+     },
+     "here": {
+      "type": "string"
+     }
+    }
+   }
+  },
+  "seeds": {
+   "description": "Run the steps once per seed (${seed}): a count N (seeds 0..N-1) or a list. Statistics (mean, ci_low, ci_high, sd) range over them; --quick keeps the first two.",
+   "oneOf": [
+    {
+     "type": "integer",
+     "minimum": 1
+    },
+    {
+     "type": "array",
+     "minItems": 1,
+     "items": {
+      "type": "integer",
+      "minimum": 0
+     }
+    }
+   ]
+  },
+  "preconditions": {
+   "type": "array",
+   "description": "Checks that must hold for the expectations to test anything; an expectation whose precondition fails is INCONCLUSIVE.",
+   "items": {
+    "oneOf": [
+     {
+      "type": "string"
+     },
+     {
+      "type": "object",
+      "required": [
+       "that"
+      ],
+      "additionalProperties": false,
+      "properties": {
+       "that": {
+        "type": "string"
+       },
+       "why": {
+        "type": "string"
+       },
+       "id": {
+        "type": "string",
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+        "description": "Named by expectations' needs: (default p1, p2, …)."
+       }
+      }
+     }
+    ]
+   }
   },
   "description": {
    "type": "string",
@@ -154,6 +262,13 @@ public enum SpecSchema {
        },
        "why": {
         "type": "string"
+       },
+       "needs": {
+        "type": "array",
+        "items": {
+         "type": "string"
+        },
+        "description": "The precondition ids this check depends on (default: every precondition; [] for none)."
        }
       }
      }

@@ -14,7 +14,8 @@ struct ReferenceCommand: ParsableCommand {
         [CommandReference(InfoCommand.self, path: ["info"]), CommandReference(HooksCommand.self, path: ["hooks"]),
          CommandReference(DumpInfoCommand.self, path: ["dump-info"]), CommandReference(TokenizeCommand.self, path: ["tokenize"]),
          CommandReference(DataCommand.Show.self, path: ["data", "show"]), CommandReference(DataCommand.Plane.self, path: ["data", "plane"]),
-         CommandReference(RunCommand.self, path: ["run"]), CommandReference(ReferenceCommand.self, path: ["reference"])]
+         CommandReference(RunCommand.self, path: ["run"]), CommandReference(FindingsCommand.self, path: ["findings"]),
+         CommandReference(ReferenceCommand.self, path: ["reference"])]
     }
 
     func run() throws {

@@ -19,7 +19,7 @@ struct RuleLensCommand: ParsableCommand {
             VerbCommand<ProbeVerb>.self, ProbeNTKCommand.self, TokenizeCommand.self, VerbCommand<GradVerb>.self, VerbCommand<RetrieveVerb>.self,
             InfoCommand.self, HooksCommand.self, VerbCommand<InitVerb>.self,
             VerbCommand<AblateVerb>.self, VerbCommand<PatchVerb>.self, VerbCommand<LensVerb>.self,
-            RunCommand.self, ReferenceCommand.self,
+            RunCommand.self, FindingsCommand.self, ReferenceCommand.self,
             VAECommand.self,
         ]
     )
@@ -33,6 +33,10 @@ struct RuleLensCommand: ParsableCommand {
             try command.run()
             // Under mpirun, commands that used MPI end it cleanly (a rank that exits without MPI_Finalize is an error).
             Communicator.existing?.finalize()
+        } catch let code as ExitCode {
+            // A command's own exit status (`rulelens run`: 1 FAIL, 2 broken, 3 INCONCLUSIVE), not an error paragraph.
+            Communicator.existing?.finalize()
+            exit(withError: code)
         } catch let error as RuleLensError {
             Communicator.exit(after: FileSystemError.mapped(error) ?? error)
         } catch let error as CollectiveError {

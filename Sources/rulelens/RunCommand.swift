@@ -13,8 +13,9 @@ struct RunCommand: ParsableCommand {
         discussion: """
         Steps whose options, input files and RuleLens version are unchanged (and whose outputs exist) are skipped; \
         a killed run continues where it stopped. Writes OUT/results.json and OUT/report/index.html. \
-        Exit code 1 when an expectation fails (a --quick smoke run fails only when one cannot be evaluated). \
-        Spec format: Probes/README.md.
+        Exit codes: 0 every expectation PASS, 1 one FAILs, 2 the spec is broken or could not run (an error before \
+        the checks, or a check that cannot be evaluated), 3 none fails but one is INCONCLUSIVE (a precondition it \
+        needs failed). A --quick smoke run exits 0 unless it is broken. Spec format: Probes/README.md.
         """)
 
     @Argument(help: "The spec (YAML).") var spec: String?
@@ -39,6 +40,17 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
+        // A broken spec or a run that could not finish exits 2, apart from a failed expectation (1).
+        do { try runOrList() } catch let e as RuleLensError {
+            FileHandle.standardError.write(Data((e.description + "\n").utf8))
+            throw ExitCode(Verdict.brokenExitCode)
+        } catch let e where !(e is ExitCode) && !(e is CleanExit) && !(e is ValidationError) {
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            throw ExitCode(Verdict.brokenExitCode)
+        }
+    }
+
+    func runOrList() throws {
         if listSteps {
             print(json ? try StepRegistry.listingJSON() : StepRegistry.listing())
             return
@@ -62,10 +74,11 @@ struct RunCommand: ParsableCommand {
         let summary = try runner.run()
         print("results: \(summary.resultsPath)")
         summary.expectationLines.forEach { print($0) }
-        let failed = summary.failed
         print(summary.expectations.isEmpty ? "no expectations"
-              : "\(summary.expectations.count - failed)/\(summary.expectations.count) expectations passed"
-                + (summary.quick && failed > 0 ? " (--quick: a smoke run, failures do not set the exit code)" : ""))
+              : "\(summary.passed)/\(summary.expectations.count) expectations passed"
+                + (summary.inconclusive > 0 ? ", \(summary.inconclusive) inconclusive" : "")
+                + " — \(summary.verdict.rawValue)"
+                + (summary.quick && summary.verdict != .pass ? " (--quick: a smoke run, only errors set the exit code)" : ""))
         print("report: \(summary.reportPath)")
         if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
     }

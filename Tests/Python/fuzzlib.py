@@ -30,8 +30,9 @@ def run(args, cwd=None, timeout=TIMEOUT, env=None, stdin=None):
 
 
 def clear_error(code, err):
-    """Exit 1 and the error paragraph last on stderr (progress lines may come before it), with its fix."""
-    if code != 1 or "error: " not in err:
+    """Exit 1 (2 from `rulelens run`, whose 1 is a failed expectation) and the error paragraph last on stderr (progress
+    lines may come before it), with its fix."""
+    if code not in (1, 2) or "error: " not in err:
         return False
     paragraph = err[err.rfind("error: ", 0, err.find("\nfix: ") if "\nfix: " in err else len(err)):]
     return (err.startswith("error: ") or "\nerror: " in err) and "\nfix: " in paragraph

@@ -1,6 +1,6 @@
 """`rulelens run`: every spec in Probes/ runs with --quick; the report renders in a real browser (headless Chromium:
-title, every figure, the PASS/FAIL rows, a screenshot that is not blank); a failing expectation exits 1; a killed
-run continues where it stopped; `--list` lists every spec."""
+title, every figure, the PASS/FAIL rows, a screenshot that is not blank); a failing expectation exits 1, a broken
+spec 2; a killed run continues where it stopped; `--list` lists every spec."""
 import json
 import os
 import shutil
@@ -32,9 +32,11 @@ def test_every_spec_runs_quick(spec, tmp_path):
     assert f"report: {out}/report/index.html" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["quick"] is True and results["format"] == "rulelens-run"
-    # Every expectation was evaluated (PASS or FAIL, never ERROR: every path it reads exists).
+    # Every expectation and precondition was evaluated (never ERROR: every path it reads exists).
     assert results["expectations"], spec.name
-    assert all(e["status"] in ("PASS", "FAIL") for e in results["expectations"]), results["expectations"]
+    checks = results["expectations"] + results["preconditions"]
+    assert all(e["status"] in ("PASS", "FAIL", "INCONCLUSIVE") for e in checks), checks
+    assert results["verdict"] != "ERROR" and proc.returncode == 0
     for v in results["variants"]:
         for step in v["steps"].values():
             for f in step["figures"] + step["files"]:
@@ -120,7 +122,7 @@ def test_parse_error_names_line_and_key(tmp_path):
     spec = tmp_path / "bad.yaml"
     spec.write_text("name: bad\nclaim: c\nsteps:\n  - data: {task: addition}\n  - train: {data: x, stepz: 3}\n")
     proc = run_rulelens("run", spec, check=False, cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a broken spec, apart from a failed expectation (1)
     assert "line 5: unknown option stepz for step train (did you mean steps?)" in proc.stderr
     assert "fix:" in proc.stderr
 

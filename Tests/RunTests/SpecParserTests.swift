@@ -157,9 +157,11 @@ final class ReferencePagesTests: XCTestCase {
     func testCommittedPagesAreTheGeneratedOnes() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/reference")
-        let pages = ReferencePages.all()
+        // The verbs' pages; the index and the pages of commands that are not verbs come from the CLI's declarations
+        // (Tests/Python/test_reference_pages.py compares every page with `rulelens reference`).
+        let pages = ReferencePages.all().filter { $0.key != "README.md" }
         let committed = Set((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".md") }
-        XCTAssertEqual(committed, Set(pages.keys), "regenerate with `rulelens reference --out docs/reference`")
+        XCTAssertTrue(Set(pages.keys).isSubset(of: committed), "regenerate with `rulelens reference --out docs/reference`")
         for (name, text) in pages {
             XCTAssertEqual(try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8), text,
                            "docs/reference/\(name) is out of date: regenerate with `rulelens reference --out docs/reference`")
