@@ -8,7 +8,8 @@ import Foundation
 /// (`eval.test.inside[task=addition,split=random]`), function calls, parentheses.
 /// Functions: `min max mean sum count` over their arguments, over arrays, and — given one argument — over every variant
 /// that argument leaves free (the sweep variables and `seed` its paths do not name); `all any` likewise over booleans;
-/// `ci_low ci_high sd` (statistics over seeds, Statistics.swift); `spearman(x, y)`, `spearman(x)`; `abs(x)`.
+/// `ci_low ci_high sd` (statistics over seeds, Statistics.swift); `spearman(x, y)`, `spearman(x)`; `abs(x)`;
+/// `saturation(x, y)` (a saturating curve over the swept variants, within a seed).
 public indirect enum Expression: Equatable, Sendable {
     case number(Double)
     case string(String)
@@ -21,7 +22,7 @@ public indirect enum Expression: Equatable, Sendable {
     case call(String, [Expression])
 
     public static let functions: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "abs",
-                                                "ci_low", "ci_high", "sd", "spearman"]
+                                                "ci_low", "ci_high", "sd", "spearman", "saturation"]
     /// Functions that, given one argument, range over the variants it leaves free.
     static let aggregates: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "ci_low", "ci_high", "sd"]
     /// Aggregates that compare intervals: they need at least two values.
