@@ -53,7 +53,7 @@ public struct DataSource: Sendable {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl (or a `rulelens data generate` directory), "
                                 + "or --task NAME [--format F --split S --seed N]")
         }
-        let data = try spec.generate()
+        let data = try spec.generateChecked()
         let examples = part == .train ? data.train : part == .test ? data.test : DataSource.concatenated([data.train, data.test])
         guard !examples.isEmpty else {
             throw RuleLensError("task \(spec.task.rawValue) with split \(spec.split.rawValue) has no \(part.rawValue) examples",
@@ -93,7 +93,7 @@ public struct DataSource: Sendable {
         guard let spec else {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl, or --task NAME [--format F --split S --seed N]")
         }
-        let data = try spec.generate()
+        let data = try spec.generateChecked(outDir: dir)
         if FileManager.default.fileExists(atPath: inDir(dir, "meta.json")) {
             let fresh = [try JSONL.encode(data.train), try JSONL.encode(data.test), try data.meta.encoded()]
             let saved = DataSets.fileNames.map { FileManager.default.contents(atPath: inDir(dir, $0)) }

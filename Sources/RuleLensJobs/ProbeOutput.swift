@@ -40,8 +40,7 @@ struct TextTable {
 }
 
 func fmt(_ v: Double?, _ digits: Int = 4) -> String {
-    guard let v else { return "-" }
-    if !v.isFinite { return String(v) }
+    guard let v, v.isFinite else { return "-" }   // not a number is no result: printed as "-" (null in JSON), never "nan"
     if abs(v) >= 1e5 { return String(format: "%.3e", v) }
     return String(format: "%.\(digits)f", v)
 }

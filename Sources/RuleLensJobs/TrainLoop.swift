@@ -27,6 +27,33 @@ extension TrainLoopOptions {
     /// The number of steps the cosine decay spans.
     public var scheduleSteps: Int { cosineSteps ?? steps }
 
+    /// The schedule and optimizer rules `train` and `vae train` share, so both refuse the same values the same way.
+    public func validateSchedule() throws {
+        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
+            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
+        }
+        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
+        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
+        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        // AdamW multiplies each weight matrix by (1 − lr·wd) every step: at lr·wd ≥ 1 that wipes or flips the weights
+        // whatever the gradients say, so the run can only diverge.
+        if Double(lr) * Double(weightDecay) >= 1 {
+            throw RuleLensError("--weight-decay \(weightDecay) with --lr \(lr) multiplies the weights by 1 − lr·wd = \(String(format: "%.3g", 1 - Double(lr) * Double(weightDecay))) every step, which wipes them out",
+                                fix: "pass a --weight-decay below \(String(format: "%.3g", 1 / Double(lr))) (lr·wd < 1; e.g. --weight-decay 0.01)")
+        }
+        if !gradClip.isFinite || gradClip < 0 {
+            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
+        }
+        if !minLRFraction.isFinite || minLRFraction < 0 {
+            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
+        }
+        for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
+            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive",
+                                fix: "pass --\(name) 0 (\(name == "threads" ? "all cores" : "never periodically")) or a positive number")
+        }
+    }
+
     /// Decodes a saved train_config.json; fields an older file lacks take their defaults, extra fields (the BLAS
     /// provenance) are ignored.
     public static func decodeSaved(_ data: Data) throws -> Self {

@@ -66,6 +66,11 @@ public struct StepKind {
         }
         var argv: [String] = [], positionals: [String] = []
         for option in verb.options {
+            // An empty list names no value: taken as "leave it out", `hooks: []` would dump every site. Refused.
+            if case .list(let items, _)? = o.values[option.name], items.isEmpty {
+                throw RuleLensError(o.problem(option.name, "an empty list gives --\(option.name) no value"),
+                                    fix: "list at least one value, or leave `\(option.name):` out (or set it to \"\") for the default")
+            }
             // An empty value leaves the option out (its default applies): a sweep can switch an option off per variant.
             guard let node = o.values[option.name], node.commandLineText != "" else { continue }
             switch option.kind {

@@ -66,7 +66,10 @@ public struct AnyVerb {
         canContinue = V.canContinue
         prepare = { argv in
             let arguments: V.Arguments
-            do { arguments = try V.Arguments.parse(argv) } catch {
+            do {
+                arguments = try V.Arguments.parse(argv)
+                try FiniteNumbers.check(arguments)
+            } catch {
                 throw VerbParseError(message: V.Arguments.message(for: error))
             }
             return PreparedVerb(arguments: argv, inputs: inputPaths(in: arguments), outputs: outputPaths(in: arguments)) { context in

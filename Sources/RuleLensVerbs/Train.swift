@@ -45,7 +45,7 @@ public struct ModelShapeOptions: ParsableArguments {
     public var dModel: Int?
     @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).")
     public var dMLP: Int?
-    @Option(parsing: .unconditional, help: "Context length in positions (default \(defaults.ctx)).")
+    @Option(parsing: .unconditional, help: "Context length in positions (train default: the longest example, [bos] + prompt + target + [eos], of the training and held-out data; init default \(defaults.ctx)).")
     public var ctx: Int?
 
     public init() {}
@@ -290,14 +290,24 @@ public enum TrainVerb: Verb {
             if a.runtime.threads == nil { job.threads = world.defaultThreads }
         }
         let summary: TrainSummary
+        var contextFiles: [String] = []   // the examples a derived --ctx must fit: train, test and held-out data
         do {
             if a.source.given {
                 // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
                 let files = try world.rootFirst { try a.source.source().materialize(into: dataDir) }
+                contextFiles = [files.train] + [files.test].compactMap { $0 }
                 job.options.data = files.train
                 if fresh, job.options.evalEvery > 0, a.evalData == nil, let test = files.test { job.options.evalData = test }
             }
             if let evalData = a.evalData { job.options.evalData = evalData.path }
+            // A context the user did not choose fits the data: the longest training or held-out example.
+            if !a.resume && a.initFrom == nil && a.shape.ctx == nil {
+                let files = contextFiles + [job.options.evalData].compactMap { $0 }.filter { !contextFiles.contains($0) }
+                if let longest = try ContextLength.longest(in: files) {
+                    job.options.ctx = longest
+                    if world.isRoot { ctx.progress.message(ContextLength.derivedMessage(longest, files: files)) }
+                }
+            }
             summary = try job.run()
         } catch {
             // A run refused before it wrote anything leaves the folder as it found it.

@@ -117,7 +117,7 @@ public enum VAETrainVerb: Verb {
         @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") public var heads: Int?
         @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual width of both stacks (default 128).") public var dModel: Int?
         @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 × d-model).") public var dMLP: Int?
-        @Option(parsing: .unconditional, help: "Context in positions; each example needs len([bos]+prompt+target+[eos]) (default 64).") public var ctx: Int?
+        @Option(parsing: .unconditional, help: "Context in positions; each example needs len([bos]+prompt+target+[eos]) (default: the longest example of the training and evaluation data).") public var ctx: Int?
         @Option(parsing: .unconditional, help: "Latent size k (default 32, Optimus's).") public var latent: Int?
         @Option(help: "Pooling of the encoder output: mean (over real tokens) or cls (the leading <bos>) (default mean).") public var pool: PoolMode?
         @Option(help: "Where z enters the decoder (repeat for several; default memory).") public var inject: [VAEInjection] = []
@@ -128,7 +128,7 @@ public enum VAETrainVerb: Verb {
         @Option(parsing: .unconditional, help: "Share of each cycle at β = 0 (default 0.5).") public var ratioZero: Float?
         @Option(parsing: .unconditional, help: "Share of each cycle over which β rises linearly (default 0.25).") public var ratioIncrease: Float?
         @Option(help: "JSONL column a softmax classifier on z must predict (explicit supervision, e.g. rule).") public var supervise: String?
-        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default 1).") public var superviseWeight: Float?
+        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default: the mean number of positions the reconstruction sums over per example, so the classifier weighs like the reconstruction).") public var superviseWeight: Float?
         @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") public var steps: Int?
         @Option(parsing: .unconditional, help: "Examples per step (default 32).") public var batch: Int?
         @Option(parsing: .unconditional, help: "Peak learning rate, cosine to 10% (default 1e-3).") public var lr: Float?
@@ -251,6 +251,14 @@ public enum VAETrainVerb: Verb {
             let files = try a.source.source().materialize(into: (a.out as NSString).appendingPathComponent("data"))
             o.data = files.train
             if evalData == nil { evalData = files.test }
+            // A context the user did not choose fits the data: the longest example of training and evaluation data.
+            if !a.resume && a.ctx == nil {
+                let contextFiles = [files.train] + [files.test, evalData].compactMap { $0 }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                if let longest = try ContextLength.longest(in: contextFiles) {
+                    o.ctx = longest
+                    ctx.progress.message(ContextLength.derivedMessage(longest, files: contextFiles))
+                }
+            }
         }
         let job = VAETrainJob(options: o, outDir: a.out, resume: a.resume)
         job.progress = ctx.progress

@@ -11,6 +11,9 @@ struct VerbCommand<V: Verb>: ParsableCommand {
 
     @OptionGroup var arguments: V.Arguments
 
+    /// The checks every verb shares beyond its own `validate()` (finite numbers), as a spec step runs them too.
+    func validate() throws { try FiniteNumbers.check(arguments) }
+
     func run() throws { try Self.run(arguments) }
 
     static func run(_ arguments: V.Arguments) throws {
@@ -31,6 +34,8 @@ struct ProbeNTKCommand: ParsableCommand {
     }
 
     @OptionGroup var arguments: NTKVerb.Arguments
+
+    func validate() throws { try FiniteNumbers.check(arguments) }
 
     func run() throws { try VerbCommand<NTKVerb>.run(arguments) }
 

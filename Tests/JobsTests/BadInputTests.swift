@@ -74,8 +74,9 @@ final class BadInputTests: XCTestCase {
     }
 
     func testNaNLossStopsAndKeepsLastCheckpoint() throws {
-        // A learning rate of 1e30 sends the weights to ~1e30 after one step; the next forward overflows.
-        try assertFails(["train", "--data", try goodData, "--out", path("run"), "--lr", "1e30", "--warmup", "0",
+        // A learning rate of 1e30 sends the weights to ~1e30 after one step; the next forward overflows. (No weight
+        // decay: lr·wd ≥ 1 is refused before training.)
+        try assertFails(["train", "--data", try goodData, "--out", path("run"), "--lr", "1e30", "--warmup", "0", "--weight-decay", "0",
                          "--steps", "20", "--save-every", "1"] + tiny,
                         ["training stopped at step 2", "the last good checkpoint (step 1) is kept", "lower --lr"])
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("run/rulelens.json")))) as? [String: Any]
