@@ -18,6 +18,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "rulelens", targets: ["rulelens"]),
+        // For use as a dependency without MPI: the models, hooks, tokenizers and checkpoints (OpenBLAS and LAPACKE
+        // only), and with them the activation store, analysis and interventions (adds HDF5).
+        .library(name: "RuleLensModel", targets: ["RuleLensNumerics", "RuleLensTasks", "RuleLensModel"]),
+        .library(name: "RuleLensAnalysis", targets: ["RuleLensStore", "RuleLensAnalysis", "RuleLensInterventions"]),
+        // Everything (the jobs pull in MPI for data-parallel training and sharded dumps).
         .library(name: "RuleLensJobs", targets: ["RuleLensJobs"]),
         .library(name: "RuleLensVerbs", targets: ["RuleLensVerbs"]),
         .library(name: "RuleLensRun", targets: ["RuleLensRun"]),

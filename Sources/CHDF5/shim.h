@@ -2,6 +2,8 @@
 // HDF5's type and property-list identifiers are macros over *_g globals that Swift cannot import
 // (and that trip Swift 6 concurrency checks). Each one is wrapped in a static inline function here.
 #include <hdf5.h>
+// The high-level library's dimension scales (H5DS; libhdf5_hl): named dimensions that netCDF and xarray read.
+#include <hdf5_hl.h>
 // zlib (a dependency of libhdf5-dev): RuleLensStore compresses chunks itself, on every core, in HDF5's deflate format.
 #include <zlib.h>
 

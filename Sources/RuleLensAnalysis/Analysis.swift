@@ -15,6 +15,20 @@ public enum Analysis {
         }
     }
 
+    /// The power of two that brings `largest` (a largest magnitude) into [0.5, 1): multiplying by it is exact, so a
+    /// computation that squares values (distances, inertia) can run in that scale without overflowing float32 on
+    /// data of size 1e30 or underflowing on data of size 1e-30, and scale back. 1 for 0 or a non-finite value.
+    public static func unitScale(_ largest: Float) -> Float {
+        largest > 0 && largest.isFinite ? Float(sign: .plus, exponent: -largest.exponent - 1, significand: 1) : 1
+    }
+
+    /// The largest magnitude in `x`.
+    public static func largestMagnitude(_ x: FloatMatrix) -> Float {
+        var largest: Float = 0
+        for i in 0..<x.count { largest = max(largest, abs(x.ptr[i])) }
+        return largest
+    }
+
     /// Throws unless there are at least `minClasses` classes and every metric-specific size condition holds.
     public static func requireClasses(_ labels: Labels, _ name: String, minClasses: Int = 2, maxClassesBelowN: Bool = false) throws {
         if labels.classCount < minClasses {

@@ -4,11 +4,16 @@ import RuleLensNumerics
 /// ‖xᵢ − xⱼ‖² = ‖xᵢ‖² + ‖xⱼ‖² − 2 xᵢ·xⱼ with the dot products from one sgemm per block.
 ///
 /// The data are centred first (distances do not change) so the norms are small and the subtraction loses
-/// little precision; self-distances are set to exactly 0.
+/// little precision; self-distances are set to exactly 0. They are then scaled by a power of two that brings the
+/// largest magnitude near 1, so squares neither overflow (data of size 1e30: 1e60 is beyond float32) nor underflow:
+/// the distances come out in that scale (`scale` says which), exact multiples of the true ones, which leaves every
+/// ratio and ordering that silhouette and k-NN read unchanged.
 struct PairwiseDistances {
     let x: FloatMatrix          // centred copy [n, d]
     let norms: [Float]          // ‖xᵢ‖² [n]
     let blockRows: Int
+    /// The distances are the true ones times this power of two.
+    let scale: Float
 
     init(_ data: FloatMatrix, blockRows: Int = 256) {
         let n = data.rows, d = data.cols
@@ -16,13 +21,16 @@ struct PairwiseDistances {
         for i in 0..<n { for j in 0..<d { mean[j] += Double(data.ptr[i * d + j]) } }
         let m = mean.map { Float($0 / Double(max(n, 1))) }
         let centred = data.copy()
+        var largest: Float = 0
+        for i in 0..<(n * d) { centred.ptr[i] -= m[i % d]; largest = max(largest, abs(centred.ptr[i])) }
+        let scale = Analysis.unitScale(largest)
         var norms = [Float](repeating: 0, count: n)
         for i in 0..<n {
             var s: Float = 0
-            for j in 0..<d { let v = centred.ptr[i * d + j] - m[j]; centred.ptr[i * d + j] = v; s += v * v }
+            for j in 0..<d { let v = centred.ptr[i * d + j] * scale; centred.ptr[i * d + j] = v; s += v * v }
             norms[i] = s
         }
-        x = centred; self.norms = norms; self.blockRows = blockRows
+        x = centred; self.norms = norms; self.blockRows = blockRows; self.scale = scale
     }
 
     var n: Int { x.rows }

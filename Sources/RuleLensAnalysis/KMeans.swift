@@ -21,6 +21,18 @@ public struct KMeans: Sendable {
         guard k >= 1, k <= n else {
             throw RuleLensError("\(name): k-means with k = \(k) clusters needs 1 ≤ k ≤ examples (\(n))", fix: "use fewer clusters or more examples")
         }
+        // Squared distances of data far from size 1 overflow (or underflow) float32: cluster a copy scaled by a power
+        // of two (exact, so the clusters are the same) and scale the centres and the inertia back.
+        let largest = Analysis.largestMagnitude(x)
+        if largest > 0x1p40 || (largest > 0 && largest < 0x1p-40) {
+            let scale = Analysis.unitScale(largest)
+            let scaled = x.copy()
+            for i in 0..<scaled.count { scaled.ptr[i] *= scale }
+            let r = try fit(scaled, k: k, seed: seed, restarts: restarts, maxIterations: maxIterations, tolerance: tolerance, name: name)
+            let centres = r.centres.copy()
+            for i in 0..<centres.count { centres.ptr[i] /= scale }
+            return KMeans(centres: centres, assignments: r.assignments, inertia: r.inertia / Double(scale) / Double(scale), iterations: r.iterations)
+        }
         var colMean = [Double](repeating: 0, count: d), colSq = [Double](repeating: 0, count: d)
         for i in 0..<n { for j in 0..<d { let v = Double(x.ptr[i * d + j]); colMean[j] += v; colSq[j] += v * v } }
         var meanVariance = 0.0

@@ -109,6 +109,9 @@ public enum AblateJob {
             throw RuleLensError("--positions \(k) falls outside example \(i + 1) (\(items[i].promptLength) prompt positions, \(items[i].inputLength) in all)",
                                 fix: "choose a position every example has, e.g. answer (the last prompt position) or 0")
         }
+        // The bootstrap plan holds resamples × examples draws: refused here, before the sweep, when it cannot fit.
+        try MemoryEstimate.bootstrap(resamples: o.bootstrap, examples: items.count)
+            .require("--bootstrap \(o.bootstrap) over \(items.count) examples", fix: "pass a smaller --bootstrap (1000 gives stable 95% intervals)")
         var options = AblationOptions(cells: cells)
         options.method = o.method; options.positions = o.positions; options.seed = o.seed
         options.separabilitySite = o.separabilityAt; options.batchSize = o.batchSize

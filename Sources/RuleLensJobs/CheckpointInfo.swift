@@ -113,7 +113,7 @@ public struct CheckpointInfo {
                     "rulelens": notes, "training_options": trainingOptions ?? NSNull(), "tokenizer": tokenizer]
         }
         return ["checkpoint": dir, "architecture": "gpt2", "n_layer": c.nLayer, "n_head": c.nHead, "n_embd": c.dModel,
-                "n_inner": c.dMLP, "n_positions": c.nCtx, "vocab_size": c.vocabSize, "layer_norm_epsilon": Double(c.layerNormEps),
+                "n_inner": c.dMLP, "n_positions": c.nCtx, "vocab_size": c.vocabSize, "layer_norm_epsilon": Checkpoint.jsonNumber(c.layerNormEps),
                 "parameters": parameters, "tensors": tensors, "dtypes": dtypes, "weight_bytes": weightBytes,
                 "rulelens": notes, "training_options": trainingOptions ?? NSNull(), "tokenizer": tokenizer]
     }

@@ -53,7 +53,7 @@ public struct DataSource: Sendable {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl (or a `rulelens data generate` directory), "
                                 + "or --task NAME [--format F --split S --seed N]")
         }
-        let data = try spec.generate()
+        let data = try spec.generateChecked()
         let examples = part == .train ? data.train : part == .test ? data.test : DataSource.concatenated([data.train, data.test])
         guard !examples.isEmpty else {
             throw RuleLensError("task \(spec.task.rawValue) with split \(spec.split.rawValue) has no \(part.rawValue) examples",
@@ -93,7 +93,7 @@ public struct DataSource: Sendable {
         guard let spec else {
             throw RuleLensError("no data given", fix: "give --data FILE.jsonl, or --task NAME [--format F --split S --seed N]")
         }
-        let data = try spec.generate()
+        let data = try spec.generateChecked(outDir: dir)
         if FileManager.default.fileExists(atPath: inDir(dir, "meta.json")) {
             let fresh = [try JSONL.encode(data.train), try JSONL.encode(data.test), try data.meta.encoded()]
             let saved = DataSets.fileNames.map { FileManager.default.contents(atPath: inDir(dir, $0)) }
@@ -118,9 +118,10 @@ public enum DataSets {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
-    /// Writes train.jsonl, test.jsonl and meta.json into `dir`. Files are written into a temporary folder inside
-    /// `dir` and renamed into place, meta.json last, so an interrupted run never leaves a set that looks complete.
-    /// Existing files are replaced only with `force`.
+    /// Writes train.jsonl, test.jsonl and meta.json into `dir`, published together (one `OutputCommit`: each file
+    /// built under a temporary name, the old meta.json removed first, then the renames, meta.json last), so a failed
+    /// or interrupted run never leaves a set that looks complete, nor a folder it created. Existing files are
+    /// replaced only with `force`.
     public static func write(_ data: GeneratedData, to dir: String, force: Bool) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -134,28 +135,12 @@ public enum DataSets {
                                     fix: "pass --force to replace them, or choose another --out")
             }
         }
-        do {
-            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw RuleLensError("cannot create directory \(dir) (\(error.localizedDescription))", fix: "check the path and permissions")
-        }
-        let tmp = (dir as NSString).appendingPathComponent(".rulelens-tmp-\(getpid())")
-        try? fm.removeItem(atPath: tmp)
-        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
-        defer { try? fm.removeItem(atPath: tmp) }
-        let contents: [Data] = [try JSONL.encode(data.train), try JSONL.encode(data.test), try data.meta.encoded()]
-        for (name, bytes) in zip(fileNames, contents) {
-            let url = URL(fileURLWithPath: (tmp as NSString).appendingPathComponent(name))
-            do { try bytes.write(to: url) } catch {
-                throw RuleLensError("cannot write \(url.path) (\(error.localizedDescription))", fix: "check free space and permissions")
-            }
-        }
-        // The old meta.json goes first, so a half-replaced directory is never taken for a complete one.
-        unlink((dir as NSString).appendingPathComponent("meta.json"))
-        for name in fileNames {
-            let from = (tmp as NSString).appendingPathComponent(name), to = (dir as NSString).appendingPathComponent(name)
-            guard rename(from, to) == 0 else {
-                throw RuleLensError("cannot move \(name) into \(dir) (errno \(errno))", fix: "check permissions on \(dir)")
+        try OutputCommit.run {
+            try OutputCommit.createFolder(dir)
+            OutputCommit.removeAtCommit((dir as NSString).appendingPathComponent("meta.json"))
+            let contents: [Data] = [try JSONL.encode(data.train), try JSONL.encode(data.test), try data.meta.encoded()]
+            for (name, bytes) in zip(fileNames, contents) {
+                try AtomicFile.write(bytes, to: (dir as NSString).appendingPathComponent(name))
             }
         }
     }

@@ -92,6 +92,10 @@ extension Jobs {
     /// `dump` on a model already in memory, tokenizing with `tokenizer`.
     public static func dump(model: any LanguageModel, tokenizer: any TextTokenizer, _ options: DumpOptions) throws -> DumpSummary {
         let started = Date()
+        // The writer lock first: while another dump writes the file, it is neither complete nor damaged, and neither
+        // --resume nor --force may touch it.
+        let lock = try OutputLock(file: options.out, command: "rulelens dump")
+        defer { withExtendedLifetime(lock) {} }
         try checkOutput(options)
         let exists = FileManager.default.fileExists(atPath: options.out)
         let hookNames = try model.resolveHooks(options.hooks)

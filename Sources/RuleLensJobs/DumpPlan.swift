@@ -67,21 +67,20 @@ struct DumpPlan {
         hasB = examples.contains { $0.b != nil }
         hasSources = examples.contains { $0.sources != nil }
         var columns = [MetaColumnSpec(name: "id", type: .int64),
-                       MetaColumnSpec(name: "tokens", type: .int32, width: maxLength),
+                       MetaColumnSpec(name: "tokens", type: .int32, width: maxLength, widthDim: "pos"),
                        MetaColumnSpec(name: "length", type: .int32),
                        MetaColumnSpec(name: "answer_pos", type: .int32),
-                       MetaColumnSpec(name: "prompt", type: .string, width: Self.bytes(examples.map(\.prompt))),
-                       MetaColumnSpec(name: "target", type: .string, width: Self.bytes(examples.map(\.target))),
-                       // Characters: the argmax text is at most the target and one more character (it stops at <eos>).
-                       // BPE tokens vary in length, so there the column holds variable-length strings.
-                       MetaColumnSpec(name: "prediction", type: .string, width: tokenizer is CharTokenizer ? Self.bytes(examples.map(\.target)) + 1 : nil),
+                       // Strings are variable-length UTF-8: netCDF tools read them (fixed-length ones crash ncdump).
+                       MetaColumnSpec(name: "prompt", type: .string),
+                       MetaColumnSpec(name: "target", type: .string),
+                       MetaColumnSpec(name: "prediction", type: .string),
                        MetaColumnSpec(name: "correct", type: .int32)]
-        if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string, width: Self.bytes(examples.map { $0.rule ?? "" }))) }
+        if hasRule { columns.append(MetaColumnSpec(name: "rule", type: .string)) }
         if hasRuleId { columns.append(MetaColumnSpec(name: "rule_id", type: .int32)) }
         if hasA { columns.append(MetaColumnSpec(name: "a", type: .int64)) }
         if hasB { columns.append(MetaColumnSpec(name: "b", type: .int64)) }
         if hasSources {
-            columns.append(MetaColumnSpec(name: "sources", type: .string, width: Self.bytes(examples.map { Self.sourcesJSON($0.sources) })))
+            columns.append(MetaColumnSpec(name: "sources", type: .string))
         }
         metaColumns = columns
     }
@@ -92,9 +91,6 @@ struct DumpPlan {
         guard let sources else { return "" }
         return "[" + sources.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
     }
-
-    /// Width in bytes of a fixed-length string column holding `texts` (at least 1).
-    static func bytes(_ texts: [String]) -> Int { max(1, texts.map(\.utf8.count).max() ?? 1) }
 
     /// The kept position of example i (nil for --positions all).
     func pick(_ i: Int) -> Int? {

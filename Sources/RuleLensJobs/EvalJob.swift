@@ -236,6 +236,15 @@ public enum LogitsJob {
             (logits.ptr + start * t * v).update(from: out, count: rows * t * v)
             counter?.update(start + rows)
         }
+        // Logits that are not numbers are no result: refuse them rather than write them (e.g. an added vector so
+        // large that the activations overflow float32).
+        let bad = logits.nonFiniteCount()
+        if bad > 0 {
+            let cause = additions.isEmpty ? "the model's weights" : "the vector added at \(additions.map(\.site).joined(separator: ", "))"
+            throw RuleLensError("\(bad) of \(logits.count) logits are NaN or infinite: \(cause) drives the activations beyond float32's range",
+                                fix: additions.isEmpty ? "check the checkpoint (`rulelens info`); retrain it if it diverged"
+                                                       : "add a smaller vector (of the size of the site's activations)")
+        }
         let lengths = items.map { Int32($0.inputLength) }
         try full.inputs.withUnsafeBufferPointer { tok in
             try lengths.withUnsafeBufferPointer { len in

@@ -144,7 +144,7 @@ extension ProbeJob {
                        progress: @escaping (Int, Int) -> Void) throws -> [GradientKernel.BlockSimilarity] {
         let c = vae.config
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rulelens-ntk-\(getpid())-\(UInt32.random(in: 0..<UInt32.max)).jsonl")
-        try JSONL.writeExamples(examples, to: tmp.path)
+        try OutputCommit.immediately { try JSONL.writeExamples(examples, to: tmp.path) }   // scratch, read back below
         defer { try? FileManager.default.removeItem(at: tmp) }
         var labelColumn = c.supervise
         if let column = labelColumn, (try? VAEItems.column(column, path: tmp.path)) == nil { labelColumn = nil }

@@ -183,7 +183,7 @@ public enum PairsJob {
         if !force, let existing = files.first(where: { fm.fileExists(atPath: $0) }) {
             throw RuleLensError("\(existing) already exists", fix: "choose another --out folder or pass --force")
         }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(dir)
         try JSONL.writeExamples(r.clean, to: files[0])
         try JSONL.writeExamples(r.corrupt, to: files[1])
         let meta: [String: Any] = ["source": source, "seed": seed, "pairs": r.records, "skipped": r.skipped,

@@ -68,7 +68,13 @@ public enum PatchJob {
             sites[m.site.rawValue] = ["logit_diff": nested(m, m.logitDiff), "normalized": nested(m, m.normalized),
                                       "dims": m.site == .z ? ["layer", "head"] : ["layer", "position"]]
         }
+        // With equal baselines (e.g. identical clean and corrupt prompts) recovery divides by zero: no number.
+        let undefined = result.cleanBaseline == result.corruptBaseline
+        let normalizedNote: Any = undefined
+            ? "null: the clean and corrupt logit differences are equal (\(result.cleanBaseline)), so (patched − corrupt)/(clean − corrupt) is undefined; read logit_diff, or use pairs whose corruption changes the answer"
+            : NSNull()
         let json: [String: Any] = [
+            "normalized_undefined": normalizedNote,
             "checkpoint": o.checkpoint, "clean_file": o.clean, "corrupt_file": o.corrupt, "pairs": result.pairs,
             "positions": result.seqLen, "position_tokens": positionLabels,
             "clean": result.cleanBaseline, "corrupt": result.corruptBaseline, "sites": sites,
@@ -84,6 +90,7 @@ public enum PatchJob {
             for r in 0..<m.rows { t.add(["\(r)"] + (0..<m.cols).map { fmt(m.normalized[r * m.cols + $0], 3) }) }
             lines.append(t.render())
         }
+        if undefined, let note = normalizedNote as? String { lines.append(""); lines.append("normalised values: " + note) }
         var report = ProbeReport(table: lines.joined(separator: "\n"), json: json)
         if let out = o.out {
             let S = InterventionSupport.self

@@ -1,5 +1,6 @@
 import Foundation
 import RuleLensAnalysis
+import RuleLensModel
 import RuleLensNumerics
 import RuleLensReport
 import RuleLensStore
@@ -85,9 +86,14 @@ public enum ProbeJob {
     }
 
     /// Reads each site's [N, d] matrix in turn, with a progress line and ETA, and checks it has one row per label.
+    /// `memory(n, d)` is what the analysis of one [n, d] site needs: checked for every site before any is read.
     static func forEachSite(_ sites: [String], in file: ActivationFile, _ o: ProbeOptions, what: String, labelName: String,
-                            labelCount: Int, _ body: (String, FloatMatrix) throws -> Void) throws {
+                            labelCount: Int, memory: (Int, Int) -> MemoryEstimate, _ body: (String, FloatMatrix) throws -> Void) throws {
         try checkPosition(sites, in: file, o)
+        for site in sites {
+            let source = try file.rowSource(site, position: o.position)
+            try requireMemory(memory(source.rows, source.cols), what: "\(what) of \(site) [\(source.rows), \(source.cols)]")
+        }
         let started = Date()
         for (i, site) in sites.enumerated() {
             let eta = i == 0 ? "" : String(format: ", ETA %.0fs", Date().timeIntervalSince(started) / Double(i) * Double(sites.count - i))
@@ -98,6 +104,12 @@ public enum ProbeJob {
             }
             try body(site, x)
         }
+    }
+
+    /// Refuses an analysis whose matrices would not fit in memory, before anything is read.
+    static func requireMemory(_ estimate: MemoryEstimate, what: String) throws {
+        try estimate.require(what, fix: "analyse fewer dimensions: project the site first (`rulelens probe pca --components 50 --out pca.h5` "
+                             + "stores the projections, which probe reads), or dump a narrower site or fewer examples (--limit)")
     }
 
     /// Layer column text: "embed", a block index, "final" (ln_final, unembed), "-" for non-hook datasets.
@@ -117,6 +129,13 @@ public enum ProbeJob {
         let sites = try file.resolveSites(o.sites)
         let labels = try o.label.map { try file.labels($0) }
         try checkPosition(sites, in: file, o)
+        for site in sites {
+            let source = try file.rowSource(site, position: o.position)
+            let (n, d) = (source.rows, source.cols)
+            var e = MemoryEstimate.analysis(rows: o.method == .svd ? n : min(n, max(o.chunkRows, 1)), cols: d, squareOf: d, label: "covariance")
+            if o.method == .svd { e.parts.append(("SVD factors", n.multipliedSaturating(d).multipliedSaturating(8 * 2))) }
+            try requireMemory(e, what: "PCA of \(site) [\(n), \(d)]")
+        }
         var table = TextTable(["site", "n", "d", "PC1", "PC2", "PC3", "top-k cum."])
         var results: [[String: Any]] = []
         var fits: [(String, PCA, FloatMatrix)] = []
@@ -201,7 +220,15 @@ public enum ProbeJob {
         var results: [[String: Any]] = []
         var assignments: [(String, [Int])] = []
         var illConditioned: [String] = []
-        try forEachSite(sites, in: file, o, what: "separability", labelName: labelName, labelCount: labels.count) { site, x in
+        // Fisher's ratio builds the d × d within-class scatter (and its eigenvectors) from a double copy of the data;
+        // silhouette and k-NN read distances in blocks of 256 rows.
+        let memory = { (n: Int, d: Int) -> MemoryEstimate in
+            var e = MemoryEstimate.analysis(rows: n, cols: d, squareOf: d, label: "within-class scatter")
+            e.parts.append(("class-centred copy in double and distance blocks", n.multipliedSaturating(d).multipliedSaturating(8)
+                .addingSaturating(n.multipliedSaturating(256 * 4))))
+            return e
+        }
+        try forEachSite(sites, in: file, o, what: "separability", labelName: labelName, labelCount: labels.count, memory: memory) { site, x in
             let sil = try Analysis.silhouette(x, labels, sampleSize: o.silhouetteSample, seed: o.seed, name: site)
             let db = try Analysis.daviesBouldin(x, labels, name: site)
             let ch = try Analysis.calinskiHarabasz(x, labels, name: site)
@@ -304,7 +331,13 @@ public enum ProbeJob {
         var table = TextTable(["layer", "component", "site"] + (path ? ["C"] : [])
                               + ["accuracy", "control", "selectivity", "majority", "converged", "iterations", "max|grad|"])
         var results: [[String: Any]] = []
-        try forEachSite(sites, in: file, o, what: "linear probe", labelName: labelName, labelCount: labels.count) { site, x in
+        let memory = { (n: Int, d: Int) -> MemoryEstimate in
+            var e = MemoryEstimate.analysis(rows: n, cols: d)
+            e.parts.append(("standardised copy and fold data", n.multipliedSaturating(d).multipliedSaturating(8)))
+            e.parts.append(("weights and gradients", d.multipliedSaturating(labels.classCount).multipliedSaturating(8 * 8)))
+            return e
+        }
+        try forEachSite(sites, in: file, o, what: "linear probe", labelName: labelName, labelCount: labels.count, memory: memory) { site, x in
             let rs = try Analysis.linearProbePath(x, labels, Cs: Cs, folds: o.foldAssignment, controlLabels: control, name: site)
             let layer = SiteOrder.layer(of: site)
             func fields(_ r: LinearProbeResult) -> [String: Any] {
@@ -362,6 +395,12 @@ public enum ProbeJob {
                                 fix: "pass two --site options or a pattern matching several sites (e.g. --site 'blocks.*.hook_resid_post')")
         }
         try checkPosition(sites, in: file, o)
+        var estimate = MemoryEstimate()
+        for site in sites {   // every site is held at once, with its n × n centred kernel
+            let source = try file.rowSource(site, position: o.position)
+            estimate.parts += MemoryEstimate.analysis(rows: source.rows, cols: source.cols, squareOf: source.rows, copies: 1, label: "\(site) kernel").parts
+        }
+        try requireMemory(estimate, what: "CKA of \(sites.count) sites")
         var matrices: [FloatMatrix] = []
         for (i, site) in sites.enumerated() {
             o.progress.update("cka: reading \(i + 1)/\(sites.count) \(site)")

@@ -40,8 +40,7 @@ struct TextTable {
 }
 
 func fmt(_ v: Double?, _ digits: Int = 4) -> String {
-    guard let v else { return "-" }
-    if !v.isFinite { return String(v) }
+    guard let v, v.isFinite else { return "-" }   // not a number is no result: printed as "-" (null in JSON), never "nan"
     if abs(v) >= 1e5 { return String(format: "%.3e", v) }
     return String(format: "%.\(digits)f", v)
 }
@@ -57,17 +56,12 @@ func writeResultsHDF5(_ path: String, overwrite: Bool, _ body: (HDF5File) throws
     if !dir.isEmpty && !fm.fileExists(atPath: dir) {
         throw RuleLensError("the folder of --out \(path) does not exist", fix: "create \(dir) first")
     }
-    let temp = (dir.isEmpty ? "" : dir + "/") + ".\((path as NSString).lastPathComponent).tmp-\(getpid())"
-    do {
+    try AtomicFile.produce(path) { temp in
         let file = try HDF5File.create(temp, overwrite: true)
+        // Closed on every path: an HDF5 file left open fails again (and can crash) when the library shuts down.
+        defer { file.close() }
         try body(file)
         try file.flush()
-        file.close()
-        if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
-        try fm.moveItem(atPath: temp, toPath: path)
-    } catch {
-        try? fm.removeItem(atPath: temp)
-        throw error
     }
 }
 
@@ -77,10 +71,7 @@ func writeTextAtomically(_ text: String, to path: String, overwrite: Bool) throw
     if fm.fileExists(atPath: path) && !overwrite {
         throw RuleLensError("\(path) already exists", fix: "choose another --plot path or pass --force to replace it")
     }
-    let url = URL(fileURLWithPath: path)
-    do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
-        throw RuleLensError("cannot write \(path): \(error.localizedDescription)", fix: "check that the folder exists and is writable")
-    }
+    try AtomicFile.write(Data(text.utf8), to: path)
 }
 
 extension HDF5Location {

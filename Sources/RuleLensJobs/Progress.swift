@@ -59,6 +59,7 @@ public final class ProgressLine {
     /// "1h02m", "3m05s", "12s".
     public static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "?" }
+        if seconds >= 1e8 { return String(format: "%.1e s", seconds) }   // years: Int(seconds) could overflow
         let s = Int(seconds.rounded())
         if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
         if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }

@@ -205,9 +205,9 @@ public enum RetrievalJob {
 
     /// `mass`, `rank`… as float64 arrays [condition, …] with `dims`, plus the condition labels.
     public static func writeHDF5(_ r: RetrievalReport, to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        do {
+        try AtomicFile.produce(path) { tmp in
             let file = try HDF5File.create(tmp, overwrite: true)
+            defer { file.close() }
             let C = r.conditions.count
             let mass = try file.createDataset("mean_mass", type: .float64, shape: [C, r.layers, r.heads])
             try r.meanMass.flatMap { $0 }.withUnsafeBufferPointer { try mass.writeRows(start: 0, count: C, $0.baseAddress!) }
@@ -226,9 +226,6 @@ public enum RetrievalJob {
             try file.setAttribute("rulelens_version", RuleLensVersion.string)
             try file.setAttribute("blas", BLAS.coreName)
             try file.flush()
-        }
-        guard Foundation.rename(tmp, path) == 0 else {
-            throw RuleLensError("cannot move \(tmp) to \(path) (errno \(errno))", fix: "check the folder's permissions and free space")
         }
     }
 

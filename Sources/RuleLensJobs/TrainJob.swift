@@ -83,19 +83,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 
     /// Checks the numbers make sense before anything is written.
     public func validate() throws {
-        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
-            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
-        }
-        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
-        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
-        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !gradClip.isFinite || gradClip < 0 {
-            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
-        }
-        if !minLRFraction.isFinite || minLRFraction < 0 {
-            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
-        }
-        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        try validateSchedule()
         guard ["gpt2", "llama", "qwen2"].contains(family) else {
             throw RuleLensError("--arch \(family) is not gpt2, llama or qwen2", fix: "pass --arch gpt2, --arch llama or --arch qwen2")
         }
@@ -287,9 +275,16 @@ public final class TrainJob {
                                     fix: "resume with the original file (--eval-data PATH re-points the run to a copy of it), or start a new run in another --out folder")
             }
         }
+        // A learned position table far longer than every example trains rows no example reaches and costs memory
+        // and time for nothing (--ctx 50000000 on 10-token examples: 12.8 GB and minutes of initialisation).
+        let longestSequence = (items + (evalItems ?? [])).map { $0.inputLength + 1 }.max() ?? 1
+        if resumed == nil, options.initFrom == nil, options.family == "gpt2", options.ctx > max(8 * longestSequence, Self.contextAlwaysAccepted) {
+            throw RuleLensError("--ctx \(options.ctx) is far beyond the longest example (\(longestSequence) positions): the learned position table would hold \(options.ctx - longestSequence) rows no example trains, at \(MemoryEstimate.format(options.ctx.multipliedSaturating(options.dModel).multipliedSaturating(16))) with their optimizer state",
+                                fix: "pass --ctx \(longestSequence) (or leave --ctx out: it is derived from the data), or up to \(max(8 * longestSequence, Self.contextAlwaysAccepted)) for longer examples later")
+        }
         // Sizes before allocation: parameters, gradients, AdamW moments and activations for the longest batch.
         try Self.checkMemory(options, vocabSize: tokenizer.count, longestInput: items.map(\.inputLength).max() ?? 1,
-                             evalInputs: evalItems?.map(\.inputLength).max())
+                             evalInputs: evalItems?.map(\.inputLength).max(), log: progress.message)
         // Rule prior: each training example's table row, from the --rule-prior column (values sorted, as in the checkpoint).
         var priorRows: [Int]? = nil
         if let column = options.rulePrior, let site = options.inject.flatMap(Injection.init(rawValue:)) {
@@ -332,16 +327,25 @@ public final class TrainJob {
                               evalFingerprint: evalFingerprint, checkpointExtra: [:])
     }
 
+    /// A --ctx up to this is accepted whatever the data (room for longer examples later).
+    static let contextAlwaysAccepted = 4096
+    /// Runs whose estimate reaches this are announced before they allocate.
+    static let announcedMemory = 1 << 30
+
     /// Refuses a run whose parameters, optimizer state and activations would not fit in memory, with the estimate
     /// and which option to lower.
-    static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?) throws {
+    static func checkMemory(_ options: TrainOptions, vocabSize: Int, longestInput: Int, evalInputs: Int?, log: (String) -> Void = { _ in }) throws {
         let config = options.llamaConfig(vocabSize: vocabSize).map(MemoryEstimate.comparableConfig) ?? options.modelConfig(vocabSize: vocabSize)
         let seqLen = min(options.ctx, longestInput)
         var estimate = MemoryEstimate.training(config, batch: options.batch, seqLen: seqLen)
         if let evalInputs {   // held-out loss runs forward-only in batches of 64 on top of the training buffers
             estimate.parts.append(("held-out evaluation", MemoryEstimate.inference(config, batch: min(64, options.batch), seqLen: min(options.ctx, evalInputs)).parts[1].bytes))
         }
-        guard let room = MemoryEstimate.available(), estimate.total > room else { return }
+        guard let room = MemoryEstimate.available(), estimate.total > room else {
+            // Large runs say what they allocate before they start (initialising gigabytes takes a while).
+            if estimate.total >= Self.announcedMemory { log("training needs about \(estimate); allocating") }
+            return
+        }
         let modelOnly = MemoryEstimate.training(config, batch: 1, seqLen: 1).parts[0].bytes
         var fixes: [String] = []
         if modelOnly > room / 2 {

@@ -27,6 +27,33 @@ extension TrainLoopOptions {
     /// The number of steps the cosine decay spans.
     public var scheduleSteps: Int { cosineSteps ?? steps }
 
+    /// The schedule and optimizer rules `train` and `vae train` share, so both refuse the same values the same way.
+    public func validateSchedule() throws {
+        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
+            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
+        }
+        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
+        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
+        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
+        // AdamW multiplies each weight matrix by (1 − lr·wd) every step: at lr·wd ≥ 1 that wipes or flips the weights
+        // whatever the gradients say, so the run can only diverge.
+        if Double(lr) * Double(weightDecay) >= 1 {
+            throw RuleLensError("--weight-decay \(weightDecay) with --lr \(lr) multiplies the weights by 1 − lr·wd = \(String(format: "%.3g", 1 - Double(lr) * Double(weightDecay))) every step, which wipes them out",
+                                fix: "pass a --weight-decay below \(String(format: "%.3g", 1 / Double(lr))) (lr·wd < 1; e.g. --weight-decay 0.01)")
+        }
+        if !gradClip.isFinite || gradClip < 0 {
+            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
+        }
+        if !minLRFraction.isFinite || minLRFraction < 0 {
+            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
+        }
+        for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
+            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive",
+                                fix: "pass --\(name) 0 (\(name == "threads" ? "all cores" : "never periodically")) or a positive number")
+        }
+    }
+
     /// Decodes a saved train_config.json; fields an older file lacks take their defaults, extra fields (the BLAS
     /// provenance) are ignored.
     public static func decodeSaved(_ data: Data) throws -> Self {
@@ -111,7 +138,11 @@ public final class TrainLoop<Options: TrainLoopOptions> {
     public var writes = true
     /// Whether anything was written into `outDir` yet.
     public private(set) var wroteAnything = false
-    var lock: RunFolderLock? = nil
+    var lock: OutputLock? = nil
+    /// Whether a save of this run is on disk (resumed from one, or written by this process).
+    var holdsSave = false
+    /// The highest folder `begin` created for the run (removed again if the run fails before its first save).
+    var createdFolder: String? = nil
     var saves: TrainSaves { TrainSaves(outDir: outDir) }
     func path(_ name: String) -> String { outDir + "/" + name }
 
@@ -130,12 +161,14 @@ public final class TrainLoop<Options: TrainLoopOptions> {
     /// options in force (the saved ones with what may change) and the save (nil when killed before the first save: the
     /// run starts again from step 0 with its saved options). Fresh: checks `outDir` holds no run.
     public func open(_ requested: Options) throws -> (options: Options, resumed: Resumed?) {
-        guard resume else {
-            try Self.checkFresh(options: requested, outDir: outDir)
+        // The lock comes first: while another process writes the folder, nothing here may read or judge it.
+        if writes, Self.isFolder(outDir) { lock = try OutputLock(folder: outDir, command: Options.command) }
+        guard resume, !Self.holdsOnlyLeftovers(outDir) else {
+            if resume { progress.message(Self.leftoversNote(outDir)) }
+            try Self.checkFreshContent(options: requested, outDir: outDir)
             return (requested, nil)
         }
-        let saved = try Self.savedOptions(in: outDir)
-        if writes { lock = try RunFolderLock(outDir, command: Options.command) }
+        let saved = try Self.readSavedOptions(in: outDir)
         if let newest = try saves.newest(Options.self) {
             let options = try resolveResume(requested: requested, saved: saved, savedStep: newest.manifest.step)
             try options.validate()
@@ -150,6 +183,12 @@ public final class TrainLoop<Options: TrainLoopOptions> {
 
     /// The checks a fresh run makes before writing anything: the options, and that `outDir` holds no run.
     public static func checkFresh(options: Options, outDir: String) throws {
+        try checkNotBusy(outDir)
+        try checkFreshContent(options: options, outDir: outDir)
+    }
+
+    /// `checkFresh` without the lock check (for the holder of the lock).
+    static func checkFreshContent(options: Options, outDir: String) throws {
         try options.validate()
         let fm = FileManager.default
         func path(_ name: String) -> String { outDir + "/" + name }
@@ -168,6 +207,32 @@ public final class TrainLoop<Options: TrainLoopOptions> {
         }
     }
 
+    static func isFolder(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    /// Refuses, naming the process, when another writer holds the folder's lock (checked before anything is judged
+    /// from the folder's content, which that writer may be changing).
+    static func checkNotBusy(_ outDir: String) throws {
+        try OutputLock.checkFree(folder: outDir, command: Options.command)
+    }
+
+    /// Whether `outDir` is a folder holding nothing of a run but leftovers of one killed before it wrote its options
+    /// (temporary files, an empty saves folder): `--resume` then starts the run afresh with the options given.
+    public static func holdsOnlyLeftovers(_ outDir: String) -> Bool {
+        guard isFolder(outDir), let names = try? FileManager.default.contentsOfDirectory(atPath: outDir) else { return false }
+        return names.contains(where: TrainSaves.isTemporary) && names.allSatisfy { name in
+            TrainSaves.isTemporary(name)
+                || (name == TrainSaves.folder && ((try? FileManager.default.contentsOfDirectory(atPath: outDir + "/" + name)) ?? ["?"])
+                    .allSatisfy(TrainSaves.isTemporary))
+        }
+    }
+
+    static func leftoversNote(_ outDir: String) -> String {
+        "note: \(outDir) holds only leftovers of a run killed before it saved its options; starting it afresh with the options given"
+    }
+
     static func notResumable(_ outDir: String) -> RuleLensError {
         if FileManager.default.fileExists(atPath: outDir + "/" + stateFile) && !FileManager.default.fileExists(atPath: outDir + "/" + TrainSaves.folder) {
             return RuleLensError("--resume: \(outDir) was saved by an older RuleLens (train_state.safetensors at the top, no \(TrainSaves.folder)/ folder), which this version cannot resume",
@@ -179,6 +244,12 @@ public final class TrainLoop<Options: TrainLoopOptions> {
 
     /// The options of the run saved in `outDir` (for `--resume`); throws if it holds no resumable run of this kind.
     public static func savedOptions(in outDir: String) throws -> Options {
+        try checkNotBusy(outDir)
+        return try readSavedOptions(in: outDir)
+    }
+
+    /// `savedOptions` without the lock check (for the holder of the lock).
+    static func readSavedOptions(in outDir: String) throws -> Options {
         let file = outDir + "/" + configFile
         let fm = FileManager.default
         let oldLayout = fm.fileExists(atPath: outDir + "/" + stateFile) && !fm.fileExists(atPath: outDir + "/" + TrainSaves.folder)
@@ -306,11 +377,15 @@ public final class TrainLoop<Options: TrainLoopOptions> {
             kernels = [TrainSaves.KernelPeriod(fromStep: 0, blas: blas)]
             if writes {
                 if !fm.fileExists(atPath: outDir) {
+                    var top = URL(fileURLWithPath: outDir).standardizedFileURL
+                    while !fm.fileExists(atPath: top.deletingLastPathComponent().path) && top.path != "/" { top = top.deletingLastPathComponent() }
                     do { try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-                        throw RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
+                        throw FileSystemError.mapped(error, path: outDir, action: "create the output folder")
+                            ?? RuleLensError("cannot create the output folder \(outDir) (\(error.localizedDescription))", fix: "check the path and its permissions")
                     }
+                    createdFolder = top.path
                 }
-                if lock == nil { lock = try RunFolderLock(outDir, command: Options.command) }
+                if lock == nil { lock = try OutputLock(folder: outDir, command: Options.command) }
                 wroteAnything = true
                 saves.removeStaleTemporaries()
                 for file in logFiles where !file.keptEmpty && fm.fileExists(atPath: path(file.name)) { try fm.removeItem(atPath: path(file.name)) }
@@ -363,8 +438,35 @@ public final class TrainLoop<Options: TrainLoopOptions> {
 
     /// Trains `model` from the resumed save (or step 0) to `options.steps`, saving every `options.saveEvery` steps and
     /// after the last. Every check must have passed: this writes into the folder first.
+    /// A fresh run that fails before its first save leaves nothing behind (`discardUnsaved`); once a save is on
+    /// disk, the run stays, resumable.
     public func train(_ model: any Trainable, adams: [AdamW], options: Options, resumed: Resumed?, fingerprint: String, evalFingerprint: String?,
                       checkpointExtra: [String: String]) throws -> TrainSummary {
+        holdsSave = resumed != nil
+        do {
+            return try trainSaving(model, adams: adams, options: options, resumed: resumed, fingerprint: fingerprint,
+                                   evalFingerprint: evalFingerprint, checkpointExtra: checkpointExtra)
+        } catch {
+            if !holdsSave { discardUnsaved(logFiles: model.logFiles) }
+            throw error
+        }
+    }
+
+    /// Removes what a fresh run wrote before its first save (options, logs, temporaries; the folder if it made it).
+    func discardUnsaved(logFiles: [TrainLogFile]) {
+        guard writes, wroteAnything else { return }
+        let fm = FileManager.default
+        if let createdFolder {
+            try? fm.removeItem(atPath: createdFolder)
+        } else {
+            for name in [Self.configFile, TrainSaves.folder] + logFiles.map(\.name) { try? fm.removeItem(atPath: path(name)) }
+            saves.removeStaleTemporaries()
+        }
+        wroteAnything = false
+    }
+
+    func trainSaving(_ model: any Trainable, adams: [AdamW], options: Options, resumed: Resumed?, fingerprint: String, evalFingerprint: String?,
+                     checkpointExtra: [String: String]) throws -> TrainSummary {
         let logFiles = model.logFiles
         var adams = adams
         let startStep = resumed?.step ?? 0
@@ -390,7 +492,7 @@ public final class TrainLoop<Options: TrainLoopOptions> {
             let stepStart = ProgressLine.now()
             model.zeroGrads()
             var (loss, stepTokens) = try model.forwardLoss(step: step)
-            guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved, lr: options.lr) }
+            guard loss.isFinite else { throw nonFinite("the loss is \(loss)", step: step + 1, lastSaved: lastSaved, options: options) }
             model.backward()
             loss = model.reduceGradients(loss: loss)
             let lr = schedule.lr(at: step)
@@ -398,7 +500,7 @@ public final class TrainLoop<Options: TrainLoopOptions> {
             var norm: Float = .nan
             if options.gradClip > 0 {
                 norm = clipGradNorm(stores.map(\.grads), maxNorm: options.gradClip)
-                guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved, lr: options.lr) }
+                guard norm.isFinite else { throw nonFinite("the gradient norm is \(norm)", step: step + 1, lastSaved: lastSaved, options: options) }
             }
             for (i, store) in stores.enumerated() { adams[i].step(params: store.params, grads: store.grads, tensors: store.tensors, lr: lr) }
             lastLoss = loss
@@ -426,6 +528,7 @@ public final class TrainLoop<Options: TrainLoopOptions> {
                 if writes {
                     try save(model, adams: adams, step: step + 1, options: options, fingerprint: fingerprint,
                              evalFingerprint: evalFingerprint, kernels: kernels, extra: checkpointExtra)
+                    holdsSave = true
                 }
                 lastSaved = step + 1
             }
@@ -456,11 +559,28 @@ public final class TrainLoop<Options: TrainLoopOptions> {
         }
     }
 
-    func nonFinite(_ what: String, step: Int, lastSaved: Int?, lr: Float) -> RuleLensError {
+    func nonFinite(_ what: String, step: Int, lastSaved: Int?, options: Options) -> RuleLensError {
         let kept = lastSaved.map { "the last good checkpoint (step \($0)) is kept in \(outDir)" }
             ?? "no checkpoint had been saved yet, so none was written"
         return RuleLensError("training stopped at step \(step): \(what); \(kept)",
-                             fix: "lower --lr (now \(lr)), lengthen --warmup, or keep --grad-clip on; then train again into a new --out folder")
+                             fix: Self.divergenceAdvice(options) + "; then train again into a new --out folder")
+    }
+
+    /// What most likely made the numbers blow up, from the settings: decoupled weight decay multiplies every weight
+    /// by (1 − lr·wd) each step, so a weight decay far above its usual range (0.01–0.1) flips or zeroes the weights
+    /// whatever the data; otherwise the step size (a high --lr, no warmup, no clipping).
+    static func divergenceAdvice(_ o: Options) -> String {
+        let decay = Double(o.lr) * Double(o.weightDecay)
+        if !o.weightDecay.isFinite || o.weightDecay > 1 {
+            return "lower --weight-decay (now \(o.weightDecay)): each step multiplies the weights by 1 − lr × weight decay = "
+                + String(format: "%.3g", 1 - decay) + ", which must stay close to 1 (typical --weight-decay 0.01–0.1)"
+        }
+        var steps: [String] = []
+        if o.lr > 3e-3 { steps.append("lower --lr (now \(o.lr); 1e-3 or less is typical)") }
+        if o.gradClip <= 0 { steps.append("turn --grad-clip back on (e.g. --grad-clip 1)") }
+        if o.warmup == 0 { steps.append("add a --warmup (e.g. 100 steps)") }
+        if steps.isEmpty { steps = ["lower --lr (now \(o.lr))", "lengthen --warmup (now \(o.warmup))"] }
+        return steps.joined(separator: ", or ")
     }
 }
 

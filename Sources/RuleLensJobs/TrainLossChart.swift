@@ -1,4 +1,5 @@
 import Foundation
+import RuleLensNumerics
 import RuleLensReport
 import RuleLensModel
 

@@ -70,7 +70,7 @@ struct TrainSaves {
 
     /// Whether `name` is a leftover of an interrupted write (ours: `.NAME.tmp-…`, `.trash-…`).
     static func isTemporary(_ name: String) -> Bool {
-        name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(".trash-"))
+        AtomicFile.isTemporary(name) || name.hasPrefix(".trash-")
     }
 
     // MARK: - Writing
@@ -207,36 +207,4 @@ struct TrainSaves {
             }
         }
     }
-}
-
-extension AtomicFile {
-    /// fsync of a folder, so the renames inside it survive a crash of the machine (not only of the process).
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else {
-            throw RuleLensError("cannot open the folder \(path) (\(String(cString: strerror(errno))))", fix: "check that it exists and is readable")
-        }
-        defer { close(fd) }
-        _ = fsync(fd)
-    }
-}
-
-/// An exclusive lock on a run folder for the life of one `train` (or `vae train`) process (flock on the folder itself; the kernel
-/// drops it when the process dies, so a killed run never leaves it held).
-final class RunFolderLock {
-    let fd: Int32
-
-    init(_ dir: String, command: String = "rulelens train") throws {
-        fd = open(dir, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else {
-            throw RuleLensError("cannot open the output folder \(dir) (\(String(cString: strerror(errno))))", fix: "check the path and its permissions")
-        }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw RuleLensError("another `\(command)` is writing into \(dir)",
-                                fix: "wait for it to finish (or stop it), or choose another --out folder")
-        }
-    }
-
-    deinit { close(fd) }
 }

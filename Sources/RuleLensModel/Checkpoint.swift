@@ -67,12 +67,12 @@ public enum Checkpoint {
         }
         let temp = parent + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
         do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
-            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
-            guard rename(temp, url.path) == 0 else {
-                throw RuleLensError("cannot move the checkpoint into \(dir) (\(String(cString: strerror(errno))))",
-                                    fix: "check permissions of \(parent), or choose another folder")
+            do { try fm.createDirectory(atPath: temp, withIntermediateDirectories: false) } catch {
+                throw FileSystemError.mapped(error, path: dir, action: "create the checkpoint folder") ?? error
             }
+            for file in files { try AtomicFile.write(file.data, to: temp + "/" + file.name) }
+            // Renamed into place now, or with the command's other outputs (an open OutputCommit).
+            try AtomicFile.publish(temp, at: url.path)
         } catch {
             try? fm.removeItem(atPath: temp)
             throw error
@@ -94,7 +94,7 @@ public enum Checkpoint {
         files.append((configFile, configData))
         if let vocab {
             files.append((vocabFile, try sortedJSON(vocab)))
-            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx)   // tokenizer.json for AutoTokenizer
+            files += try TokenizerFiles.files(vocab: vocab, nCtx: model.config.nCtx, modelType: "gpt2")   // tokenizer.json for AutoTokenizer
         }
         for name in extraFiles.keys.sorted() { files.append((name, extraFiles[name]!)) }
         var meta = metadata
@@ -293,7 +293,7 @@ public enum Checkpoint {
             "n_head": config.nHead,
             "n_inner": config.dMLP,
             "activation_function": "gelu_new",
-            "layer_norm_epsilon": Double(config.layerNormEps),
+            "layer_norm_epsilon": jsonNumber(config.layerNormEps),
             "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
             "initializer_range": 0.02,
             "scale_attn_weights": true,
@@ -305,6 +305,10 @@ public enum Checkpoint {
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
+
+    /// `value` as the Double of its shortest round-tripping decimal, so JSON says `1e-05` for the Float 1e-5 rather
+    /// than the widened `9.999999747378752e-06` (Python reads back the number that was meant).
+    public static func jsonNumber(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }
 
     /// Reads an HF GPT2Config file into a `GPTConfig`, rejecting settings RuleLens's GPT-2 does not implement.
     /// The JSON object in `path` (a config.json), with errors naming the file.

@@ -95,6 +95,21 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
         MemoryEstimate(parts: [("parameters and gradient buffer", parameterCount(c).multipliedSaturating(8))])
     }
 
+    /// A percentile bootstrap's plan: `resamples` × `examples` drawn indices (Int32) and one mean per resample.
+    public static func bootstrap(resamples: Int, examples: Int) -> MemoryEstimate {
+        MemoryEstimate(parts: [("bootstrap draws (\(resamples) resamples × \(examples) examples)",
+                                resamples.multipliedSaturating(examples).multipliedSaturating(4).addingSaturating(resamples.multipliedSaturating(8)))])
+    }
+
+    /// Analyses of an [n, d] matrix held in memory: the matrix in float32, plus `copies` square matrices of
+    /// `squareOf` × `squareOf` doubles when the analysis builds one (a d × d scatter or covariance with its
+    /// eigenvectors and workspace: 3; an n × n kernel: 1).
+    public static func analysis(rows n: Int, cols d: Int, squareOf side: Int = 0, copies: Int = 3, label: String = "square matrix") -> MemoryEstimate {
+        var e = MemoryEstimate(parts: [("the data [\(n), \(d)]", n.multipliedSaturating(d).multipliedSaturating(4))])
+        if side > 0 { e.parts.append(("\(label) [\(side), \(side)] × \(copies)", side.multipliedSaturating(side).multipliedSaturating(8 * copies))) }
+        return e
+    }
+
     // MARK: The machine
 
     /// Bytes this process can still allocate: `RULELENS_MEMORY_LIMIT` when set (bytes, or with a K/M/G/T suffix),

@@ -44,6 +44,10 @@ public enum ModelFolder {
     /// beside it (`Checkpoint.save` / `LlamaCheckpoint.save`). A character tokenizer passes `vocab` instead.
     public static func save(_ model: any LanguageModel, vocab: [String: Int]?, files: [String: Data], bosTokenID: Int?, eosTokenID: Int?,
                             to dir: String, extra: [String: String] = [:], metadata: [String: String] = [:], overwrite: Bool = false) throws {
+        // A BPE tokenizer's tokenizer.json gets the post-processor that puts RuleLens's bos first (TokenizerFiles).
+        let modelType = (model as? LlamaModel)?.config.family.rawValue ?? "gpt2"
+        let files = vocab == nil ? try TokenizerFiles.bpeFiles(files, bosTokenID: bosTokenID, modelType: modelType, nCtx: model.contextLength)
+                                 : files
         if let gpt = model as? GPT {
             try Checkpoint.save(gpt, vocab: vocab, files: files, to: dir, extra: extra, metadata: metadata, overwrite: overwrite)
         } else if let prior = model as? RulePriorGPT {
@@ -53,7 +57,7 @@ public enum ModelFolder {
             var all = files
             if let vocab {
                 all[Checkpoint.vocabFile] = try Checkpoint.sortedJSON(vocab)
-                for file in try TokenizerFiles.files(vocab: vocab, nCtx: llama.config.nCtx) { all[file.name] = file.data }
+                for file in try TokenizerFiles.files(vocab: vocab, nCtx: llama.config.nCtx, modelType: modelType) { all[file.name] = file.data }
             }
             try LlamaCheckpoint.save(llama, files: all, bosTokenID: bosTokenID, eosTokenID: eosTokenID, to: dir,
                                      extra: extra, metadata: metadata, overwrite: overwrite)

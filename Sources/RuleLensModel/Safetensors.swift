@@ -216,35 +216,3 @@ public enum Safetensors {
         return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (mantissa << 13))
     }
 }
-
-/// Writing files so a crash never leaves a partial file under the final name.
-public enum AtomicFile {
-    /// Writes `data` to a temporary file beside `path`, fsyncs it (unless `sync` is false: for copies that can be
-    /// rebuilt, where only a process kill, not a machine crash, must leave them whole), then renames it over `path`.
-    public static func write(_ data: Data, to path: String, sync: Bool = true) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let temp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt64.random(in: 0..<UInt64.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else {
-            throw RuleLensError("cannot create \(temp) (\(String(cString: strerror(errno))))",
-                                fix: "check that the folder \(dir) exists and is writable")
-        }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress!.advanced(by: written), raw.count - written)
-                if n <= 0 { ok = false; break }
-                written += n
-            }
-        }
-        if ok && sync { ok = fsync(fd) == 0 }
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw RuleLensError("cannot write \(path) (\(reason))", fix: "check free disk space and permissions of \(dir)")
-        }
-    }
-}

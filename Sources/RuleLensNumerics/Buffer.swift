@@ -43,3 +43,15 @@ public final class FloatBuffer: @unchecked Sendable {
         return out
     }
 }
+
+/// Number of non-finite (NaN or ±inf) values among the `count` floats at `p`.
+public func nonFiniteCount(_ p: UnsafePointer<Float>, _ count: Int) -> Int {
+    var bad = 0
+    for i in 0..<count where !p[i].isFinite { bad += 1 }
+    return bad
+}
+
+extension FloatBuffer {
+    /// Number of non-finite (NaN or ±inf) entries.
+    public func nonFiniteCount() -> Int { RuleLensNumerics.nonFiniteCount(ptr, count) }
+}

@@ -65,11 +65,7 @@ public struct FloatMatrix: @unchecked Sendable {
     public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: ptr, count: count)) }
 
     /// Number of non-finite (NaN or ±inf) entries.
-    public func nonFiniteCount() -> Int {
-        var bad = 0
-        for i in 0..<count where !ptr[i].isFinite { bad += 1 }
-        return bad
-    }
+    public func nonFiniteCount() -> Int { RuleLensNumerics.nonFiniteCount(ptr, count) }
 }
 
 extension BLAS {

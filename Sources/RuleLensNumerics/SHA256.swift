@@ -71,14 +71,16 @@ public struct SHA256 {
         return h.finalizeHex()
     }
 
-    /// SHA-256 of the file at `path` as hex, read in 4 MiB pieces (nil when it cannot be read).
+    /// SHA-256 of the file at `path` as hex, read in 4 MiB pieces (nil when it cannot be read, e.g. a folder:
+    /// the throwing read is used, as `readData(ofLength:)` traps on a read error).
     public static func hex(fileAt path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { handle.closeFile() }
+        defer { try? handle.close() }
         var h = SHA256()
         while true {
-            let piece = handle.readData(ofLength: 4 << 20)
-            if piece.isEmpty { break }
+            let piece: Data?
+            do { piece = try handle.read(upToCount: 4 << 20) } catch { return nil }
+            guard let piece, !piece.isEmpty else { break }  // nil or empty: the end of the file
             h.update(piece)
         }
         return h.finalizeHex()

@@ -39,6 +39,8 @@ public struct AxisSpace: Sendable {
         case .compare(let es, _): return es.reduce(into: Set<String>()) { $0.formUnion(freeAxes($1)) }
         case .call(let f, let args):
             if Expression.aggregates.contains(f) && args.count == 1 { return [] }
+            // A curve over the swept variables, within one seed.
+            if f == "saturation" { return args.reduce(into: Set<String>()) { $0.formUnion(freeAxes($1)) }.intersection(["seed"]) }
             return args.reduce(into: Set<String>()) { $0.formUnion(freeAxes($1)) }
         }
     }

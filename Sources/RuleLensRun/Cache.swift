@@ -27,13 +27,13 @@ public enum StepCache {
     }
 
     /// The step's cache key.
-    public static func fingerprint(kind: String, options: StepOptions, inputs: [String]) throws -> String {
+    public static func fingerprint(kind: String, options: StepOptions, inputs: [String], limits: SpecLimits = .standard) throws -> String {
         var f = Fingerprint()
         f.add("rulelens \(RuleLensVersion.string)\nstep \(kind)\n")
         f.add(RunValue.object(options.values.mapValues(\.runValue)).jsonText(pretty: false))
         for path in inputs.sorted() {
             f.add("\ninput \(path) ")
-            f.add(try contentFingerprint(path))
+            f.add(try contentFingerprint(path, limits: limits))
         }
         return f.hex
     }
@@ -42,44 +42,34 @@ public enum StepCache {
     static let memoLock = NSLock()
 
     /// FNV-1a over a file's bytes, or over a folder's file names and contents (hidden files, such as stamps and
-    /// temporary files, excluded). A missing path is an error: the step that makes it has not run.
-    public static func contentFingerprint(_ path: String) throws -> String {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+    /// temporary files, excluded). A missing path is an error: the step that makes it has not run. The path is
+    /// stat-ed first: only regular files are read (up to their size), a folder's listing is bounded before any file
+    /// is read, and a device, FIFO or socket is refused — a spec naming /dev/zero or / must not read forever.
+    public static func contentFingerprint(_ path: String, limits: SpecLimits = .standard) throws -> String {
+        let tooBig = "name a smaller input (a step's inputs are fingerprinted whole)"
+        switch SpecFileKind(path) {
+        case .missing:
             throw RuleLensError("input \(path) does not exist", fix: "run the step that writes it first (drop --only), or fix the path")
+        case .special(let kind):
+            throw RuleLensError("input \(path) is \(kind), not a file or folder", fix: "name a regular file or a folder (a step's inputs are read to fingerprint them)")
+        case .regular(let size, let mtime):
+            guard size <= limits.inputBytes else { throw limits.exceeded("input-bytes", "input \(path) has \(size) bytes", lessFix: tooBig) }
+            return try fileFingerprint(path, size: size, mtime: mtime)
+        case .folder:
+            var f = Fingerprint()
+            for file in try SpecFiles.listing(path, limits: limits) {
+                f.add(file.path + "=" + (try fileFingerprint((path as NSString).appendingPathComponent(file.path), size: file.size, mtime: file.mtime)) + "\n")
+            }
+            return f.hex
         }
-        if !isDir.boolValue { return try fileFingerprint(path) }
-        var f = Fingerprint()
-        let files = (fm.enumerator(atPath: path)?.compactMap { $0 as? String } ?? [])
-            .filter { rel in !rel.split(separator: "/").contains { $0.hasPrefix(".") } }
-            .sorted()
-        for rel in files {
-            let full = (path as NSString).appendingPathComponent(rel)
-            var d: ObjCBool = false
-            guard fm.fileExists(atPath: full, isDirectory: &d), !d.boolValue else { continue }
-            f.add(rel + "=" + (try fileFingerprint(full)) + "\n")
-        }
-        return f.hex
     }
 
-    static func fileFingerprint(_ path: String) throws -> String {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        let size = (attrs?[.size] as? NSNumber)?.intValue ?? -1
-        let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+    static func fileFingerprint(_ path: String, size: Int, mtime: Double) throws -> String {
         memoLock.lock()
         if let m = memo[path], m.size == size, m.mtime == mtime { memoLock.unlock(); return m.hex }
         memoLock.unlock()
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw RuleLensError("cannot read input \(path)", fix: "check its permissions")
-        }
-        defer { try? handle.close() }
         var f = Fingerprint()
-        while true {
-            let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            chunk.withUnsafeBytes { f.add($0) }
-        }
+        try SpecFiles.read(path, size: size) { f.add($0) }
         let hex = f.hex
         memoLock.lock(); memo[path] = (size, mtime, hex); memoLock.unlock()
         return hex

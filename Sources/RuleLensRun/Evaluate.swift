@@ -1,4 +1,5 @@
 import Foundation
+import RuleLensNumerics
 
 /// One variant of a run (one point of the sweep): its variables and its steps' results (`{step id: {...}}`).
 public struct VariantResults: Sendable {
@@ -165,6 +166,7 @@ public struct ExpressionEvaluator {
                 return .number(abs(try number(try evaluate(args[0]), args[0])))
             }
             if f == "spearman" { return try spearman(args) }
+            if f == "saturation" { return try saturation(args) }
             return try aggregate(f, args, e)
         }
     }
@@ -265,6 +267,35 @@ public struct ExpressionEvaluator {
                             + (Set(xs).count == 1 ? "every value \(RunValue.format(xs[0]))" : "the positions") + ")")
         }
         return .number(rho)
+    }
+
+    /// `saturation(x, y)`: the saturating curve y = a·x/(x + k) fitted by least squares to the (x, y) pairs of every
+    /// variant the arguments leave free other than the seed (e.g. training-set sizes), within the current seed; the
+    /// value is the share of the fitted asymptote reached at the largest x, x_max/(x_max + k). Near 1: the curve has
+    /// flattened within the sizes measured. `ci_low(saturation(…))` is its interval over seeds.
+    mutating func saturation(_ args: [Expression]) throws -> RunValue {
+        guard args.count == 2 else {
+            throw Failure(problem: "saturation takes two arguments", fix: "write saturation(x, y), e.g. saturation(subset.train, eval.test.accuracy)")
+        }
+        let free = space.freeAxes(args[0]).union(space.freeAxes(args[1])).subtracting(["seed"]).subtracting(Array(context.keys))
+        guard !free.isEmpty else {
+            throw Failure(problem: "saturation(\(args[0].text), \(args[1].text)) reads one variant; a curve needs the variants of a sweep",
+                          fix: "leave the swept variable (e.g. the training-set size) out of the selectors")
+        }
+        let saved = (context, insideAggregate)
+        defer { (context, insideAggregate) = saved }
+        var xs: [Double] = [], ys: [Double] = []
+        for combo in space.combinations(of: free, agreeing: saved.0) {
+            context = saved.0.merging(combo) { a, _ in a }
+            insideAggregate = true
+            let x = try evaluate(args[0]), y = try evaluate(args[1])
+            if x == .null || y == .null { continue }
+            xs.append(try number(x, args[0])); ys.append(try number(y, args[1]))
+        }
+        guard let fit = SaturatingFit.fit(x: xs, y: ys) else {
+            throw Undefined(reason: "saturation(\(args[0].text), \(args[1].text)) cannot fit a curve to \(xs.count) points (it needs 3 with x > 0)")
+        }
+        return .number(fit.saturation(xs.max()!))
     }
 
     func number(_ v: RunValue, _ e: Expression) throws -> Double {

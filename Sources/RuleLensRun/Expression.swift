@@ -8,7 +8,8 @@ import Foundation
 /// (`eval.test.inside[task=addition,split=random]`), function calls, parentheses.
 /// Functions: `min max mean sum count` over their arguments, over arrays, and — given one argument — over every variant
 /// that argument leaves free (the sweep variables and `seed` its paths do not name); `all any` likewise over booleans;
-/// `ci_low ci_high sd` (statistics over seeds, Statistics.swift); `spearman(x, y)`, `spearman(x)`; `abs(x)`.
+/// `ci_low ci_high sd` (statistics over seeds, Statistics.swift); `spearman(x, y)`, `spearman(x)`; `abs(x)`;
+/// `saturation(x, y)` (a saturating curve over the swept variants, within a seed).
 public indirect enum Expression: Equatable, Sendable {
     case number(Double)
     case string(String)
@@ -21,15 +22,17 @@ public indirect enum Expression: Equatable, Sendable {
     case call(String, [Expression])
 
     public static let functions: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "abs",
-                                                "ci_low", "ci_high", "sd", "spearman"]
+                                                "ci_low", "ci_high", "sd", "spearman", "saturation"]
     /// Functions that, given one argument, range over the variants it leaves free.
     static let aggregates: Set<String> = ["min", "max", "mean", "sum", "count", "all", "any", "ci_low", "ci_high", "sd"]
     /// Aggregates that compare intervals: they need at least two values.
     static let intervalFunctions: Set<String> = ["ci_low", "ci_high", "sd"]
 
-    /// Parses `text`; errors give the column and what was expected.
-    public static func parse(_ text: String) throws -> Expression {
+    /// Parses `text`; errors give the column and what was expected. Nesting deeper than `maxDepth` (parentheses,
+    /// calls, unary `-` and `not`) is refused, so that the parser's recursion cannot overflow the stack.
+    public static func parse(_ text: String, maxDepth: Int = SpecLimits.standard.expressionDepth) throws -> Expression {
         var p = ExpressionParser(text: text)
+        p.maxDepth = maxDepth
         let e = try p.parseOr()
         if let t = p.peek {
             throw p.error(t.text == "=" ? "'=' is not a comparison (use ==)" : "unexpected '\(t.text)'", at: t.offset)
@@ -104,6 +107,8 @@ public indirect enum Expression: Equatable, Sendable {
 public struct ExpressionError: Error, CustomStringConvertible, Sendable {
     public let problem: String
     public let column: Int
+    /// The `SpecLimits` name when the expression went past a limit (then raising it is a fix).
+    public var limit: String? = nil
     public var description: String { "\(problem) at column \(column)" }
 }
 
@@ -118,6 +123,9 @@ struct ExpressionParser {
     let tokens: [ExpressionToken]
     var index = 0
     var lexError: ExpressionError?
+    /// Current nesting and its bound (see `Expression.parse`).
+    var depth = 0
+    var maxDepth = SpecLimits.standard.expressionDepth
 
     init(text: String) {
         var out: [ExpressionToken] = []
@@ -189,6 +197,16 @@ struct ExpressionParser {
         }
     }
 
+    /// Enters one level of nesting at `offset`; the caller leaves it with `depth -= 1`.
+    mutating func enter(at offset: Int?) throws {
+        depth += 1
+        guard depth <= maxDepth else {
+            var e = error("nested too deeply (parentheses, function calls, - and not)", at: offset)
+            e.limit = "expression-depth"
+            throw e
+        }
+    }
+
     mutating func parseOr() throws -> Expression {
         if let lexError { throw lexError }
         var e = try parseAnd()
@@ -203,7 +221,7 @@ struct ExpressionParser {
     }
 
     mutating func parseNot() throws -> Expression {
-        if accept("not") { return .unary("not", try parseNot()) }
+        if accept("not") { try enter(at: peek?.offset); defer { depth -= 1 }; return .unary("not", try parseNot()) }
         return try parseComparison()
     }
 
@@ -237,7 +255,11 @@ struct ExpressionParser {
     }
 
     mutating func parseUnary() throws -> Expression {
-        if let t = peek, t.kind == .op, t.text == "-" { index += 1; return .unary("-", try parseUnary()) }
+        if let t = peek, t.kind == .op, t.text == "-" {
+            index += 1
+            try enter(at: t.offset); defer { depth -= 1 }
+            return .unary("-", try parseUnary())
+        }
         return try parsePrimary()
     }
 
@@ -250,6 +272,7 @@ struct ExpressionParser {
         case .string:
             return .string(t.text)
         case .punct where t.text == "(":
+            try enter(at: t.offset); defer { depth -= 1 }
             let e = try parseOr()
             try expect(")")
             return e
@@ -258,6 +281,7 @@ struct ExpressionParser {
             if t.text == "false" { return .bool(false) }
             if ["and", "or", "not"].contains(t.text) { throw error("'\(t.text)' where a value was expected", at: t.offset) }
             if accept("(") {
+                try enter(at: t.offset); defer { depth -= 1 }
                 guard Expression.functions.contains(t.text) else {
                     throw error("unknown function \(t.text) (known: \(Expression.functions.sorted().joined(separator: ", ")))", at: t.offset)
                 }

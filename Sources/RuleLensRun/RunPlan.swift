@@ -27,31 +27,46 @@ public struct RunPlan {
     public let quick: Bool
     public var variants: [PlannedVariant]
 
-    public init(spec: ExperimentSpec, outDir: String, quick: Bool) throws {
+    /// Plans every variant. Refused here, before anything runs: two variants with one folder, a step folder or an
+    /// output path outside `outDir`, and a value that `${…}` substitution grows past `limits`.
+    public init(spec: ExperimentSpec, outDir: String, quick: Bool, limits: SpecLimits = .standard) throws {
         self.spec = spec; self.outDir = outDir; self.quick = quick
         variants = []
-        for variant in spec.variants where !quick || spec.quickSeeds.contains(variant.vars["seed"] ?? "") || spec.seeds == nil {
+        let all = spec.variants
+        try RunFolders.checkDistinct(all, specPath: spec.path)
+        for variant in all where !quick || spec.quickSeeds.contains(variant.vars["seed"] ?? "") || spec.seeds == nil {
             let vdir = variant.folder.isEmpty ? outDir : (outDir as NSString).appendingPathComponent(variant.folder)
             var scope: [String: SpecNode] = ["out": .scalar(vdir, line: 0), "run": .scalar(outDir, line: 0),
                                              "quick": .scalar(quick ? "true" : "false", line: 0)]
             for (k, v) in variant.vars { scope[k] = .scalar(v, line: 0) }
             for (k, v) in spec.vars {
                 let chosen = quick ? (spec.quickVars.first { $0.key == k }?.value ?? v) : v
-                scope[k] = try RunPlan.substitute(chosen, scope: scope, path: spec.path, context: "var \(k)")
+                scope[k] = try RunPlan.bounded(RunPlan.substitute(chosen, scope: scope, path: spec.path, context: "var \(k)", limits: limits),
+                                               limits: limits, path: spec.path, context: "var \(k)")
             }
             var steps: [PlannedStep] = []
             for s in spec.steps {
                 guard let type = StepRegistry.step(s.kind) else { continue }
                 let dir = (vdir as NSString).appendingPathComponent(s.id)
                 var values: [String: SpecNode] = [:]
-                for (k, v) in s.options { values[k] = try RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), option \(k)") }
+                for (k, v) in s.options {
+                    values[k] = try RunPlan.bounded(RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), option \(k)", limits: limits),
+                                                    limits: limits, path: spec.path, context: "step \(s.id), option \(k)")
+                }
                 if quick {
-                    for (k, v) in s.quickOptions { values[k] = try RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), quick \(k)") }
+                    for (k, v) in s.quickOptions {
+                        values[k] = try RunPlan.bounded(RunPlan.substitute(v, scope: scope, path: spec.path, context: "step \(s.id), quick \(k)", limits: limits),
+                                                        limits: limits, path: spec.path, context: "step \(s.id), quick \(k)")
+                    }
                 }
                 var options = StepOptions(kind: s.kind, id: s.id, specPath: spec.path, values: values, line: s.line)
                 if quick { type.quick(&options) }
                 try RunPlan.typeCheck(options, type)
+                try RunFolders.checkConfined(dir, under: outDir, what: "\(spec.path) line \(s.line): step \(s.id) would write its folder")
                 let invocation = try type.prepare(options, dir)
+                for output in invocation.outputs {
+                    try RunFolders.checkConfined(output, under: outDir, what: "\(spec.path) line \(s.line): step \(s.id) writes")
+                }
                 steps.append(PlannedStep(spec: s, type: type, options: options, dir: dir, invocation: invocation))
                 let output = type.output.isEmpty ? dir : (dir as NSString).appendingPathComponent(type.output)
                 scope[s.id] = .scalar(output, line: s.line)
@@ -60,13 +75,46 @@ public struct RunPlan {
         }
     }
 
+    /// `node` when it holds at most `limits.specValues` values and `limits.specBytes` bytes of text: variables that
+    /// repeat each other (`a: ${b}${b}`, `c: [${a}, ${a}]`) can otherwise double a value per line of the spec.
+    static func bounded(_ node: SpecNode, limits: SpecLimits, path: String, context: String) throws -> SpecNode {
+        var values = 0, bytes = 0
+        var pending = [node]
+        while let n = pending.popLast() {
+            values += 1
+            switch n {
+            case .scalar(let s, _): bytes += s.utf8.count
+            case .list(let items, _): pending += items
+            case .map(let pairs, _): pending += pairs.map(\.value); bytes += pairs.reduce(0) { $0 + $1.key.utf8.count }
+            }
+            if values > limits.specValues {
+                throw limits.exceeded("spec-values", "\(path): \(context) holds too many values once its ${…} are substituted",
+                                      lessFix: "refer to fewer variables in it")
+            }
+            if bytes > limits.specBytes {
+                throw limits.exceeded("spec-bytes", "\(path): \(context) is too long once its ${…} are substituted",
+                                      lessFix: "refer to fewer variables in it")
+            }
+        }
+        return node
+    }
+
+    /// The plan in words: each variant's folder and each step's command line.
+    public var outline: [String] {
+        ["run \(spec.name): \(variants.count) variant\(variants.count == 1 ? "" : "s") × \(spec.steps.count) steps → \(outDir)"]
+            + variants.flatMap { v in
+                ["variant \(v.variant.id): \(v.dir)"] + v.steps.map { "  \($0.spec.id): " + $0.invocation.command.replacingOccurrences(of: "\n", with: " ") }
+            }
+    }
+
     /// Replaces `${name}` in scalars. A scalar that is exactly `${name}` takes the variable's whole value (a list stays a list).
-    static func substitute(_ node: SpecNode, scope: [String: SpecNode], path: String, context: String) throws -> SpecNode {
+    static func substitute(_ node: SpecNode, scope: [String: SpecNode], path: String, context: String,
+                           limits: SpecLimits = .standard) throws -> SpecNode {
         switch node {
         case .list(let items, let line):
-            return .list(try items.map { try substitute($0, scope: scope, path: path, context: context) }, line: line)
+            return .list(try items.map { try substitute($0, scope: scope, path: path, context: context, limits: limits) }, line: line)
         case .map(let pairs, let line):
-            return .map(try pairs.map { ($0.key, try substitute($0.value, scope: scope, path: path, context: context)) }, line: line)
+            return .map(try pairs.map { ($0.key, try substitute($0.value, scope: scope, path: path, context: context, limits: limits)) }, line: line)
         case .scalar(let text, let line):
             guard text.contains("${") else { return node }
             if text.hasPrefix("${"), text.hasSuffix("}"), text.dropFirst(2).dropLast().allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
@@ -87,6 +135,10 @@ public struct RunPlan {
                 let name = String(rest[start.upperBound..<end])
                 guard let v = scope[name] else { throw unknown(name, line: line, scope: scope, path: path, context: context) }
                 out += v.commandLineText
+                if out.utf8.count > limits.specBytes {
+                    throw limits.exceeded("spec-bytes", "\(path) line \(line): \(context) is too long once its ${…} are substituted",
+                                          lessFix: "refer to fewer variables in it")
+                }
                 rest = rest[rest.index(after: end)...]
             }
             out += rest

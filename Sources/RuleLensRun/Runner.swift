@@ -19,6 +19,8 @@ public struct RunOptions {
     public var jobs = 1
     /// The `rulelens` binary the variant processes run (needed when `jobs` > 1).
     public var executable: String?
+    /// Bounds on what the spec may ask (`--limit NAME=N`).
+    public var limits = SpecLimits.standard
     public init(specPath: String) { self.specPath = specPath }
 }
 
@@ -123,16 +125,23 @@ public final class ExperimentRunner {
         "runs/" + ((spec.path as NSString).lastPathComponent as NSString).deletingPathExtension + (quick ? "-quick" : "")
     }
 
-    public func run() throws -> RunSummary {
-        let started = ProgressLine.now()
-        let spec = try SpecParser.load(path: options.specPath)
+    /// Reads the spec and plans the run, writing nothing (what `rulelens run --dry-run` prints).
+    public func plan() throws -> RunPlan {
+        let spec = try SpecParser.load(path: options.specPath, limits: options.limits)
         let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
         // Threads first: each verb step's command line names the count it runs with.
         if let threads = options.threads { Parallel.configure(threads: threads) }
-        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
+        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick, limits: options.limits)
         if let only = options.only, !spec.steps.contains(where: { $0.id == only }) {
             throw RuleLensError("--only \(only): the spec has no step with that id", fix: "step ids: \(spec.steps.map(\.id).joined(separator: ", "))")
         }
+        return plan
+    }
+
+    public func run() throws -> RunSummary {
+        let started = ProgressLine.now()
+        let plan = try plan()
+        let spec = plan.spec, outDir = plan.outDir
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         // With --jobs, child processes bring every variant up to date first; the loop below then finds each step's
@@ -192,10 +201,10 @@ public final class ExperimentRunner {
     /// no expectations, no report (the parent run writes those).
     public func runVariant(_ index: Int) throws {
         guard rl_die_with_parent() == 0 else { throw RuleLensError("the run that started this variant has ended", fix: "rerun the spec") }
-        let spec = try SpecParser.load(path: options.specPath)
+        let spec = try SpecParser.load(path: options.specPath, limits: options.limits)
         let outDir = options.outDir ?? Self.defaultOutDir(for: spec, quick: options.quick)
         if let threads = options.threads { Parallel.configure(threads: threads) }
-        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick)
+        let plan = try RunPlan(spec: spec, outDir: outDir, quick: options.quick, limits: options.limits)
         guard plan.variants.indices.contains(index) else {
             throw RuleLensError("--variant \(index): the spec has \(plan.variants.count) variants", fix: "give 0…\(plan.variants.count - 1)")
         }
@@ -213,7 +222,7 @@ public final class ExperimentRunner {
         let selected = options.only == nil || options.only == ps.spec.id
         let fingerprint: String
         do {
-            fingerprint = try StepCache.fingerprint(kind: ps.type.kind, options: ps.options, inputs: ps.inputs)
+            fingerprint = try StepCache.fingerprint(kind: ps.type.kind, options: ps.options, inputs: ps.inputs, limits: options.limits)
         } catch let e as RuleLensError where !selected {
             throw RuleLensError("--only \(options.only!): step \(ps.spec.id) has not run yet (\(e.problem))",
                                 fix: "run the spec once without --only, then repeat --only \(options.only!)")

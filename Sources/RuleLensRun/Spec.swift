@@ -88,7 +88,7 @@ public struct ExperimentSpec: Sendable {
 public struct Variant: Sendable, Equatable {
     public var id: String
     public var vars: [String: String]
-    /// Folder name under the run's --out ("" for a spec without a sweep).
+    /// Folder name under the run's --out ("" for a spec without a sweep); made safe by `RunFolders.name`.
     public var folder: String
 }
 
@@ -100,7 +100,8 @@ extension ExperimentSpec {
     public var variants: [Variant] {
         var combos: [[(String, String)]] = [[]]
         if let cases {
-            combos = cases.map { $0.map { ($0.key, $0.value) } }
+            // In the sweep's order of variables, whatever order a case writes them in (one combination, one folder).
+            combos = cases.map { c in sweep.map { k in (k.key, c.first { $0.key == k.key }?.value ?? "") } }
         } else {
             guard !sweep.isEmpty else { return [Variant(id: "default", vars: [:], folder: "")] }
             for (key, values) in sweep {
@@ -109,7 +110,7 @@ extension ExperimentSpec {
         }
         return combos.map { combo in
             let id = combo.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-            let folder = combo.map { "\($0.0)-\($0.1)" }.joined(separator: "_")
+            let folder = RunFolders.name(combo.map { (key: $0.0, value: $0.1) })
             return Variant(id: id, vars: Dictionary(combo, uniquingKeysWith: { a, _ in a }), folder: folder)
         }
     }

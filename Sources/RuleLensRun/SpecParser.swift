@@ -8,17 +8,24 @@ public enum SpecParser {
     static let topKeys = ["name", "claim", "study", "description", "deviations", "vars", "quick", "sweep", "seeds", "steps",
                           "preconditions", "expect"]
 
-    public static func load(path: String) throws -> ExperimentSpec {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuleLensError("cannot read spec \(path)", fix: "check the path (specs live in Probes/; `rulelens run --list` lists them)")
-        }
+    /// Reads and parses the spec file at `path`: a regular file within `limits.specBytes` (a folder, a device or a
+    /// FIFO is refused before it is read).
+    public static func load(path: String, limits: SpecLimits = .standard) throws -> ExperimentSpec {
+        let data = try SpecFiles.contents(path, what: "spec", limit: limits.specBytes, limitName: "spec-bytes", limits: limits,
+                                          fix: "name a spec file, e.g. Probes/demo.yaml (`rulelens run --list` lists them)")
         guard let text = String(data: data, encoding: .utf8) else {
             throw RuleLensError("\(path) is not UTF-8 text", fix: "save the spec as UTF-8 YAML")
         }
-        return try parse(text, path: path)
+        return try parse(text, path: path, limits: limits)
     }
 
-    public static func parse(_ text: String, path: String) throws -> ExperimentSpec {
+    /// Parses a spec's text. Its size, its YAML aliases, its sweep and its expressions are bounded by `limits`
+    /// before anything of that size is built.
+    public static func parse(_ text: String, path: String, limits: SpecLimits = .standard) throws -> ExperimentSpec {
+        guard text.utf8.count <= limits.specBytes else {
+            throw limits.exceeded("spec-bytes", "\(path) has \(text.utf8.count) bytes", lessFix: "check that it is the right file")
+        }
+        try SpecYAMLBounds.check(text, path: path, limits: limits)
         let root: Yams.Node?
         do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
             throw RuleLensError("\(path): not valid YAML (\(yamlProblem(e)))", fix: "fix the YAML syntax at that line (indentation, a missing ':' or quote)")
@@ -50,11 +57,16 @@ public enum SpecParser {
             if case .scalar("", _) = node { return [] }
             guard case .map(let pairs, _) = node else { throw err(node.line, "\(key) must be a mapping (name: value)", "write `\(key):` followed by indented `name: value` lines") }
             for (k, _) in pairs where !isIdentifier(k) {
-                throw err(node.line, "\(key) name \(k) is not a plain identifier", "use letters, digits and _ (it is referred to as ${\(k)})")
+                throw err(node.line, "\(key) name \(k) is not a plain identifier", "use up to 64 letters, digits and _ (it is referred to as ${\(k)})")
             }
             return pairs
         }
 
+        for key in ["study", "description"] {
+            if let node = value(key), node.scalar == nil {
+                throw err(node.line, "\(key) must be text", "write `\(key): …` as text (a list or a mapping is not shown anywhere)")
+            }
+        }
         let name = try requiredText("name")
         let claim = try requiredText("claim")
         let vars = try mapPairs("vars")
@@ -65,6 +77,9 @@ public enum SpecParser {
         var sweep: [(key: String, values: [String])] = []
         var cases: [[(key: String, value: String)]]? = nil
         if let node = value("sweep"), case .list(let items, _) = node {
+            guard items.count <= limits.variants else {
+                throw limits.exceeded("variants", "\(path) line \(node.line): the sweep lists \(items.count) cases", lessFix: "list fewer cases")
+            }
             // A list of cases: each a mapping of variables to values (the same variables in every case).
             var list: [[(key: String, value: String)]] = []
             for item in items {
@@ -72,7 +87,7 @@ public enum SpecParser {
                     throw err(item.line, "a sweep case is a mapping of variables to values", "write `- {task: addition, ctx: 16}`")
                 }
                 for (k, v) in pairs where vars.contains(where: { $0.key == k }) || !isIdentifier(k) {
-                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use letters, digits and _")
+                    throw err(v.line, "sweep variable \(k) is also a var (or not an identifier)", "keep it in one place; use up to 64 letters, digits and _")
                 }
                 if let first = list.first, Set(first.map(\.key)) != Set(pairs.map(\.key)) {
                     throw err(item.line, "every sweep case must set the same variables (\(first.map(\.key).joined(separator: ", ")))", "add the missing ones")
@@ -97,13 +112,31 @@ public enum SpecParser {
         }
 
         // `seeds:` is the sweep's last (fastest-varying) variable, `seed`: the steps run once per seed, as ${seed}.
-        let seeds = try VerdictSpecParser.seeds(value("seeds"), err)
+        let seeds = try VerdictSpecParser.seeds(value("seeds"), limits: limits, path: path, err)
         if let seeds {
             if let clash = vars.first(where: { $0.key == "seed" })?.value ?? (sweep.contains { $0.key == "seed" } ? value("sweep") : nil) {
                 throw err(clash.line, "the spec has seeds: and also a variable named seed", "drop the variable: seeds: sets ${seed} in each run")
             }
+            if let cases, cases.count.multipliedReportingOverflow(by: seeds.count).partialValue > limits.variants
+                || cases.count.multipliedReportingOverflow(by: seeds.count).overflow {
+                throw limits.exceeded("variants", "\(path): \(cases.count) cases × \(seeds.count) seeds is more than the variants allowed",
+                                      lessFix: "run fewer seeds or cases")
+            }
             sweep.append(("seed", seeds))
             cases = cases?.flatMap { c in seeds.map { c + [("seed", $0)] } }
+        }
+        if let node = value("sweep") ?? value("seeds"), cases == nil {
+            let sizes = sweep.map(\.values.count)
+            let total = sizes.reduce(1) { total, n in
+                let (product, overflow) = total.multipliedReportingOverflow(by: n)
+                return overflow ? Int.max : product
+            }
+            guard total <= limits.variants else {
+                let count = total == Int.max ? "more than \(Int.max)" : String(total)
+                throw limits.exceeded("variants", "\(path) line \(node.line): the sweep makes \(count) variants"
+                                      + (sizes.count > 1 ? " (\(sizes.map(String.init).joined(separator: " × ")))" : ""),
+                                      lessFix: "sweep fewer values, or list just the cases you want (sweep: [{a: 1, b: 2}, …])")
+            }
         }
 
         guard let stepsNode = value("steps") else { throw err(1, "missing field steps", "add `steps:` with a list of steps such as `- data: {task: addition}`") }
@@ -135,7 +168,7 @@ public enum SpecParser {
                 switch key {
                 case "id":
                     guard let s = v.scalar, isIdentifier(s) else {
-                        throw err(v.line, "step id \(v.commandLineText) is not a plain identifier", "use letters, digits and _ (expectations read it as ID.key)")
+                        throw err(v.line, "step id \(v.commandLineText) is not a plain identifier", "use up to 64 letters, digits and _ (expectations read it as ID.key)")
                     }
                     id = s
                 case "quick":
@@ -166,6 +199,10 @@ public enum SpecParser {
             if vars.contains(where: { $0.key == id }) || sweep.contains(where: { $0.key == id }) || id == "out" {
                 throw err(line, "step id \(id) is also a variable name", "rename the step (`id: …`) or the variable")
             }
+            // A step's folder is OUT/ID (without a sweep), beside the report's OUT/report: the two must not meet.
+            if id == "report" {
+                throw err(line, "step id report would share its folder with the run's report (OUT/report)", "give the step another id (`id: …`)")
+            }
             steps.append(StepSpec(kind: kind, id: id, options: kept, quickOptions: quick, line: line))
         }
 
@@ -175,20 +212,21 @@ public enum SpecParser {
         // Checks are read against the variants: which sweep variables (and seeds) each path leaves open.
         let space = spec.axisSpace
         spec.preconditions = try VerdictSpecParser.checks(value("preconditions"), what: "preconditions", allowedKeys: ["why", "id"],
-                                                          steps: steps, sweep: sweep, space: space, err)
+                                                          steps: steps, sweep: sweep, space: space, limits: limits, path: path, err)
         for i in spec.preconditions.indices where spec.preconditions[i].id == nil { spec.preconditions[i].id = "p\(i + 1)" }
         if let twice = Dictionary(grouping: spec.preconditions, by: { $0.id! }).first(where: { $0.value.count > 1 }) {
             throw err(twice.value[1].line, "two preconditions have the id \(twice.key)", "give each its own `id:`")
         }
         spec.expects = try VerdictSpecParser.checks(value("expect"), what: "expect", allowedKeys: ["why", "needs"],
-                                                    steps: steps, sweep: sweep, space: space, err)
+                                                    steps: steps, sweep: sweep, space: space, limits: limits, path: path, err)
         try VerdictSpecParser.checkNeeds(spec.expects, preconditions: spec.preconditions, err)
         (spec.study, spec.studyDetails) = try VerdictSpecParser.study(value("study"), steps: steps, sweep: sweep, space: space, err)
         return spec
     }
 
+    /// Letters, digits and `_`, not starting with a digit, at most 64 characters (ids and variables name folders).
     static func isIdentifier(_ s: String) -> Bool {
-        guard let f = s.first, f.isLetter || f == "_" else { return false }
+        guard let f = s.first, f.isLetter || f == "_", s.count <= 64 else { return false }
         return s.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
     }
 

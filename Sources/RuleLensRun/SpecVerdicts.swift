@@ -31,12 +31,15 @@ enum VerdictSpecParser {
     typealias Err = (_ line: Int, _ problem: String, _ fix: String) -> RuleLensError
 
     /// Seed values from `seeds: N` (0…N−1) or `seeds: [a, b, c]` (integers, each once); nil without the key.
-    static func seeds(_ node: SpecNode?, _ err: Err) throws -> [String]? {
+    static func seeds(_ node: SpecNode?, limits: SpecLimits = .standard, path: String = "", _ err: Err) throws -> [String]? {
         guard let node else { return nil }
         let fix = "write `seeds: 5` (seeds 0…4) or `seeds: [0, 7, 42]`"
         switch node {
         case .scalar(let s, let line):
             guard let n = Int(s), n >= 1 else { throw err(line, "seeds: \(s) is not a count of seeds", fix) }
+            guard n <= limits.variants else {
+                throw limits.exceeded("variants", "\(path) line \(line): seeds: \(n) makes \(n) variants", lessFix: "run fewer seeds")
+            }
             return (0..<n).map(String.init)
         case .list(let items, let line):
             let values = items.compactMap(\.scalar)
@@ -108,17 +111,20 @@ enum VerdictSpecParser {
     /// A list of checks (`preconditions:` or `expect:`): each an expression, or a mapping with `that:` and the
     /// `allowedKeys` (`why`, and `id` for preconditions or `needs` for expectations).
     static func checks(_ node: SpecNode?, what: String, allowedKeys: [String], steps: [StepSpec],
-                       sweep: [(key: String, values: [String])], space: AxisSpace, _ err: Err) throws -> [ExpectSpec] {
+                       sweep: [(key: String, values: [String])], space: AxisSpace, limits: SpecLimits = .standard,
+                       path: String = "", _ err: Err) throws -> [ExpectSpec] {
         guard let node else { return [] }
         guard case .list(let items, _) = node else {
             throw err(node.line, "\(what) must be a list", "write each check as `- eval.test.centre < eval.test.rim - 0.2`")
         }
-        return try items.map { try check($0, what: what, allowedKeys: allowedKeys, steps: steps, sweep: sweep, space: space, err) }
+        return try items.map { try check($0, what: what, allowedKeys: allowedKeys, steps: steps, sweep: sweep, space: space,
+                                         limits: limits, path: path, err) }
     }
 
     /// One check: the expression parsed, every path it reads checked against the step ids and sweep variables.
     static func check(_ item: SpecNode, what: String, allowedKeys: [String], steps: [StepSpec],
-                      sweep: [(key: String, values: [String])], space: AxisSpace, _ err: Err) throws -> ExpectSpec {
+                      sweep: [(key: String, values: [String])], space: AxisSpace, limits: SpecLimits = .standard,
+                      path: String = "", _ err: Err) throws -> ExpectSpec {
         var text: String, why: String? = nil, id: String? = nil, needs: [String]? = nil
         switch item {
         case .scalar(let s, _): text = s
@@ -147,8 +153,16 @@ enum VerdictSpecParser {
         default:
             throw err(item.line, "an entry of \(what) is an expression", "write e.g. `- eval.test.accuracy > 0.9`")
         }
+        guard text.count <= limits.expressionLength else {
+            throw limits.exceeded("expression-length", "\(path) line \(item.line): an expression of \(what) has \(text.count) characters",
+                                  lessFix: "split it into several checks")
+        }
         let expression: Expression
-        do { expression = try Expression.parse(text) } catch let e as ExpressionError {
+        do { expression = try Expression.parse(text, maxDepth: limits.expressionDepth) } catch let e as ExpressionError {
+            if let limit = e.limit {
+                throw limits.exceeded(limit, "\(path) line \(item.line): expression `\(text)` is \(e.problem) at column \(e.column)",
+                                      lessFix: "split it into several checks")
+            }
             throw err(item.line, "malformed expression `\(text)`: \(e.problem) (column \(e.column))",
                       "expressions compare result paths and numbers, e.g. `eval.test.centre < eval.test.rim - 0.2`; see Probes/README.md")
         }

@@ -45,7 +45,7 @@ public struct StepKind {
                 throw RuleLensError("\(o.specPath) line \(line): step \(o.id) (\(o.kind))\(key.map { ", option \($0)" } ?? ""): \(e.message)",
                                     fix: "see `rulelens \(verb.commandPath.joined(separator: " ")) --help` for what the option takes")
             }
-            return StepInvocation(command: verb.commandLine(argv), inputs: prepared.inputs) { ctx, continuing in
+            return StepInvocation(command: verb.commandLine(argv), inputs: prepared.inputs, outputs: prepared.outputs) { ctx, continuing in
                 // A killed attempt continues with the verb's own resume switch; the recorded command is the fresh one.
                 var run = prepared
                 if continuing, let flag = verb.continueFlag { run = try verb.prepare(argv + ["--\(flag)"]) }
@@ -66,6 +66,11 @@ public struct StepKind {
         }
         var argv: [String] = [], positionals: [String] = []
         for option in verb.options {
+            // An empty list names no value: taken as "leave it out", `hooks: []` would dump every site. Refused.
+            if case .list(let items, _)? = o.values[option.name], items.isEmpty {
+                throw RuleLensError(o.problem(option.name, "an empty list gives --\(option.name) no value"),
+                                    fix: "list at least one value, or leave `\(option.name):` out (or set it to \"\") for the default")
+            }
             // An empty value leaves the option out (its default applies): a sweep can switch an option off per variant.
             guard let node = o.values[option.name], node.commandLineText != "" else { continue }
             switch option.kind {
@@ -94,6 +99,8 @@ public struct StepInvocation {
     public let command: String
     /// The files and folders it reads (their content is part of the cache key).
     public let inputs: [String]
+    /// The paths it writes besides its folder (the runner keeps them inside the run folder).
+    public let outputs: [String]
     /// Runs it; `continuing`: a killed attempt with the same fingerprint is in the folder.
     let run: (StepContext, _ continuing: Bool) throws -> StepOutcome
 }

@@ -84,11 +84,11 @@ struct VariantJobs {
         if options.force { args.append("--force") }
         if let only = options.only { args += ["--only", only] }
         if !options.progress { args.append("--quiet") }
-        return args
+        return args + options.limits.arguments
     }
 
     func isUpToDate(_ ps: RunPlan.PlannedStep) -> Bool {
-        guard let fingerprint = try? StepCache.fingerprint(kind: ps.type.kind, options: ps.options, inputs: ps.inputs) else { return false }
+        guard let fingerprint = try? StepCache.fingerprint(kind: ps.type.kind, options: ps.options, inputs: ps.inputs, limits: options.limits) else { return false }
         return StepCache.validStamp(in: ps.dir, fingerprint: fingerprint) != nil
     }
 

@@ -36,15 +36,23 @@ public struct ActivationSiteSpec: Equatable, Sendable {
     public var rowElements: Int { rowShape.reduce(1, *) }
 }
 
-/// One /meta column. Numeric: `width` nil for 1-D columns, or the second dimension (e.g. tokens [N, T]).
-/// Strings: `width` is the fixed byte width (null-padded UTF-8), nil for variable-length strings.
+/// One /meta column. Numeric: `width` nil for 1-D columns, or the second dimension (e.g. tokens [N, T]), named
+/// `widthDim` (default `<name>_width`). Strings: `width` is the fixed byte width (null-padded UTF-8), nil for
+/// variable-length strings (what `rulelens dump` writes: netCDF tools read them, fixed-length ones crash `ncdump`).
 public struct MetaColumnSpec: Equatable, Sendable {
     public var name: String
     public var type: HDF5ElementType
     public var width: Int?
+    /// The dimension name of a numeric column's second axis.
+    public var widthDim: String?
 
-    public init(name: String, type: HDF5ElementType, width: Int? = nil) {
-        self.name = name; self.type = type; self.width = width
+    public init(name: String, type: HDF5ElementType, width: Int? = nil, widthDim: String? = nil) {
+        self.name = name; self.type = type; self.width = width; self.widthDim = widthDim
+    }
+
+    /// Dimension names of the stored dataset ("example", then the width's).
+    public var dims: [String] {
+        type != .string && width != nil ? [HDF5Dimensions.example, widthDim ?? "\(name)_width"] : [HDF5Dimensions.example]
     }
 }
 

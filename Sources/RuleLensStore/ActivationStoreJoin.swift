@@ -64,6 +64,8 @@ public enum ActivationStoreJoin {
             let json = try JSONSerialization.data(withJSONObject: names, options: [.withoutEscapingSlashes])
             try out.setAttribute("shards", String(decoding: json, as: UTF8.self))
             try out.setAttribute("completed_utc", ISO8601DateFormatter().string(from: Date()))
+            // The joined file's own dimension scales, named as the shards' (references cannot point into another file).
+            let dimensions = HDF5Dimensions(file: out)
             for group in [ActivationStoreFormat.metaGroup, ActivationStoreFormat.actsGroup] {
                 try out.createGroup(group)
                 let datasets = try files[0].openGroup(group).childNames()
@@ -84,11 +86,22 @@ public enum ActivationStoreJoin {
                         sources.append(HDF5VirtualSource(file: names[i], dataset: "/" + full, rows: rows[i]))
                     }
                     let vds = try out.createVirtualDataset(full, like: first, rowShape: rowShape, sources: sources)
-                    try vds.copyAttributes(from: first)
+                    try vds.copyAttributes(from: first, skipping: HDF5Dataset.dimensionScaleAttributes.union([HDF5Dataset.stringChecksumAttribute]))
+                    if first.type == .string {
+                        // The joined column's checksum, from each shard's strings (read checked against the shard's own).
+                        var fingerprint = Fingerprint()
+                        for f in files { HDF5Dataset.stringChecksum(try f.openDataset(full).readStrings(), into: &fingerprint) }
+                        try vds.setAttribute(HDF5Dataset.stringChecksumAttribute, "\(total):\(fingerprint.hex)")
+                    }
+                    let names = try first.dimensionScaleNames().compactMap { $0 }
+                    if names.count == rowShape.count + 1 {       // shards written before dimension scales have none
+                        try dimensions.attach(vds, dims: names, shape: [total] + rowShape)
+                    }
                     vds.close()
                     first.close()
                 }
             }
+            try dimensions.setExamples(total)
             // Last, as in a one-process dump: the file only says complete once everything else is in it.
             try out.setAttribute("complete", 1)
             try out.flush()

@@ -24,7 +24,8 @@ extension ActivationStoreReader {
             RuleLensError("\(path) fails verification: \(what)", fix: "regenerate it (rerun `rulelens dump … --force`)")
         }
         func readAttributes(_ object: HDF5Object, _ where_: String) throws {
-            for name in try object.attributeNames() {
+            // The dimension-scale attributes hold object references: read by following them (below), not as text.
+            for name in try object.attributeNames() where !HDF5Dataset.dimensionScaleAttributes.contains(name) {
                 do {
                     if let text = try? object.stringAttribute(name) {
                         if ["model_config", "hooks"].contains(name) || text.hasPrefix("{") {
@@ -62,17 +63,16 @@ extension ActivationStoreReader {
             for name in names {
                 let ds = try group.openDataset(name)
                 try readAttributes(ds, prefix + name)
+                do { v.attributes += try ds.dimensionScaleNames().compactMap { $0 }.count } catch let error as RuleLensError {
+                    throw fail("the dimension names of \(prefix)\(name) cannot be read (\(error.problem))")
+                }
                 let shape = try ds.shape()
                 guard let rows = shape.first else { throw fail("\(prefix)\(name) is a scalar, not a column") }
                 guard rows >= count else { throw fail("\(prefix)\(name) has \(rows) rows, fewer than the \(count) examples") }
                 let rowElements = shape.dropFirst().reduce(1, *)
                 if ds.type == .string {
-                    var start = 0
-                    while start < rows {
-                        let n = min(4096, rows - start)
-                        v.values += try ds.readStrings(start: start, count: n).count
-                        start += n
-                    }
+                    // In one read, so the column's checksum (of the strings in HDF5's global heap) is checked.
+                    v.values += try ds.readStrings(start: 0, count: count).count
                 } else {
                     let block = max(1, min(rows, (16 << 20) / max(1, 4 * rowElements)))
                     let buffer = FloatBuffer(count: block * rowElements)

@@ -23,12 +23,17 @@ public final class ActivationStoreWriter {
     /// write path.
     private var directChunks: [String: (rows: Int, level: Int)] = [:]
     private var meta: [String: (spec: MetaColumnSpec, dataset: HDF5Dataset)] = [:]
+    /// The file's named dimensions (root-level HDF5 dimension scales shared by /acts and /meta).
+    private var dimensions: HDF5Dimensions
+    /// Running checksum and row count of each string column (`HDF5Dataset.stringChecksumAttribute`).
+    private var stringChecksums: [String: (fingerprint: Fingerprint, rows: Int)] = [:]
     /// Rows appended to each dataset in the current batch (all must agree at endBatch).
     private var batchRows: [String: Int] = [:]
     private var finished = false
 
-    private init(path: String, file: HDF5File, header: ActivationStoreHeader, examplesWritten: Int) {
+    private init(path: String, file: HDF5File, header: ActivationStoreHeader, examplesWritten: Int, dimensions: HDF5Dimensions) {
         self.path = path; self.file = file; self.header = header; self.examplesWritten = examplesWritten
+        self.dimensions = dimensions
     }
 
     /// Rows per chunk for a row of `rowBytes`: the batch size, capped so a chunk stays near 4 MiB.
@@ -44,7 +49,8 @@ public final class ActivationStoreWriter {
             throw RuleLensError("\(path) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
         }
         let file = try HDF5File.create(path, overwrite: overwrite)
-        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: 0)
+        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: 0,
+                                           dimensions: HDF5Dimensions(file: file))
         do {
             try file.setAttribute("format", ActivationStoreFormat.name)
             try file.setAttribute("format_version", ActivationStoreFormat.version)
@@ -72,9 +78,13 @@ public final class ActivationStoreWriter {
                 let rows = min(4096, max(256, chunkRows(rowBytes: rowBytes, batch: batch)))
                 let ds = try file.createDataset("\(ActivationStoreFormat.metaGroup)/\(column.name)", type: column.type, shape: [0] + inner,
                                                 maxDims: [nil] + inner, chunk: [rows] + inner,
-                                                gzip: isString && column.width == nil ? nil : gzip,
+                                                // Variable-length strings too: their chunks hold the heap references,
+                                                // and a damaged compressed chunk fails zlib's Adler-32 check instead of
+                                                // sending HDF5 after a garbage length.
+                                                gzip: gzip,
                                                 cacheBytes: 2 * rows * rowBytes + (1 << 20),
                                                 stringWidth: isString ? column.width : nil)
+                try writer.dimensions.attach(ds, dims: column.dims, shape: [0] + inner)
                 writer.meta[column.name] = (column, ds)
             }
             for site in sites {
@@ -85,6 +95,7 @@ public final class ActivationStoreWriter {
                                                 chunk: [rows] + site.rowShape, gzip: gzip,
                                                 cacheBytes: 2 * rows * rowBytes + (1 << 20))
                 try ds.setAttribute("dims", (["example"] + site.rowDims).joined(separator: ","))
+                try writer.dimensions.attach(ds, dims: [HDF5Dimensions.example] + site.rowDims, shape: [0] + site.rowShape)
                 try ds.setAttribute("position", header.positions)
                 writer.acts[site.name] = (site, ds)
                 writer.directChunks[site.name] = (rows, gzip)
@@ -140,7 +151,8 @@ public final class ActivationStoreWriter {
             }
         }
         let written = try file.intAttribute("examples_written")
-        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: written)
+        let writer = ActivationStoreWriter(path: path, file: file, header: header, examplesWritten: written,
+                                           dimensions: try HDF5Dimensions(reopening: file))
         for column in meta {
             let name = "\(ActivationStoreFormat.metaGroup)/\(column.name)"
             let ds = try file.openDataset(name, cacheBytes: 8 << 20)
@@ -158,6 +170,12 @@ public final class ActivationStoreWriter {
         // Rows past the last flush may be partial: cut every dataset back to the flushed count.
         for (_, entry) in writer.meta { try entry.dataset.resize(rows: written) }
         for (_, entry) in writer.acts { try entry.dataset.resize(rows: written) }
+        try writer.dimensions.setExamples(written)
+        for (name, entry) in writer.meta where entry.spec.type == .string {
+            var fingerprint = Fingerprint()
+            HDF5Dataset.stringChecksum(try entry.dataset.readStrings(start: 0, count: written), into: &fingerprint)
+            writer.stringChecksums[name] = (fingerprint, written)
+        }
         try file.flush()
         return writer
     }
@@ -275,6 +293,10 @@ public final class ActivationStoreWriter {
         let start = examplesWritten + (batchRows["meta/" + column] ?? 0)
         try entry.dataset.resize(rows: start + strings.count)
         try entry.dataset.writeStrings(start: start, strings)
+        var checksum = stringChecksums[column] ?? (Fingerprint(), 0)
+        HDF5Dataset.stringChecksum(strings, into: &checksum.fingerprint)
+        checksum.rows += strings.count
+        stringChecksums[column] = checksum
         try noteRows("meta/" + column, strings.count)
     }
 
@@ -288,12 +310,16 @@ public final class ActivationStoreWriter {
         }
         batchRows = [:]
         examplesWritten += count
+        try dimensions.setExamples(examplesWritten)
         if flush { try checkpoint() }
     }
 
     /// Records `examples_written` and flushes the file to disk.
     public func checkpoint() throws {
         try file.setAttribute("examples_written", examplesWritten)
+        for (column, checksum) in stringChecksums {
+            try meta[column]?.dataset.setAttribute(HDF5Dataset.stringChecksumAttribute, "\(checksum.rows):\(checksum.fingerprint.hex)")
+        }
         try file.flush()
     }
 

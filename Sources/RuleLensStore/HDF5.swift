@@ -23,6 +23,9 @@ public enum HDF5 {
         rl_guard_enter()
         defer { rl_guard_leave(); lock.unlock() }
         if !initialised {
+            // No clean-up at exit: every file is closed explicitly, and a file whose writes failed (a full disk)
+            // must not be flushed again by HDF5's atexit handler, which then crashes the exiting process.
+            H5dont_atexit()
             H5open()
             rl_H5_silence_errors()
             initialised = true
@@ -56,6 +59,9 @@ public enum HDF5 {
     /// Builds the error for a failed call: `what` names the operation and file.
     static func failure(_ what: String, fix: String? = nil) -> RuleLensError {
         let reason = errorStackSummary()
+        // A failed system call (a full disk, a read-only folder…) is a file-system error, named as every other one.
+        let action = what.hasPrefix("read") || what.hasPrefix("open") ? "read" : "write"
+        if let mapped = FileSystemError.mapped(RuleLensError(reason, fix: ""), action: action) { return mapped }
         return RuleLensError("HDF5 could not \(what)" + (reason.isEmpty ? "" : " (\(reason))"),
                              fix: fix ?? "check that the file is a complete, uncorrupted HDF5 file and that the path is writable")
     }

@@ -173,8 +173,37 @@ public final class HDF5Dataset: HDF5Object {
         }
     }
 
-    /// Reads strings `start..<start+count` (variable- or fixed-length, UTF-8 or ASCII).
+    /// Attribute of a string column: `"ROWS:HEX"`, the FNV-1a of its first ROWS strings (`stringChecksum`). Variable-
+    /// length strings live in HDF5's global heap, which no checksum covers: a damaged heap byte would otherwise read as
+    /// a silently different string (a different probe label).
+    public static let stringChecksumAttribute = "utf8_fnv1a"
+
+    /// FNV-1a over each string's UTF-8 bytes followed by 0xFF (a byte UTF-8 never holds, so boundaries count).
+    public static func stringChecksum(_ strings: some Sequence<String>, into fingerprint: inout Fingerprint) {
+        var separator: UInt8 = 0xFF
+        for s in strings {
+            fingerprint.add(s)
+            withUnsafeBytes(of: &separator) { fingerprint.add($0) }
+        }
+    }
+
+    /// Reads strings `start..<start+count` (variable- or fixed-length, UTF-8 or ASCII). A read of exactly the rows
+    /// `stringChecksumAttribute` covers is checked against it.
     public func readStrings(start: Int = 0, count: Int? = nil) throws -> [String] {
+        let strings = try readStringsUnchecked(start: start, count: count)
+        guard start == 0, hasAttribute(Self.stringChecksumAttribute) else { return strings }
+        let recorded = try stringAttribute(Self.stringChecksumAttribute).split(separator: ":")
+        guard recorded.count == 2, let rows = Int(recorded[0]), rows == strings.count else { return strings }
+        var fingerprint = Fingerprint()
+        Self.stringChecksum(strings, into: &fingerprint)
+        guard fingerprint.hex == recorded[1] else {
+            throw RuleLensError("the strings of \(name) in \(path) do not match the checksum recorded when they were written: the file is damaged",
+                                fix: "regenerate it (rerun `rulelens dump … --force`)")
+        }
+        return strings
+    }
+
+    private func readStringsUnchecked(start: Int, count: Int?) throws -> [String] {
         try HDF5.locked {
             guard type == .string else {
                 throw RuleLensError("\(name) in \(path) holds numbers, not strings", fix: "read it as a numeric column")

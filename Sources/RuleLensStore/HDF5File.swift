@@ -153,6 +153,10 @@ public final class HDF5File: HDF5Location {
             let fid = H5Fopen(path, flags, rl_H5P_DEFAULT())
             if fid < 0 {
                 let reason = HDF5.errorStackSummary()
+                if reason.contains("unable to lock file") {
+                    throw RuleLensError("\(path) is open for writing by another process (a `rulelens dump` still running?)",
+                                        fix: "wait for that process to finish, then run again")
+                }
                 if reason.contains("already open") {
                     throw RuleLensError("\(path) is already open in this process (HDF5: \(reason))",
                                         fix: "close the other reader or writer of this file first")

@@ -126,12 +126,8 @@ public enum PlaneAccuracy {
             (prefix + ".json", try JSONText.encode(summary, pretty: true)),
         ]
         let parent = (prefix as NSString).deletingLastPathComponent
-        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
-        for (path, data) in files {
-            do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-                throw RuleLensError("cannot write \(path) (\(error.localizedDescription))", fix: "check the directory and permissions")
-            }
-        }
+        if !parent.isEmpty { try OutputCommit.createFolder(parent) }
+        for (path, data) in files { try AtomicFile.write(data, to: path) }
         return files.map(\.0)
     }
 

@@ -86,22 +86,15 @@ public enum Relabel {
         for name in columns.keys where reader.metaColumns.contains(name) {
             throw RuleLensError("\(source) already has a column /meta/\(name)", fix: "probe it directly, or pick another name")
         }
-        let temp = out + ".tmp-\(getpid())"
-        try? fm.removeItem(atPath: temp)
-        do {
+        try AtomicFile.produce(out) { temp in
             try fm.copyItem(atPath: source, toPath: temp)
             let file = try HDF5File.open(temp, writable: true)
+            defer { file.close() }
             for (name, values) in columns.sorted(by: { $0.key < $1.key }) {
                 let ds = try file.createDataset("meta/" + name, type: .string, shape: [values.count])
                 try ds.writeStrings(start: 0, values)
             }
             try file.flush()
-            file.close()
-            if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
-            try fm.moveItem(atPath: temp, toPath: out)
-        } catch {
-            try? fm.removeItem(atPath: temp)
-            throw error
         }
     }
 }

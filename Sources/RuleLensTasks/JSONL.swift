@@ -67,6 +67,6 @@ public enum JSONL {
 
     /// Writes examples to `path` atomically (temporary file, then rename).
     public static func writeExamples(_ examples: [Example], to path: String) throws {
-        try encode(examples).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try AtomicFile.write(try encode(examples), to: path)
     }
 }

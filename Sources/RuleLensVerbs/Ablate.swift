@@ -58,7 +58,7 @@ public enum AblateVerb: Verb {
         @Option(parsing: .unconditional, help: "Positions ablated: all, answer (the last prompt position) or K (K<0 counts back from the prompt's end).")
         public var positions: String = "all"
         @Option(help: "Break every result down by this column.") public var label: LabelColumn?
-        @Option(parsing: .unconditional, help: "Bootstrap resamples for the 95% intervals (0: none).") public var bootstrap: Int = 1000
+        @OptionGroup public var resampling: BootstrapOptions
         @Option(help: "Also measure the label's separability (silhouette, k-NN, linear probe) at this site in every run.")
         public var separabilityAt: String?
         @Option(help: "Metric whose change the heatmap (ablate.svg) draws.") public var plotMetric: AblationMetric = .accuracy
@@ -69,7 +69,6 @@ public enum AblateVerb: Verb {
         public init() {}
 
         public func validate() throws {
-            if bootstrap < 0 { throw ValidationError("--bootstrap is \(bootstrap); pass 0 (no intervals) or e.g. 1000") }
             if components.isEmpty { throw ValidationError("no --components; pass --components attn and/or --components mlp") }
             if Set(components).count != components.count { throw ValidationError("--components names a component twice; name each once") }
             if layers.contains(where: { $0 < 0 }) { throw ValidationError("--layers has a negative layer; pass layers 0, 1, … (or leave it out for all)") }
@@ -112,7 +111,7 @@ public enum AblateVerb: Verb {
         o.meanFrom = a.meanFrom?.path
         o.positions = try AblateOptions.positions(a.positions)
         o.label = a.label?.rawValue
-        o.bootstrap = a.bootstrap
+        o.bootstrap = a.resampling.bootstrap
         o.seed = a.source.generated.seed ?? 0
         o.separabilityAt = a.separabilityAt
         o.plotMetric = a.plotMetric

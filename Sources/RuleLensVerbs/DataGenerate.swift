@@ -58,7 +58,7 @@ public enum DataGenerateVerb: Verb {
         guard let spec = try a.task.spec() else {
             throw RuleLensError("--task is missing", fix: "give --task, one of: " + TaskName.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        let data = try spec.generate()
+        let data = try spec.generateChecked(outDir: a.out, log: ctx.progress.message)
         try DataSets.write(data, to: a.out, force: a.runtime.force)
         ctx.log("  wrote \(a.out): train \(data.train.count), test \(data.test.count)")
         let squares = data.meta.squares.map { Square(centerA: $0.centerA, centerB: $0.centerB, half: $0.half) }

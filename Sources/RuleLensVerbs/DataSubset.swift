@@ -75,7 +75,7 @@ public enum DataSubsetVerb: Verb {
             throw RuleLensError("\(validationPath) already exists", fix: "pass --force to replace it, or choose another --out")
         }
         // validation.jsonl first: meta.json, written last by DataSets.write, marks the folder complete.
-        try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(a.out)
         try AtomicFile.write(try JSONL.encode(validation), to: validationPath)
         try DataSets.write(GeneratedData(train: train, test: test, meta: subsetMeta), to: a.out, force: a.runtime.force)
         return VerbOutcome(Result(train: train.count, validation: validation.count, test: test.count, sourceTrain: source.count, seed: a.seed),

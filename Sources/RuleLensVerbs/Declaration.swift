@@ -66,12 +66,15 @@ public struct AnyVerb {
         canContinue = V.canContinue
         prepare = { argv in
             let arguments: V.Arguments
-            do { arguments = try V.Arguments.parse(argv) } catch {
+            do {
+                arguments = try V.Arguments.parse(argv)
+                try FiniteNumbers.check(arguments)
+            } catch {
                 throw VerbParseError(message: V.Arguments.message(for: error))
             }
-            return PreparedVerb(arguments: argv, inputs: inputPaths(in: arguments)) { context in
+            return PreparedVerb(arguments: argv, inputs: inputPaths(in: arguments), outputs: outputPaths(in: arguments)) { context in
                 arguments.runtime.apply()
-                let outcome = try V.run(arguments, context)
+                let outcome = try V.execute(arguments, context)
                 return VerbRecord(json: try VerbJSON.data(outcome.result), figures: outcome.figures, files: outcome.files,
                                   lines: V.lines(outcome.result, arguments))
             }
@@ -92,6 +95,8 @@ public struct PreparedVerb {
     public let arguments: [String]
     /// The files and folders it reads (its `InputPath` options).
     public let inputs: [String]
+    /// The paths it writes besides its output option (its `OutputPath` options).
+    public let outputs: [String]
     public let run: (VerbContext) throws -> VerbRecord
 }
 

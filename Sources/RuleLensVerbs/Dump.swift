@@ -50,7 +50,7 @@ public enum DumpVerb: Verb {
         @Flag(help: "Continue an incomplete output file (same checkpoint, data, hooks and positions).")
         public var resume = false
         @Option(help: ArgumentHelp("Verification: also write each site's stored rows to DIR/<hook>.npy.", visibility: .hidden))
-        public var exportNpy: String?
+        public var exportNpy: OutputPath?
         @Option(help: "Folder to write acts.h5 into (created), or the HDF5 file itself (a path ending in .h5).")
         public var out: String
         @OptionGroup(title: "Runtime") public var runtime: RuntimeOptions
@@ -114,6 +114,7 @@ public enum DumpVerb: Verb {
 
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
         let file = a.file
+        try OutputLock.checkFree(file: file, command: "rulelens dump")
         if FileManager.default.fileExists(atPath: file) && !a.runtime.force && !a.resume {
             throw RuleLensError("\(file) already exists", fix: "pass --force to overwrite it, --resume to continue an incomplete dump, or choose another --out")
         }
@@ -121,7 +122,7 @@ public enum DumpVerb: Verb {
         let dataSource = try a.source.source()
         var loaded = try dataSource.load(a.part)
         if let limit = a.limit, limit < loaded.examples.count { loaded.examples = Array(loaded.examples.prefix(limit)) }
-        if !a.out.hasSuffix(".h5") { try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true) }
+        if !a.out.hasSuffix(".h5") { try OutputCommit.createFolder(a.out) }
         var options = DumpOptions(checkpoint: a.checkpoint.path, examples: loaded.examples,
                                   sourceData: dataSource.file.map { _ in loaded.origin } ?? "\(loaded.origin) (\(a.part.rawValue))",
                                   hooks: a.patterns, out: file)
@@ -132,7 +133,7 @@ public enum DumpVerb: Verb {
         options.force = a.runtime.force
         options.resume = a.resume
         options.progress = ctx.progress.isEnabled
-        options.exportNPY = a.exportNpy
+        options.exportNPY = a.exportNpy?.path
         let summary: DumpSummary
         if ctx.inSpec {
             summary = try Jobs.dump(options)

@@ -151,7 +151,7 @@ public enum EvalVerb: Verb {
 
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
         let source = try a.source.source()
-        if let out = a.out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+        if let out = a.out { try OutputCommit.createFolder(out) }
         func outPath(_ name: String) throws -> String? {
             guard let out = a.out else { return nil }
             let path = (out as NSString).appendingPathComponent(name)

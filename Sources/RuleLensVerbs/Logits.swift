@@ -62,8 +62,13 @@ public enum LogitsVerb: Verb {
         let additions: [(site: String, vector: [Float])] = try a.add.map { addition in
             let site = addition.site, file = addition.file.path
             guard let data = FileManager.default.contents(atPath: file),
-                  let vector = (try? JSONSerialization.jsonObject(with: data)) as? [Double], !vector.isEmpty, vector.allSatisfy(\.isFinite) else {
+                  let vector = (try? JSONSerialization.jsonObject(with: data)) as? [Double], !vector.isEmpty else {
                 throw RuleLensError("--add: \(file) is not a JSON array of finite numbers", fix: "write the vector as [0.1, -0.2, …]")
+            }
+            // The model adds it in float32: a value float32 cannot hold (1e39 becomes infinity) would give NaN logits.
+            if let i = vector.firstIndex(where: { !Float($0).isFinite }) {
+                throw RuleLensError("--add: value \(i) of \(file) is \(vector[i]), which float32 cannot hold (finite values up to ±3.4e38)",
+                                    fix: "write finite values of a size the model's activations have, e.g. [0.1, -0.2, …]")
             }
             return (site, vector.map { Float($0) })
         }

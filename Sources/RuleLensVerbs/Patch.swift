@@ -3,6 +3,7 @@ import Foundation
 import RuleLensJobs
 import RuleLensInterventions
 import RuleLensModel
+import RuleLensNumerics
 
 /// `patch`: activation patching over layers × positions (× heads), on clean/corrupted pairs built from data
 /// (as `rulelens data pairs --one-length`) or given as two JSONL files.
@@ -102,9 +103,12 @@ public enum PatchVerb: Verb {
                 dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("rulelens-pairs-\(getpid())")
                 scratch = dir
             }
-            try PairsJob.write(made, to: dir, source: loaded.origin, seed: seed, force: a.runtime.force || scratch != nil)
-            clean = (dir as NSString).appendingPathComponent("clean.jsonl")
-            corrupt = (dir as NSString).appendingPathComponent("corrupt.jsonl")
+            let write = { try PairsJob.write(made, to: dir, source: loaded.origin, seed: seed, force: a.runtime.force || scratch != nil) }
+            // Scratch pairs are published at once; pairs in --out are outputs, published with the rest (read meanwhile
+            // from their temporary names).
+            if scratch != nil { try OutputCommit.immediately(write) } else { try write() }
+            clean = OutputCommit.readable((dir as NSString).appendingPathComponent("clean.jsonl"))
+            corrupt = OutputCommit.readable((dir as NSString).appendingPathComponent("corrupt.jsonl"))
             built = made.clean.count; skipped = made.skipped
             if a.out != nil { files += ["pairs/clean.jsonl", "pairs/corrupt.jsonl", "pairs/pairs.json"] }
         }

@@ -38,7 +38,7 @@ struct OutputTarget {
     init(_ out: String?, file name: String, picture: String?) throws {
         guard let out else { return }
         if out.hasSuffix(".h5") { file = out; return }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(out)
         folder = out
         file = (out as NSString).appendingPathComponent(name)
         self.picture = picture.map { (out as NSString).appendingPathComponent($0) }
@@ -117,7 +117,7 @@ public enum ProbeVerb: Verb {
         /// The C values of --C (one, or a regularisation path).
         public func Cs() throws -> [Double] {
             let values = C.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && Float($0!).isFinite }) else {
                 throw ValidationError("--C \(C): every value must be a positive number (one, or a comma-separated list); pass e.g. --C 1 or --C 0.01,0.1,1,10")
             }
             return values.map { $0! }
@@ -149,7 +149,7 @@ public enum ProbeVerb: Verb {
             if let s = sample, s < 2 { throw ValidationError("--sample is \(s); pass at least 2 examples (or leave it out for the exact silhouette)") }
             if let c = clusters, c < 1 { throw ValidationError("--clusters is \(c); pass a positive cluster count") }
             if folds < 2 { throw ValidationError("--folds is \(folds); pass at least 2 folds, e.g. --folds 5") }
-            if method == .linear { _ = try Cs() }
+            _ = try Cs()   // checked whatever the method: a value is refused the same way wherever it is given
             if let m = plotMetric {
                 switch method {
                 case .separability where !ProbePlotMetric.separability.contains(m), .linear where !ProbePlotMetric.linear.contains(m):

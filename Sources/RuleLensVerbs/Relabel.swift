@@ -77,8 +77,7 @@ public enum RelabelVerb: Verb {
             columns[name] = values
             counts[name] = Dictionary(grouping: values, by: { $0 }).mapValues(\.count)
         }
-        if !a.out.hasSuffix(".h5") { try fm.createDirectory(atPath: a.out, withIntermediateDirectories: true) }
-        if fm.fileExists(atPath: out) { try fm.removeItem(atPath: out) }
+        if !a.out.hasSuffix(".h5") { try OutputCommit.createFolder(a.out) }
         try Relabel.write(source: a.file.path, out: out, columns: columns, lines: lines)
         return VerbOutcome(Result(examples: lines.count, classes: counts), files: a.out.hasSuffix(".h5") ? [] : ["acts.h5"])
     }
@@ -120,7 +119,7 @@ public enum GradVerb: Verb {
         if FileManager.default.fileExists(atPath: a.file) && !a.runtime.force {
             throw RuleLensError("\(a.file) already exists", fix: "pass --force to overwrite it, or choose another --out")
         }
-        if !a.out.hasSuffix(".safetensors") { try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true) }
+        if !a.out.hasSuffix(".safetensors") { try OutputCommit.createFolder(a.out) }
         try GradientJob.run(checkpoint: a.checkpoint.path, data: a.data.path, out: a.file, lossOn: a.lossOn)
         return VerbOutcome(Result(file: (a.file as NSString).lastPathComponent), files: a.out.hasSuffix(".safetensors") ? [] : ["grad.safetensors"])
     }

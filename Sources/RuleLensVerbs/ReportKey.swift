@@ -25,14 +25,9 @@ func outputFile(_ folder: String, _ name: String, force: Bool) throws -> String 
     return path
 }
 
-/// Creates a verb's `--out` folder (when missing) and runs `body`; if `body` throws, a folder created here is removed
-/// again, so a refused run leaves nothing behind.
+/// Creates a verb's `--out` folder (when missing) and runs `body`; if the verb fails, the verb's `OutputCommit`
+/// removes a folder created here again, so a refused run leaves nothing behind.
 func inOutFolder<T>(_ folder: String?, _ body: () throws -> T) throws -> T {
-    guard let folder else { return try body() }
-    let created = !FileManager.default.fileExists(atPath: folder)
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    do { return try body() } catch {
-        if created { try? FileManager.default.removeItem(atPath: folder) }
-        throw error
-    }
+    if let folder { try OutputCommit.createFolder(folder) }
+    return try body()
 }

@@ -49,7 +49,7 @@ public enum RetrieveVerb: Verb {
         @Option(parsing: .unconditionalSingleValue, help: "Layer to add the prior at (repeatable; default: every layer).") public var layers: [Int] = []
         @Option(help: "Site (repeatable): q (the hypothesis), k, v (controls).") public var sites: [PriorSite] = [.q, .k, .v]
         @Option(parsing: .unconditionalSingleValue, help: "Scale of the prior (repeatable; finite).") public var alpha: [Float] = [0.5, 1, 2]
-        @Option(parsing: .unconditional, help: "Bootstrap resamples for the 95% intervals (0: none).") public var bootstrap: Int = 1000
+        @OptionGroup public var resampling: BootstrapOptions
         @Option(parsing: .unconditional, help: "Examples per forward pass.") public var batch: Int = 32
         @Option(parsing: .unconditional, help: "Use at most this many examples (the first N).") public var limit: Int?
         @Option(help: "Folder for retrieve.h5 and retrieve.svg (created; existing files are kept unless --force).")
@@ -59,7 +59,6 @@ public enum RetrieveVerb: Verb {
         public init() {}
 
         public func validate() throws {
-            if bootstrap < 0 { throw ValidationError("--bootstrap is \(bootstrap); pass 0 (no intervals) or e.g. 1000") }
             if batch < 1 { throw ValidationError("--batch is \(batch); pass a positive number, e.g. --batch 32") }
             if let limit, limit < 1 { throw ValidationError("--limit is \(limit); pass a positive number of examples (or leave it out for all)") }
             if layers.contains(where: { $0 < 0 }) { throw ValidationError("--layers has a negative layer; pass layers 0, 1, … (or leave it out for all)") }
@@ -105,7 +104,7 @@ public enum RetrieveVerb: Verb {
         var options = RetrievalOptions()
         options.layers = a.layers.isEmpty ? nil : a.layers
         options.sites = a.sites; options.alphas = a.alpha
-        options.bootstrap = a.bootstrap; options.seed = a.source.generated.seed ?? 0; options.batchSize = a.batch
+        options.bootstrap = a.resampling.bootstrap; options.seed = a.source.generated.seed ?? 0; options.batchSize = a.batch
         let loaded = try a.source.source().load(a.part)
         var examples = loaded.examples
         if let limit = a.limit, limit < examples.count { examples = Array(examples.prefix(limit)) }

@@ -45,7 +45,7 @@ public struct ModelShapeOptions: ParsableArguments {
     public var dModel: Int?
     @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 x d-model).")
     public var dMLP: Int?
-    @Option(parsing: .unconditional, help: "Context length in positions (default \(defaults.ctx)).")
+    @Option(parsing: .unconditional, help: "Context length in positions (train default: the longest example, [bos] + prompt + target + [eos], of the training and held-out data; init default \(defaults.ctx)).")
     public var ctx: Int?
 
     public init() {}
@@ -91,6 +91,8 @@ public struct ModelShapeOptions: ParsableArguments {
 /// on prompt/target examples; continues a killed run with `--resume`.
 public enum TrainVerb: Verb {
     public static let commandPath = ["train"]
+    /// Its saves are published as it goes, each a kill-proof unit (`TrainSaves`).
+    public static let publishesAsItGoes = true
     public static let abstract = "Train a GPT-2, Llama or Qwen2 model (from scratch, fine-tuned with --init-from, or with a learned rule prior) on prompt/target examples."
     public static let discussion = """
         Data: --data FILE (JSONL) or a `rulelens data generate` folder (its train.jsonl; its test.jsonl is the held-out \
@@ -261,8 +263,10 @@ public enum TrainVerb: Verb {
         let world = Communicator.world
         // Fresh runs start from the defaults; resumed runs from the saved options. Options given here override
         // either (on resume, an override that changes the result is refused by the job, naming it).
-        let options = a.options(base: a.resume ? try TrainJob.savedOptions(in: out) : TrainOptions(data: ""))
-        if !a.resume {
+        // A folder holding only leftovers of a run killed before it saved its options is started afresh, --resume or not.
+        let fresh = !a.resume || TrainLoop<TrainOptions>.holdsOnlyLeftovers(out)
+        let options = a.options(base: fresh ? TrainOptions(data: "") : try TrainJob.savedOptions(in: out))
+        if fresh {
             // Refusals change nothing: check the options and the folder before generating data into it.
             try TrainJob.checkFresh(options: options, outDir: out)
         }
@@ -286,14 +290,24 @@ public enum TrainVerb: Verb {
             if a.runtime.threads == nil { job.threads = world.defaultThreads }
         }
         let summary: TrainSummary
+        var contextFiles: [String] = []   // the examples a derived --ctx must fit: train, test and held-out data
         do {
             if a.source.given {
                 // Under mpirun, rank 0 writes generated data first; the other ranks then check it against their own.
                 let files = try world.rootFirst { try a.source.source().materialize(into: dataDir) }
+                contextFiles = [files.train] + [files.test].compactMap { $0 }
                 job.options.data = files.train
-                if !a.resume, job.options.evalEvery > 0, a.evalData == nil, let test = files.test { job.options.evalData = test }
+                if fresh, job.options.evalEvery > 0, a.evalData == nil, let test = files.test { job.options.evalData = test }
             }
             if let evalData = a.evalData { job.options.evalData = evalData.path }
+            // A context the user did not choose fits the data: the longest training or held-out example.
+            if !a.resume && a.initFrom == nil && a.shape.ctx == nil {
+                let files = contextFiles + [job.options.evalData].compactMap { $0 }.filter { !contextFiles.contains($0) }
+                if let longest = try ContextLength.longest(in: files) {
+                    job.options.ctx = longest
+                    if world.isRoot { ctx.progress.message(ContextLength.derivedMessage(longest, files: files)) }
+                }
+            }
             summary = try job.run()
         } catch {
             // A run refused before it wrote anything leaves the folder as it found it.
@@ -324,7 +338,7 @@ public enum TrainVerb: Verb {
         let result = Result(steps: summary.steps, stepsRun: summary.stepsRun,
                             finalLoss: summary.stepsRun > 0 && loss.isFinite ? loss : nil,
                             seconds: summary.seconds, tokensPerS: summary.tokensPerSecond.isFinite ? summary.tokensPerSecond : 0,
-                            family: o.family, layers: layers, dModel: dModel, resumed: a.resume, evalLoss: evalLoss,
+                            family: o.family, layers: layers, dModel: dModel, resumed: !fresh, evalLoss: evalLoss,
                             bestEvalLoss: best?.loss, bestStep: best?.step,
                             ranks: parallel?.ranks ?? 1, allreduceMsPerStep: parallel.map(\.allreduceMillisecondsPerStep),
                             provenance: summary.blas)

@@ -46,11 +46,11 @@ enum VAEVerbs {
             throw RuleLensError("--out \(out) is a file; --out names a folder (the verb writes \(name) into it)",
                                 fix: "pass a folder, e.g. --out \((out as NSString).deletingPathExtension)")
         }
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputCommit.createFolder(out)
         let path = (out as NSString).appendingPathComponent(name)
-        if fm.fileExists(atPath: path) {
-            guard force else { throw RuleLensError("\(path) already exists", fix: "choose another --out folder, or pass --force to replace it") }
-            try fm.removeItem(atPath: path)
+        // With --force the old file stays until the new one is complete (the verb's outputs are published together).
+        if fm.fileExists(atPath: path) && !force {
+            throw RuleLensError("\(path) already exists", fix: "choose another --out folder, or pass --force to replace it")
         }
         return path
     }
@@ -90,6 +90,8 @@ public struct VAEInputOptions: ParsableArguments {
 /// the data's test part.
 public enum VAETrainVerb: Verb {
     public static let commandPath = ["vae", "train"]
+    /// Its saves are published as it goes, each a kill-proof unit (`TrainSaves`).
+    public static let publishesAsItGoes = true
     public static let abstract = "Train a language VAE (reconstruction + β·KL with free bits, optional rule classifier on z); then `vae eval` on the test part."
     public static let discussion = """
         Writes into --out: the checkpoint of the newest save (model.safetensors: decoder in Hugging Face GPT-2 names, \
@@ -115,7 +117,7 @@ public enum VAETrainVerb: Verb {
         @Option(parsing: .unconditional, help: "Attention heads per block (default 4).") public var heads: Int?
         @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Residual width of both stacks (default 128).") public var dModel: Int?
         @Option(name: .customLong("d-mlp"), parsing: .unconditional, help: "MLP width (default 4 × d-model).") public var dMLP: Int?
-        @Option(parsing: .unconditional, help: "Context in positions; each example needs len([bos]+prompt+target+[eos]) (default 64).") public var ctx: Int?
+        @Option(parsing: .unconditional, help: "Context in positions; each example needs len([bos]+prompt+target+[eos]) (default: the longest example of the training and evaluation data).") public var ctx: Int?
         @Option(parsing: .unconditional, help: "Latent size k (default 32, Optimus's).") public var latent: Int?
         @Option(help: "Pooling of the encoder output: mean (over real tokens) or cls (the leading <bos>) (default mean).") public var pool: PoolMode?
         @Option(help: "Where z enters the decoder (repeat for several; default memory).") public var inject: [VAEInjection] = []
@@ -126,7 +128,7 @@ public enum VAETrainVerb: Verb {
         @Option(parsing: .unconditional, help: "Share of each cycle at β = 0 (default 0.5).") public var ratioZero: Float?
         @Option(parsing: .unconditional, help: "Share of each cycle over which β rises linearly (default 0.25).") public var ratioIncrease: Float?
         @Option(help: "JSONL column a softmax classifier on z must predict (explicit supervision, e.g. rule).") public var supervise: String?
-        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default 1).") public var superviseWeight: Float?
+        @Option(parsing: .unconditional, help: "γ, the classifier loss weight (default: the mean number of positions the reconstruction sums over per example, so the classifier weighs like the reconstruction).") public var superviseWeight: Float?
         @Option(parsing: .unconditional, help: "Optimizer steps (default 1000).") public var steps: Int?
         @Option(parsing: .unconditional, help: "Examples per step (default 32).") public var batch: Int?
         @Option(parsing: .unconditional, help: "Peak learning rate, cosine to 10% (default 1e-3).") public var lr: Float?
@@ -212,7 +214,9 @@ public enum VAETrainVerb: Verb {
     public static func canContinue(dir: String) -> Bool { (try? VAETrainJob.savedOptions(in: dir)) != nil }
 
     public static func run(_ a: Arguments, _ ctx: VerbContext) throws -> VerbOutcome<Result> {
-        var o = a.resume ? try VAETrainJob.savedOptions(in: a.out) : VAETrainOptions(data: "")
+        // A folder holding only leftovers of a run killed before it saved its options is started afresh, --resume or not.
+        let fresh = !a.resume || TrainLoop<VAETrainOptions>.holdsOnlyLeftovers(a.out)
+        var o = fresh ? VAETrainOptions(data: "") : try VAETrainJob.savedOptions(in: a.out)
         if let v = a.layers { o.layers = v }
         if let v = a.encLayers { o.encLayers = v }
         if let v = a.heads { o.heads = v }
@@ -241,12 +245,20 @@ public enum VAETrainVerb: Verb {
         if let v = a.source.generated.seed { o.seed = v }
         if let v = a.runtime.threads { o.threads = v }
         // A fresh run refuses a folder that holds one before anything (generated data included) is written.
-        if !a.resume { try VAETrainJob.checkFresh(options: o, outDir: a.out) }
+        if fresh { try VAETrainJob.checkFresh(options: o, outDir: a.out) }
         var evalData = a.evalData?.path
         if a.source.given {
             let files = try a.source.source().materialize(into: (a.out as NSString).appendingPathComponent("data"))
             o.data = files.train
             if evalData == nil { evalData = files.test }
+            // A context the user did not choose fits the data: the longest example of training and evaluation data.
+            if !a.resume && a.ctx == nil {
+                let contextFiles = [files.train] + [files.test, evalData].compactMap { $0 }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                if let longest = try ContextLength.longest(in: contextFiles) {
+                    o.ctx = longest
+                    ctx.progress.message(ContextLength.derivedMessage(longest, files: contextFiles))
+                }
+            }
         }
         let job = VAETrainJob(options: o, outDir: a.out, resume: a.resume)
         job.progress = ctx.progress
@@ -259,7 +271,7 @@ public enum VAETrainVerb: Verb {
         var figures: [VerbFigure] = []
         if try TrainLossChart.write(logFile: (a.out as NSString).appendingPathComponent(TrainJob.logFile),
                                     to: (a.out as NSString).appendingPathComponent("loss.svg")) { figures.append(VerbFigure(title: "Training loss (log10)", file: "loss.svg")) }
-        let result = Result(steps: summary.steps, finalLoss: summary.finalLoss.isFinite ? Double(summary.finalLoss) : nil, resumed: a.resume,
+        let result = Result(steps: summary.steps, finalLoss: summary.finalLoss.isFinite ? Double(summary.finalLoss) : nil, resumed: !fresh,
                             supervised: job.options.supervise != nil, checkpoint: a.out, evaluation: evaluation, provenance: summary.blas,
                             seconds: summary.seconds, tokensPerSecond: summary.tokensPerSecond)
         return VerbOutcome(result, figures: figures, files: ["model.safetensors", "config.json", TrainJob.logFile, VAETrainJob.klLogFile])

@@ -30,13 +30,33 @@ public protocol Verb {
     static var continueFlag: String? { get }
     static func canContinue(dir: String) -> Bool
 
-    /// Runs the verb. Throws `RuleLensError` on bad input.
+    /// Whether the verb publishes its outputs as it goes, each one a kill-proof unit (a training run's saves), rather
+    /// than all together when it succeeds (see `execute`).
+    static var publishesAsItGoes: Bool { get }
+
+    /// Runs the verb. Throws `RuleLensError` on bad input. Callers go through `execute`.
     static func run(_ arguments: Arguments, _ context: VerbContext) throws -> VerbOutcome<Result>
     /// The human-readable lines the command prints without `--json`.
     static func lines(_ result: Result, _ arguments: Arguments) -> [String]
 }
 
 extension Verb {
+    public static var publishesAsItGoes: Bool { false }
+
+    /// The one way a verb runs, from the command line and from a spec step: its output files are published together
+    /// when it succeeds (an `OutputCommit`: a failure part-way leaves none of them, and no folder it created), unless
+    /// it publishes as it goes; and a file-system error that escapes it becomes a `RuleLensError` with the path and
+    /// the fix (`FileSystemError`).
+    public static func execute(_ arguments: Arguments, _ context: VerbContext) throws -> VerbOutcome<Result> {
+        do {
+            return publishesAsItGoes ? try run(arguments, context) : try OutputCommit.run { try run(arguments, context) }
+        } catch let error as RuleLensError {
+            throw FileSystemError.mapped(error) ?? error
+        } catch {
+            throw FileSystemError.mapped(error) ?? error
+        }
+    }
+
     public static var discussion: String { "" }
     public static var stepOutput: String { "" }
     public static func quick(_ options: inout QuickOptions) {}
@@ -136,13 +156,27 @@ public struct InputPath: ExpressibleByArgument, Sendable, Hashable, CustomString
     public var description: String { path }
 }
 
+/// A file or folder a verb writes besides its output option (`--export-npy DIR`). Typed, so the spec runner finds
+/// every path a step writes from the parsed arguments, and keeps each inside the run folder.
+public struct OutputPath: ExpressibleByArgument, Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public init(_ path: String) { self.path = path }
+    public init?(argument: String) { path = argument }
+    public var description: String { path }
+}
+
 /// Every `InputPath` inside a parsed value (option groups included), found by reflection.
-public func inputPaths(in value: Any) -> [String] {
+public func inputPaths(in value: Any) -> [String] { reflectedPaths(in: value) { ($0 as? InputPath)?.path } }
+
+/// Every `OutputPath` inside a parsed value (option groups included), found by reflection.
+public func outputPaths(in value: Any) -> [String] { reflectedPaths(in: value) { ($0 as? OutputPath)?.path } }
+
+/// The paths `path(of:)` finds in `value` and its children (arrays and optionals included), 8 levels deep at most.
+func reflectedPaths(in value: Any, _ path: (Any) -> String?) -> [String] {
     var found: [String] = []
     func walk(_ v: Any, depth: Int) {
         guard depth < 8 else { return }
-        if let p = v as? InputPath { found.append(p.path); return }
-        if let ps = v as? [InputPath] { found += ps.map(\.path); return }
+        if let p = path(v) { found.append(p); return }
         for child in Mirror(reflecting: v).children { walk(child.value, depth: depth + 1) }
     }
     walk(value, depth: 0)

@@ -27,6 +27,7 @@ struct RuleLensCommand: ParsableCommand {
     static func main() {
         BLASEnvironment.ensureCoreTypeOrReexec()
         HDF5.installCrashGuard()   // a crash inside HDF5 (a damaged file) is an error paragraph, not a signal
+        signal(SIGXFSZ, SIG_IGN)   // a write past `ulimit -f` fails (EFBIG) and is reported, rather than killing the process
         do {
             var command = try parseAsRoot(ProbeNTKCommand.route(Array(CommandLine.arguments.dropFirst())))
             try command.run()
@@ -37,10 +38,12 @@ struct RuleLensCommand: ParsableCommand {
             Communicator.existing?.finalize()
             exit(withError: code)
         } catch let error as RuleLensError {
-            Communicator.exit(after: error)
+            Communicator.exit(after: FileSystemError.mapped(error) ?? error)
         } catch let error as CollectiveError {
             Communicator.exit(after: error)
         } catch {
+            // A file-system error no library code mapped still reaches the user as a problem and a fix.
+            if let mapped = FileSystemError.mapped(error) { Communicator.exit(after: mapped) }
             if Communicator.existing != nil { Communicator.exit(after: error) }
             exit(withError: error)
         }

@@ -23,6 +23,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run only the step with this id (in every variant); the others must be up to date.") var only: String?
     @Flag(help: "Redo the steps even when up to date (with --only: that step).") var force = false
     @Flag(help: "Shrink every size for a smoke run (seconds, numbers meaningless).") var quick = false
+    @Flag(help: "Read the spec and plan the run, print each variant's folder and each step's command line, and stop: nothing is run or written.")
+    var dryRun = false
     @Flag(help: "List the specs in --probes and their claims.") var list = false
     @Option(help: "Folder of specs for --list.") var probes: String = "Probes"
     @Flag(help: "List the step kinds a spec may use, with the command each runs and its options (--json: as JSON).")
@@ -36,6 +38,7 @@ struct RunCommand: ParsableCommand {
         of small models, which barely use a second thread; results can differ in the last bits from a run with other \
         thread counts.
         """) var jobs: Int = 1
+    @Option(help: ArgumentHelp(SpecLimits.help, valueName: "name=n")) var limit: [String] = []
     @Option(help: .hidden) var variant: Int?
     @Flag(help: "No progress lines.") var quiet = false
 
@@ -67,10 +70,15 @@ struct RunCommand: ParsableCommand {
         guard jobs >= 1 else { throw RuleLensError("--jobs \(jobs) is not a number of processes", fix: "give --jobs 1 or more (e.g. the number of cores)") }
         var o = RunOptions(specPath: spec)
         o.outDir = out; o.only = only; o.force = force; o.quick = quick; o.threads = threads; o.progress = !quiet
+        o.limits = try SpecLimits(settings: limit)
         o.jobs = jobs; o.executable = FileManager.default.fileExists(atPath: "/proc/self/exe")
             ? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path : CommandLine.arguments[0]
         let runner = ExperimentRunner(options: o)
         if let variant { return try runner.runVariant(variant) }
+        if dryRun {
+            try runner.plan().outline.forEach { print($0) }
+            return
+        }
         let summary = try runner.run()
         print("results: \(summary.resultsPath)")
         summary.expectationLines.forEach { print($0) }

@@ -11,11 +11,14 @@ struct VerbCommand<V: Verb>: ParsableCommand {
 
     @OptionGroup var arguments: V.Arguments
 
+    /// The checks every verb shares beyond its own `validate()` (finite numbers), as a spec step runs them too.
+    func validate() throws { try FiniteNumbers.check(arguments) }
+
     func run() throws { try Self.run(arguments) }
 
     static func run(_ arguments: V.Arguments) throws {
         arguments.runtime.apply()
-        let outcome = try V.run(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
+        let outcome = try V.execute(arguments, VerbContext(progress: ProgressLine(enabled: !arguments.runtime.quiet)))
         // Under mpirun, rank 0 speaks for the run.
         if let world = Communicator.existing, !world.isRoot { return }
         if arguments.runtime.json { print(try VerbJSON.text(outcome.result)) }
@@ -31,6 +34,8 @@ struct ProbeNTKCommand: ParsableCommand {
     }
 
     @OptionGroup var arguments: NTKVerb.Arguments
+
+    func validate() throws { try FiniteNumbers.check(arguments) }
 
     func run() throws { try VerbCommand<NTKVerb>.run(arguments) }
 

@@ -63,9 +63,20 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))
     }
 
+    func testDivergenceFromWeightDecayNamesWeightDecay() throws {
+        // lr × weight decay ≫ 1: decoupled decay flips and blows up the weights whatever the learning rate; the advice
+        // names the weight decay, not --lr, and a fresh run that stopped before its first save leaves no folder.
+        try assertFails(["train", "--data", try goodData, "--out", path("run"), "--weight-decay", "1e30", "--steps", "5"] + tiny,
+                        ["training stopped at step", "lower --weight-decay (now 1e+30)"])
+        let r = try CLI.run(["train", "--data", try goodData, "--out", path("run2"), "--weight-decay", "1e30", "--steps", "5"] + tiny)
+        XCTAssertFalse(r.err.contains("lower --lr"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))
+    }
+
     func testNaNLossStopsAndKeepsLastCheckpoint() throws {
-        // A learning rate of 1e30 sends the weights to ~1e30 after one step; the next forward overflows.
-        try assertFails(["train", "--data", try goodData, "--out", path("run"), "--lr", "1e30", "--warmup", "0",
+        // A learning rate of 1e30 sends the weights to ~1e30 after one step; the next forward overflows. (No weight
+        // decay: lr·wd ≥ 1 is refused before training.)
+        try assertFails(["train", "--data", try goodData, "--out", path("run"), "--lr", "1e30", "--warmup", "0", "--weight-decay", "0",
                          "--steps", "20", "--save-every", "1"] + tiny,
                         ["training stopped at step 2", "the last good checkpoint (step 1) is kept", "lower --lr"])
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("run/rulelens.json")))) as? [String: Any]

@@ -102,7 +102,7 @@ final class InspectTests: XCTestCase {
         XCTAssertNil(GradientKernel.ratio(within: 0.3, between: -0.1))
         XCTAssertNil(GradientKernel.ratio(within: 0.3, between: 0))
         let rows = try JSONDecoder().decode([GradientKernel.BlockSimilarity].self, from: Data("""
-            [{"block":"h.0.attn_qkv","layer":0,"kind":"attn_qkv","parameters":10,"within":0.3,"between":0.1,"ratio":3,"difference":0.2},
+            [{"block":"h.0.attn_qkv","layer":0,"kind":"attn_qkv","parameters":10,"within":0.3,"between":0.1,"ratio":3,"difference":0.2,"alignment":0.5},
              {"block":"h.0.mlp_in","layer":0,"kind":"mlp_in","parameters":10,"within":0.2,"between":-0.05,"difference":0.25}]
             """.utf8))
         let table = ProbeJob.ntkTable(rows)

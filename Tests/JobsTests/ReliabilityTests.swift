@@ -63,8 +63,10 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func testGradClipNaNRefusedUpFront() throws {
-        try assertFails(["train", "--data", try data, "--out", path("nan"), "--grad-clip", "nan", "--steps", "2"] + tiny,
-                        ["--grad-clip is nan", "must be a finite number"])
+        // Refused while parsing, as every non-finite number of every verb (FiniteNumbers): the usage error, exit 64.
+        let r = try CLI.run(["train", "--data", try data, "--out", path("nan"), "--grad-clip", "nan", "--steps", "2"] + tiny)
+        XCTAssertEqual(r.code, 64, r.err)
+        XCTAssertTrue(r.err.contains("--grad-clip is nan") && r.err.contains("pass a finite number"), r.err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("nan/train_config.json")))
     }
 
@@ -131,8 +133,12 @@ final class ReliabilityTests: XCTestCase {
 
     func testSizesAreCheckedBeforeAllocation() throws {
         let d = try data
-        try assertFails(["train", "--data", d, "--out", path("big"), "--ctx", "100000000", "--steps", "1"] + tiny,
+        try assertFails(["train", "--data", d, "--out", path("big"), "--ctx", "4000", "--steps", "1", "--layers", "1", "--heads", "2",
+                         "--d-model", "40000", "--batch", "4", "--quiet"],
                         ["needs about", "of memory available", "lower --ctx to 9"])
+        // Far beyond every example, a learned position table is refused as such, whatever the memory.
+        try assertFails(["train", "--data", d, "--out", path("big"), "--ctx", "100000000", "--steps", "1"] + tiny,
+                        ["--ctx 100000000 is far beyond the longest example (9 positions)", "pass --ctx 9"])
         try assertFails(["train", "--data", d, "--out", path("big"), "--batch", "100000000", "--steps", "1", "--layers", "1", "--d-model", "16", "--heads", "2", "--quiet"],
                         ["needs about", "activations for batch 100000000", "lower --batch to"])
         // A limit the test sets: the estimate, not the machine, decides.

@@ -157,7 +157,10 @@ def test_init_from_fine_tunes_and_saves_a_transformers_checkpoint(tmp_path, toke
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["initFrom"] == str(base) and saved["ctx"] == 48 and saved["dModel"] == 32
     # The tokenizer travels with the run, and the run loads in transformers with equal logits.
-    assert (out / "tokenizer.json").read_bytes() == (tokenizer_dir / "tokenizer.json").read_bytes()
+    # (with a post-processor that puts its bos, <|endoftext|>, first: RuleLens's model input).
+    saved, original = (json.loads((d / "tokenizer.json").read_text()) for d in (out, tokenizer_dir))
+    assert saved.pop("post_processor")["special_tokens"] == {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}
+    assert original.pop("post_processor") is None and saved == original
     model = GPT2LMHeadModel.from_pretrained(str(out)).eval()
     small = write_jsonl(tmp_path / "small.jsonl", EXAMPLES)
     check_logits(rulelens_logits(out, small, tmp_path / "l.safetensors"), model, tokenizer_dir)

@@ -1,6 +1,6 @@
 """Checkpoints open in the Python tools as they are: `tokenizer.json` + `tokenizer_config.json` beside `vocab.json`.
 
-AutoTokenizer encodes prompts to exactly RuleLens's ids (compared with the tokens `rulelens logits` ran), decodes them
+AutoTokenizer encodes prompts to exactly RuleLens's ids, `<bos>` first (compared with the tokens `rulelens logits` ran), decodes them
 back, and TransformerLens 4.x boots the folder with no tokenizer argument and reproduces RuleLens's logits.
 """
 import json
@@ -36,11 +36,13 @@ def test_autotokenizer_and_transformerlens_open_a_checkpoint(tmp_path):
     assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (1, 2, 0)
     for i, e in enumerate(EXAMPLES):
         ids = tok(e["prompt"] + e["target"])["input_ids"]
-        # RuleLens's model input is [bos] + prompt + target (the eos is only a label).
-        assert [1] + ids == tokens[i, :lengths[i]].tolist(), e
-        assert tok.decode(ids) == e["prompt"] + e["target"]
+        # RuleLens's model input is [bos] + prompt + target (the eos is only a label); the tokenizer adds the bos.
+        assert ids == tokens[i, :lengths[i]].tolist(), e
+        assert tok.decode(ids, skip_special_tokens=True) == e["prompt"] + e["target"]
+    # The same ids as vocab.json, each character spelled in GPT-2's byte table (" " is "Ġ").
     vocab = json.loads((ckpt / "vocab.json").read_text())
-    assert tok.get_vocab() == vocab
+    assert {tok.convert_tokens_to_string([t]) if t not in ("<pad>", "<bos>", "<eos>") else t: i
+            for t, i in tok.get_vocab().items()} == vocab
 
     from transformer_lens.model_bridge import TransformerBridge
     bridge = TransformerBridge.boot_transformers(str(ckpt), device="cpu")   # no tokenizer argument

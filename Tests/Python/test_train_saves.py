@@ -173,7 +173,7 @@ def test_stale_temporaries_are_cleaned_and_a_second_writer_is_refused(tmp_path):
         while time.time() < deadline and (run / "train_log.csv").read_text().count("\n") < 10:
             time.sleep(0.01)
         second = run_rulelens("train", "--out", run, "--resume", "--steps", 100000, "--save-every", 100000, check=False)
-        assert second.returncode == 1 and "another `rulelens train` is writing into" in second.stderr, second.stderr
+        assert second.returncode == 1 and f"another `rulelens train` (process {proc.pid}) is writing" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

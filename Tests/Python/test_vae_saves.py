@@ -71,7 +71,7 @@ def test_a_second_writer_is_refused_and_resume_extends(data, tmp_path):
         while time.time() < deadline and (run / "train_log.csv").read_text().count("\n") < 10:
             time.sleep(0.01)
         second = run_rulelens("vae", "train", "--out", run, "--resume", "--steps", 100000, "--save-every", 100000, check=False)
-        assert second.returncode == 1 and "another `rulelens vae train` is writing into" in second.stderr, second.stderr
+        assert second.returncode == 1 and f"another `rulelens vae train` (process {proc.pid}) is writing" in second.stderr, second.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

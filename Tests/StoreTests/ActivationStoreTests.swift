@@ -224,7 +224,7 @@ final class ActivationStoreTests: XCTestCase {
         }
         // Random bytes overwritten at random places (seeded): same rule — except inside HDF5's global heap
         // collections ("GCOL": the variable-length root attributes), where libhdf5 1.10's H5HG_read itself crashes
-        // on damage (Data/ACTIVATIONS.md says so; /meta strings are fixed-length so the heap stays tiny).
+        // on damage (Data/ACTIVATIONS.md, "Known limit"; this file's /meta strings are fixed-length, so the heap is tiny).
         let heaps = globalHeapRanges(bytes)
         XCTAssertFalse(heaps.isEmpty)
         var rng = SeededRNG(seed: 11)

@@ -57,6 +57,14 @@ public struct VAEItems {
     public var count: Int { rows.count }
 
     /// The batch of rows `indices`.
+    /// The mean number of positions the reconstruction term sums over per example: every position after `<bos>`
+    /// (`decode all`), or the target and `<eos>` (`decode target`).
+    public func meanReconstructed(decode: DecodeMode) -> Double {
+        guard !rows.isEmpty else { return 1 }
+        let counted = zip(rows, promptLengths).map { decode == .all ? $0.count - 1 : $0.count - $1 }
+        return Double(counted.reduce(0, +)) / Double(rows.count)
+    }
+
     public func batch(_ indices: [Int], decode: DecodeMode) -> VAEBatch {
         VAEBatch(rows: indices.map { rows[$0] }, promptLengths: indices.map { promptLengths[$0] }, decode: decode,
                  labels: labels.map { l in indices.map { l[$0] } })

@@ -58,8 +58,10 @@ public enum VAEEncodeJob {
                                                    "encoder_sites": "mean over each example's real positions",
                                                    "prediction": "decoder, teacher-forced from z, argmax after the prompt"])
         let specs = sites.map { ActivationSiteSpec(name: $0, rowShape: [width($0)], rowDims: [$0.hasPrefix("latent.") ? "d_latent" : "feature"]) }
-        let writer = try ActivationStoreWriter.create(path: o.out, header: header, sites: specs, meta: plan.metaColumns, batch: o.batch,
-                                                      gzip: 1, overwrite: o.force)
+        // Built under a temporary name and published complete (an existing file is replaced only then).
+        try AtomicFile.produce(o.out) { temp in
+        let writer = try ActivationStoreWriter.create(path: temp, header: header, sites: specs, meta: plan.metaColumns, batch: o.batch,
+                                                      gzip: 1, overwrite: false)
         do {
             let staging = Dictionary(uniqueKeysWithValues: sites.map { ($0, FloatBuffer(count: o.batch * width($0))) })
             var lengths: [Int32] = []
@@ -101,8 +103,8 @@ public enum VAEEncodeJob {
             _ = d
         } catch {
             writer.abandon()
-            try? FileManager.default.removeItem(atPath: o.out)
             throw error
+        }
         }
         return (plan.count, sites)
     }

@@ -19,7 +19,9 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
     public var ratioZero: Float = 0.5
     public var ratioIncrease: Float = 0.25
     public var supervise: String? = nil
-    public var superviseWeight: Float = 1.0
+    /// γ; nil (the default) scales it to the reconstruction: the mean number of positions the reconstruction sums
+    /// over per example (`VAEItems.meanReconstructed`), so the classifier is not drowned by a sum over ~80 tokens.
+    public var superviseWeight: Float? = nil
     public var steps = 1000, batch = 32
     public var lr: Float = 1e-3
     public var minLRFraction: Float = 0.1
@@ -48,27 +50,17 @@ public struct VAETrainOptions: Codable, Equatable, Sendable {
                           vocabSize: vocabSize, latentSize: latent)
         c.pooling = pooling; c.inject = inject; c.decode = decode; c.freeBits = freeBits; c.beta = beta
         c.betaCycles = betaCycles; c.ratioZero = ratioZero; c.ratioIncrease = ratioIncrease
-        c.supervise = supervise; c.superviseWeight = superviseWeight
+        c.supervise = supervise; c.superviseWeight = superviseWeight ?? 1
         c.nClasses = classNames.count; c.classNames = classNames
         return c
     }
 
     public func validate() throws {
-        for (name, v) in [("steps", steps), ("batch", batch)] where v <= 0 {
-            throw RuleLensError("--\(name) is \(v), but it must be positive", fix: "pass a positive --\(name)")
-        }
-        if warmup < 0 { throw RuleLensError("--warmup is \(warmup), but it cannot be negative", fix: "pass --warmup 0 or more") }
-        if !(lr > 0) || !lr.isFinite { throw RuleLensError("--lr is \(lr), but it must be a positive number", fix: "pass e.g. --lr 1e-3") }
-        if !(weightDecay >= 0) || !weightDecay.isFinite { throw RuleLensError("--weight-decay is \(weightDecay), but it cannot be negative", fix: "pass e.g. --weight-decay 0.01") }
-        if let c = cosineSteps, c <= 0 { throw RuleLensError("--cosine-steps is \(c), but it must be positive", fix: "pass a positive --cosine-steps, or leave it out (it defaults to --steps)") }
-        if !gradClip.isFinite || gradClip < 0 {
-            throw RuleLensError("--grad-clip is \(gradClip), but it must be a finite number, 0 (off) or positive", fix: "pass e.g. --grad-clip 1, or --grad-clip 0 to turn clipping off")
-        }
-        if !minLRFraction.isFinite || minLRFraction < 0 {
-            throw RuleLensError("the final learning-rate fraction is \(minLRFraction), but it must be a finite number ≥ 0", fix: "use the default 0.1")
-        }
-        for (name, value) in [("save-every", saveEvery), ("threads", threads ?? 0)] where value < 0 {
-            throw RuleLensError("--\(name) is \(value), but it must be 0 or positive", fix: "pass --\(name) 0 or a positive number")
+        try validateSchedule()
+        // A β cycle shorter than one step has no shape: the schedule would only alternate β between steps.
+        if betaCycles > scheduleSteps {
+            throw RuleLensError("--beta-cycles is \(betaCycles), more cycles than the \(scheduleSteps) steps of the schedule",
+                                fix: "pass --beta-cycles of at most \(scheduleSteps) (e.g. 1, or 4 for cyclical annealing)")
         }
         for (name, value) in [("layers", layers), ("enc-layers", encLayers), ("heads", heads), ("d-model", dModel),
                               ("d-mlp", dMLP ?? 4 * dModel), ("ctx", ctx), ("latent", latent), ("batch", batch)] {
@@ -162,7 +154,14 @@ public final class VAETrainJob {
         }
         try options.checkMemory(vocabSize: tokenizer.count, classes: items.classNames.count)
         TrainLoop<VAETrainOptions>.configureThreads(&options)
-        let vae = try savedVAE ?? VAE(config: options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames), seed: options.seed)
+        var config = options.modelConfig(vocabSize: tokenizer.count, classNames: items.classNames)
+        if options.supervise != nil && options.superviseWeight == nil {
+            config.superviseWeight = Float(items.meanReconstructed(decode: options.decode))
+            if savedVAE == nil {
+                progress.message(String(format: "--supervise-weight not given: γ = %.2f, the mean number of positions the reconstruction sums over per example", config.superviseWeight))
+            }
+        }
+        let vae = try savedVAE ?? VAE(config: config, seed: options.seed)
         let trainable = VAETrainable(vae: vae, items: items, options: options)
         let adams = try loop.optimizers(trainable, resumed: resumed, weightDecay: options.weightDecay)
         self.options = options

@@ -76,9 +76,9 @@ public enum LlamaCheckpoint {
             "head_dim": c.dHead,
             "max_position_embeddings": c.nCtx, "vocab_size": c.vocabSize,
             // Through the shortest decimal text, so 1e-6 is written 1e-06, not 9.99999997e-07.
-            "rms_norm_eps": Double("\(c.rmsNormEps)") ?? Double(c.rmsNormEps),
-            "rope_theta": Double("\(c.ropeTheta)") ?? Double(c.ropeTheta),
-            "rope_parameters": ["rope_theta": Double("\(c.ropeTheta)") ?? Double(c.ropeTheta), "rope_type": "default"],
+            "rms_norm_eps": Checkpoint.jsonNumber(c.rmsNormEps),
+            "rope_theta": Checkpoint.jsonNumber(c.ropeTheta),
+            "rope_parameters": ["rope_theta": Checkpoint.jsonNumber(c.ropeTheta), "rope_type": "default"],
             "hidden_act": "silu",
             "tie_word_embeddings": c.tiedEmbeddings,
             "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": true,
