@@ -197,3 +197,26 @@ def test_findings_page(seeded, tmp_path):
     proc = run_rulelens("findings", tmp_path / "docs", "--out", tmp_path / "other.md", check=False)
     assert proc.returncode != 0 and "has no results.json" in proc.stderr and "fix:" in proc.stderr
     assert not (tmp_path / "other.md").exists()
+
+
+def test_an_interval_of_undefined_values_is_inconclusive(tmp_path):
+    # A model trained for one step gets every cell of the square wrong, so each seed's ρ of accuracy against distance
+    # is undefined (eval writes null): an interval of nothing but nulls is INCONCLUSIVE, not a broken spec (ERROR).
+    spec = tmp_path / "constant.yaml"
+    spec.write_text("""
+name: constant cells
+claim: the hole deepens towards the centre
+seeds: 2
+steps:
+  - data: {task: addition, split: leave-square-out, half: 2, seed: 0}
+  - train: {data: "${data}", layers: 1, d-model: 16, ctx: 16, steps: 1, batch: 4, seed: "${seed}"}
+  - eval: {checkpoint: "${train}", data: "${data}", part: test}
+expect:
+  - ci_low(eval.test.distance.spearman) > 0
+""")
+    proc = run_rulelens("run", spec, "--out", tmp_path / "run", "--quiet", "--threads", "1", check=False, cwd=tmp_path, timeout=300)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    [check] = results["expectations"]
+    assert [v["steps"]["eval"]["results"]["test"]["distance"]["spearman"] for v in results["variants"]] == [None, None]
+    assert check["status"] == "INCONCLUSIVE" and "every value it reads is null" in check["inconclusive"], check
+    assert proc.returncode == 3 and results["verdict"] == "INCONCLUSIVE", proc.stdout + proc.stderr
