@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := demo
 
-APT_PACKAGES := libhdf5-dev libopenblas-dev liblapacke-dev libdeflate-dev hdf5-tools pkg-config libopenmpi-dev openmpi-bin chromium
+APT_PACKAGES := libhdf5-dev libopenblas-dev liblapacke-dev libdeflate-dev hdf5-tools pkg-config libopenmpi-dev openmpi-bin chromium netcdf-bin
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 SWIFT_RELEASE := swift build -c release -Xswiftc -enable-testing

@@ -62,7 +62,8 @@ public enum SpecParser {
             return pairs
         }
 
-        for key in ["study", "description"] {
+        // (`study:` may also be a mapping, read by VerdictSpecParser.study.)
+        for key in ["description"] {
             if let node = value(key), node.scalar == nil {
                 throw err(node.line, "\(key) must be text", "write `\(key): …` as text (a list or a mapping is not shown anywhere)")
             }

@@ -64,10 +64,10 @@ final class BadInputTests: XCTestCase {
     }
 
     func testDivergenceFromWeightDecayNamesWeightDecay() throws {
-        // lr × weight decay ≫ 1: decoupled decay flips and blows up the weights whatever the learning rate; the advice
-        // names the weight decay, not --lr, and a fresh run that stopped before its first save leaves no folder.
+        // lr × weight decay ≫ 1: decoupled decay flips and blows up the weights whatever the learning rate; it is
+        // refused before training, naming the weight decay, not --lr, and nothing is written.
         try assertFails(["train", "--data", try goodData, "--out", path("run"), "--weight-decay", "1e30", "--steps", "5"] + tiny,
-                        ["training stopped at step", "lower --weight-decay (now 1e+30)"])
+                        ["--weight-decay 1e+30", "wipes them out"])
         let r = try CLI.run(["train", "--data", try goodData, "--out", path("run2"), "--weight-decay", "1e30", "--steps", "5"] + tiny)
         XCTAssertFalse(r.err.contains("lower --lr"), r.err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))

@@ -84,8 +84,7 @@ def test_xarray_aligns_acts_with_meta_by_dimension_name(dumps):
 
 
 def test_ncdump_reads_every_dataset_with_names(dumps):
-    if shutil.which("ncdump") is None:
-        pytest.skip("ncdump (Debian netcdf-bin) is not installed")
+    assert shutil.which("ncdump"), "ncdump (Debian netcdf-bin) is missing: `make test` installs it (Makefile APT_PACKAGES)"
     for positions, path in dumps.items():
         full = subprocess.run(["ncdump", str(path)], capture_output=True, text=True, timeout=120)
         assert full.returncode == 0, (positions, full.stderr[-2000:])

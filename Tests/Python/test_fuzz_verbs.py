@@ -126,10 +126,11 @@ def strict_json(text):
     return None
 
 
-def run_case(args, timeout):
-    """(code, stdout, stderr); a timeout gives ("hang", partial stdout, partial stderr)."""
+def run_case(args, timeout, cwd):
+    """(code, stdout, stderr) run in `cwd` (a relative output a case names lands there, never in the checkout); a
+    timeout gives ("hang", partial stdout, partial stderr)."""
     try:
-        p = subprocess.run([rulelens_bin(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([rulelens_bin(), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
         return p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         def text(b):
@@ -191,7 +192,7 @@ def generated_cases(fx, work):
             numeric = is_number((a.get("defaultValue") or "").split(",")[0]) or a.get("parsingStrategy", "").startswith("unconditional")
             if not numeric:
                 # A declared type that refuses a word at parse time is numeric too (e.g. an Int without .unconditional).
-                probe = run_case(argv(command, base, opt, "abc", str(work / "probe")), TIMEOUT)
+                probe = run_case(argv(command, base, opt, "abc", str(work / "probe")), TIMEOUT, work)
                 numeric = probe[0] == 64 and "invalid for" in probe[2]
             if not numeric:
                 continue
@@ -244,7 +245,7 @@ def test_numeric_edges_of_every_verb(fx, tmp_path):
 
     def one(case):
         name, label, args, refuse, out, timeout = case
-        return case, run_case(args, timeout)
+        return case, run_case(args, timeout, tmp_path)
 
     workers = int(os.environ.get("RULELENS_FUZZ_WORKERS", "3"))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
