@@ -10,7 +10,7 @@ public enum FiniteNumbers {
         if let (name, value) = firstNonFinite(in: arguments, name: nil, depth: 0) {
             let flag = "--" + optionName(name, options: VerbOption.declared(by: A.self))
             let why = value.isNaN ? "not a number" : value.isInfinite ? "infinite" : "beyond float32's range (±3.4e38)"
-            throw ValidationError("\(flag) is \(value), which is \(why); pass a finite number (every computation is in float32), e.g. \(flag) 1")
+            throw ValidationError("\(flag) is \(value), which is \(why); pass a finite number (every computation is in float32); `--help` shows its default and range")
         }
     }
 
