@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     run_rulelens("data", "generate", "--task", "syllogism", "--count", "120", "--seed", "5", "--out", d / "syl")
     out = d / "vae"
     run_rulelens("vae", "train", "--data", d / "syl" / "train.jsonl", "--out", out, "--steps", "12", "--inject", "memory", "--inject", "query",
-                 "--supervise", "rule", *TINY)
+                 "--supervise", "rule", "--supervise-weight", "1", *TINY)
     return d, out
 
 
