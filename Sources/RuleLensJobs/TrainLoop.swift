@@ -1,4 +1,5 @@
 import Foundation
+import RuleLensDistributed
 import RuleLensModel
 import RuleLensNumerics
 
@@ -213,8 +214,10 @@ public final class TrainLoop<Options: TrainLoopOptions> {
     }
 
     /// Refuses, naming the process, when another writer holds the folder's lock (checked before anything is judged
-    /// from the folder's content, which that writer may be changing).
+    /// from the folder's content, which that writer may be changing). Under mpirun only rank 0 writes and locks, so
+    /// only it checks: another rank's probe of the lock would race rank 0 taking it.
     static func checkNotBusy(_ outDir: String) throws {
+        guard Communicator.world.isRoot else { return }
         try OutputLock.checkFree(folder: outDir, command: Options.command)
     }
 
