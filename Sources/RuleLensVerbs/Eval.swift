@@ -179,8 +179,10 @@ public enum EvalVerb: Verb {
                 try RulePriorData.select(prior, examples: loaded.examples, tokenizer: tokenizer, path: loaded.origin, source: loaded.origin)
             }
             ctx.log("  evaluating \(loaded.examples.count) examples (\(name))")
-            // The training part of the same data (a data folder or a generated task), for the step coverage.
-            let training = part == .test && source.hasParts ? try source.load(.train).examples : nil
+            // The training part of the same data (a data folder or a generated task), for the step coverage — read only
+            // where there are digit steps to cover (the tasks with a carry base).
+            let hasSteps = a.carryBase != nil || loaded.meta.flatMap { CarryAccuracy.base(of: $0.spec.task) } != nil
+            let training = part == .test && source.hasParts && hasSteps ? try source.load(.train).examples : nil
             let accuracy: Double, loss: Double, n: Int
             let predictions: [EvalPrediction]
             let breakdown: EvalBreakdown
